@@ -1,0 +1,190 @@
+// pybind11 bindings for the slipstream C++ kernels: module `slipstream._core`.
+// Only slipstream/native/decode.py imports this module; it turns CoreError into DecodeError.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "decode_crop.h"
+#include "jpeg_decoder.h"
+#include "resize.h"
+#include "thread_pool.h"
+
+namespace py = pybind11;
+using namespace slipstream;
+
+namespace {
+
+struct CoreError : std::runtime_error {
+  int32_t code;
+  CoreError(int32_t c, const std::string& msg) : std::runtime_error(msg), code(c) {}
+};
+
+using U8Array = py::array_t<uint8_t, py::array::c_style>;
+
+void Check(const Result& r) {
+  if (!r.ok()) throw CoreError(r.code, r.message);
+}
+
+// dtype equivalence (not identity: unpickled or byte-order-marked dtypes are other objects).
+template <typename T>
+bool HasDtype(const py::array& a) {
+  return py::isinstance<py::array_t<T>>(a);
+}
+
+// A 1-D view of a C-contiguous uint8 array (no copy, any ndim).
+const uint8_t* BytesOf(const py::array& a, uint64_t* size) {
+  if (!HasDtype<uint8_t>(a)) throw py::value_error("data must be uint8");
+  if (!(a.flags() & py::array::c_style)) throw py::value_error("data must be C-contiguous");
+  *size = static_cast<uint64_t>(a.nbytes());
+  return static_cast<const uint8_t*>(a.data());
+}
+
+py::tuple PyReadHeader(const py::array& data) {
+  uint64_t size = 0;
+  const uint8_t* p = BytesOf(data, &size);
+  JpegHeader h;
+  Result r;
+  {
+    py::gil_scoped_release release;
+    r = ReadJpegHeader(p, size, &h);
+  }
+  Check(r);
+  return py::make_tuple(h.height, h.width, h.components, ColorSpaceName(h.colorspace),
+                        h.progressive);
+}
+
+U8Array PyDecodeFull(const py::array& data, int32_t scale_num) {
+  uint64_t size = 0;
+  const uint8_t* p = BytesOf(data, &size);
+  if (scale_num < 1 || scale_num > 8) throw py::value_error("scale_num must be in 1..8");
+  JpegHeader h;
+  Result r;
+  {
+    py::gil_scoped_release release;
+    r = ReadJpegHeader(p, size, &h);
+  }
+  Check(r);
+  const int32_t oh = ScaledDim(h.height, scale_num), ow = ScaledDim(h.width, scale_num);
+  U8Array out({static_cast<py::ssize_t>(oh), static_cast<py::ssize_t>(ow), py::ssize_t{3}});
+  uint8_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    r = DecodeJpegFull(p, size, scale_num, o, static_cast<uint64_t>(oh) * ow * 3);
+  }
+  Check(r);
+  return out;
+}
+
+U8Array PyDecodeCrop(const py::array& data, std::vector<int32_t> window, int32_t out_h,
+                     int32_t out_w, bool flip, int32_t policy) {
+  uint64_t size = 0;
+  const uint8_t* p = BytesOf(data, &size);
+  if (window.size() != 4) throw py::value_error("window must have 4 values [y, x, h, w]");
+  if (out_h < 1 || out_w < 1) throw py::value_error("output size must be >= 1");
+  U8Array out({static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w), py::ssize_t{3}});
+  uint8_t* o = out.mutable_data();
+  Result r;
+  {
+    py::gil_scoped_release release;
+    r = DecodeCropResize(p, size, window.data(), out_h, out_w, flip, o, policy);
+  }
+  Check(r);
+  return out;
+}
+
+py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
+                           const py::array& sizes, const py::array& windows,
+                           const py::array& flips, py::array& out, int32_t num_threads,
+                           int32_t policy) {
+  uint64_t data_size = 0;
+  const uint8_t* d = BytesOf(data, &data_size);
+  auto need = [](const py::array& a, bool dtype_ok, const char* name) {
+    if (!dtype_ok) throw py::value_error(std::string(name) + ": wrong dtype");
+    if (!(a.flags() & py::array::c_style)) {
+      throw py::value_error(std::string(name) + " must be C-contiguous");
+    }
+  };
+  need(offsets, HasDtype<uint64_t>(offsets), "offsets");
+  need(sizes, HasDtype<uint64_t>(sizes), "sizes");
+  need(windows, HasDtype<int32_t>(windows), "windows");
+  need(flips, HasDtype<uint8_t>(flips), "flips");
+  need(out, HasDtype<uint8_t>(out), "out");
+  if (!out.writeable()) throw py::value_error("out must be writeable");
+  if (out.ndim() != 4 || out.shape(3) != 3) throw py::value_error("out must be [B, H, W, 3]");
+  const int64_t b = out.shape(0);
+  if (offsets.size() != b || sizes.size() != b || flips.size() != b || windows.size() != 4 * b) {
+    throw py::value_error("offsets, sizes, windows and flips must match out's batch size");
+  }
+  const int32_t oh = static_cast<int32_t>(out.shape(1)), ow = static_cast<int32_t>(out.shape(2));
+  std::vector<int32_t> codes(static_cast<size_t>(b), 0);
+  std::vector<std::string> messages;
+  const auto* po = static_cast<const uint64_t*>(offsets.data());
+  const auto* ps = static_cast<const uint64_t*>(sizes.data());
+  const auto* pw = static_cast<const int32_t*>(windows.data());
+  const auto* pf = static_cast<const uint8_t*>(flips.data());
+  auto* pout = static_cast<uint8_t*>(out.mutable_data());
+  {
+    py::gil_scoped_release release;
+    DecodeCropResizeBatch(d, data_size, po, ps, b, pw, pf, oh, ow, pout, num_threads,
+                          codes.data(), &messages, policy);
+  }
+  py::list failures;
+  for (int64_t i = 0; i < b; ++i) {
+    if (codes[i] != kOk) failures.append(py::make_tuple(i, codes[i], messages[i]));
+  }
+  return failures;
+}
+
+U8Array PyResizeBox(const U8Array& img, double x0, double y0, double x1, double y1,
+                    int32_t out_h, int32_t out_w, bool flip) {
+  if (img.ndim() != 3 || img.shape(2) != 3) throw py::value_error("img must be [H, W, 3]");
+  const int32_t h = static_cast<int32_t>(img.shape(0)), w = static_cast<int32_t>(img.shape(1));
+  if (!(0 <= x0 && x0 < x1 && x1 <= w && 0 <= y0 && y0 < y1 && y1 <= h)) {
+    throw py::value_error("box must satisfy 0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H");
+  }
+  if (out_h < 1 || out_w < 1) throw py::value_error("output size must be >= 1");
+  U8Array out({static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w), py::ssize_t{3}});
+  const uint8_t* in = img.data();
+  uint8_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    ResizeBoxRGB(in, h, w, static_cast<int64_t>(w) * 3, x0, y0, x1, y1, out_h, out_w, flip, o);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "slipstream C++ kernels: libjpeg-turbo ROI + DCT-scaled decode, fused crop-resize.";
+  py::register_exception<CoreError>(m, "CoreError", PyExc_ValueError);
+  m.def("read_jpeg_header", &PyReadHeader, py::arg("data"),
+        "(height, width, components, colorspace, progressive) from the JPEG header.");
+  m.def("decode_full", &PyDecodeFull, py::arg("data"), py::arg("scale_num") = 8,
+        "Decode the whole image (scaled by scale_num/8) to uint8 [H, W, 3] RGB.");
+  m.def("decode_crop", &PyDecodeCrop, py::arg("data"), py::arg("window"), py::arg("out_h"),
+        py::arg("out_w"), py::arg("flip") = false, py::arg("scale_policy") = 0,
+        "Fused decode + crop [y, x, h, w] + antialiased resize (+ flip) of one sample.");
+  m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
+        py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
+        py::arg("num_threads") = 0, py::arg("scale_policy") = 0,
+        "Batch fused decode into out [B, H, W, 3]; returns [(index, code, message)] failures.");
+  m.def("choose_scale", &ChooseScale, py::arg("crop_h"), py::arg("crop_w"), py::arg("out_h"),
+        py::arg("out_w"), py::arg("scale_policy") = 0,
+        "DCT scale numerator M (decode at M/8) the fused decode uses; policy 1 = M in {1,2,4,8}.");
+  m.def("resize_box", &PyResizeBox, py::arg("img"), py::arg("x0"), py::arg("y0"), py::arg("x1"),
+        py::arg("y1"), py::arg("out_h"), py::arg("out_w"), py::arg("flip") = false,
+        "Pillow-compatible bilinear (antialiased) resize of a box of an RGB image.");
+  m.def("default_num_threads", &DefaultNumThreads, "Hardware concurrency (>= 1).");
+  m.attr("SCALE_ANY") = static_cast<int>(kScaleAny);
+  m.attr("SCALE_POW2") = static_cast<int>(kScalePow2);
+  m.attr("OK") = static_cast<int>(kOk);
+  m.attr("INVALID_ARGUMENT") = static_cast<int>(kInvalidArgument);
+  m.attr("DECODE_ERROR") = static_cast<int>(kDecodeError);
+  m.attr("UNSUPPORTED") = static_cast<int>(kUnsupported);
+  m.attr("INTERNAL_ERROR") = static_cast<int>(kInternalError);
+}

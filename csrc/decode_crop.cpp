@@ -1,0 +1,130 @@
+#include "decode_crop.h"
+
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "jpeg_decoder.h"
+#include "resize.h"
+#include "thread_pool.h"
+
+namespace slipstream {
+
+namespace {
+
+struct CropScratch {
+  ResizeCoeffs cx, cy;
+  std::vector<uint8_t> tmp;
+};
+
+CropScratch& ThreadCropScratch() {
+  static thread_local CropScratch s;
+  return s;
+}
+
+std::string WindowString(const int32_t* w) {
+  return "[y=" + std::to_string(w[0]) + ", x=" + std::to_string(w[1]) +
+         ", h=" + std::to_string(w[2]) + ", w=" + std::to_string(w[3]) + "]";
+}
+
+}  // namespace
+
+int32_t ChooseScale(int32_t crop_h, int32_t crop_w, int32_t out_h, int32_t out_w,
+                    int32_t policy) {
+  for (int32_t m = 1; m < 8; m = policy == kScalePow2 ? 2 * m : m + 1) {
+    if (static_cast<int64_t>(crop_w) * m >= static_cast<int64_t>(out_w) * 8 &&
+        static_cast<int64_t>(crop_h) * m >= static_cast<int64_t>(out_h) * 8) {
+      return m;
+    }
+  }
+  return 8;
+}
+
+Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window[4],
+                        int32_t out_h, int32_t out_w, bool flip, uint8_t* out,
+                        int32_t policy) {
+  if (out_h < 1 || out_w < 1) {
+    return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+  }
+  const int32_t y = window[0], x = window[1], h = window[2], w = window[3];
+  if (h < 1 || w < 1) {
+    return Result::Fail(kInvalidArgument, "crop window " + WindowString(window) +
+                                              " must have h >= 1 and w >= 1");
+  }
+  JpegDecoder& dec = JpegDecoder::ThreadLocal();
+  JpegHeader header;
+  Result r = dec.ReadHeader(data, size, &header);
+  if (!r.ok()) return r;
+  if (y < 0 || x < 0 || static_cast<int64_t>(y) + h > header.height ||
+      static_cast<int64_t>(x) + w > header.width) {
+    dec.Abort();
+    return Result::Fail(kInvalidArgument,
+                        "crop window " + WindowString(window) + " is outside the " +
+                            std::to_string(header.height) + "x" + std::to_string(header.width) +
+                            " (HxW) image");
+  }
+  const int32_t m = ChooseScale(h, w, out_h, out_w, policy);
+  const int32_t sw = ScaledDim(header.width, m);
+  const int32_t sh = ScaledDim(header.height, m);
+  const double f = m / 8.0;
+  CropScratch& s = ThreadCropScratch();
+  ComputeResizeCoeffs(sw, x * f, (static_cast<int64_t>(x) + w) * f, out_w, &s.cx);
+  ComputeResizeCoeffs(sh, y * f, (static_cast<int64_t>(y) + h) * f, out_h, &s.cy);
+  // One pixel of margin left and right keeps the columns we use away from the edges of the
+  // cropped decode, where fancy upsampling lacks its neighbor and differs from a full decode.
+  Region region;
+  r = dec.DecodeRegion(m, s.cx.first - 1, s.cy.first, s.cx.last + 1, s.cy.last, &region);
+  if (!r.ok()) return r;
+  const int32_t rows = s.cy.last - s.cy.first;
+  const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
+  s.tmp.resize(static_cast<size_t>(tmp_stride) * rows);
+  ResampleHorizontal(region.pixels, region.stride, region.width, rows, s.cx, region.x0, flip,
+                     s.tmp.data(), tmp_stride);
+  ResampleVertical(s.tmp.data(), tmp_stride, s.cy, s.cy.first, out_w * 3, out, tmp_stride);
+  return Result::Ok();
+}
+
+int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
+                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
+                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
+                              int32_t num_threads, int32_t* codes,
+                              std::vector<std::string>* messages, int32_t policy) {
+  messages->assign(static_cast<size_t>(batch > 0 ? batch : 0), std::string());
+  if (batch <= 0) return 0;
+  const int64_t sample_bytes = static_cast<int64_t>(out_h) * out_w * 3;
+  auto one = [&](int64_t i) {
+    Result r;
+    try {
+      const uint64_t off = offsets[i], n = sizes[i];
+      if (off > data_size || n > data_size - off) {
+        r = Result::Fail(kInvalidArgument,
+                         "byte range [" + std::to_string(off) + ", " + std::to_string(off) + "+" +
+                             std::to_string(n) + ") is outside the data buffer of " +
+                             std::to_string(data_size) + " bytes");
+      } else {
+        r = DecodeCropResize(data + off, n, windows + 4 * i, out_h, out_w, flips[i] != 0,
+                             out + i * sample_bytes, policy);
+      }
+    } catch (const std::bad_alloc&) {
+      r = Result::Fail(kInternalError, "out of memory");
+    } catch (const std::exception& e) {
+      r = Result::Fail(kInternalError, e.what());
+    }
+    codes[i] = r.code;
+    if (!r.ok()) {
+      std::memset(out + i * sample_bytes, 0, static_cast<size_t>(sample_bytes));
+      (*messages)[i] = std::move(r.message);
+    }
+  };
+  const int32_t threads = num_threads <= 0 ? DefaultNumThreads() : num_threads;
+  if (threads == 1 || batch == 1) {
+    for (int64_t i = 0; i < batch; ++i) one(i);
+  } else {
+    ThreadPool::Get(threads).ParallelFor(batch, one);
+  }
+  int64_t failed = 0;
+  for (int64_t i = 0; i < batch; ++i) failed += codes[i] != kOk;
+  return failed;
+}
+
+}  // namespace slipstream

@@ -1,0 +1,46 @@
+// Fused JPEG decode -> crop -> antialiased resize (-> horizontal flip), one sample or a batch.
+//
+// Crop windows are int32 [y, x, h, w] in source-pixel coordinates. The decode uses libjpeg's
+// DCT scaling M/8 with the smallest M that keeps the scaled crop >= the output size in both
+// dimensions (M = 8 when upsampling), decodes only the rows and (iMCU-aligned) columns the
+// resize needs, then resamples the exact fractional box [x*M/8, (x+w)*M/8) x [y*M/8, ...).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "status.h"
+
+namespace slipstream {
+
+// Which DCT scales M/8 the fused decode may use.
+enum ScalePolicy : int32_t {
+  kScaleAny = 0,   // any M in 1..8
+  kScalePow2 = 1,  // M in {1, 2, 4, 8}: libjpeg-turbo has SIMD IDCTs for these; 5/8..7/8 are
+                   // plain C and here decode slower than 8/8 (then resized further)
+};
+
+// Smallest allowed M with crop_w*M/8 >= out_w and crop_h*M/8 >= out_h (8 if none).
+int32_t ChooseScale(int32_t crop_h, int32_t crop_w, int32_t out_h, int32_t out_w,
+                    int32_t policy = kScaleAny);
+
+// Decodes one sample into out (out_h * out_w * 3 bytes, HWC RGB, contiguous). On failure the
+// output is left untouched (the batch entry point zeroes it).
+Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window[4],
+                        int32_t out_h, int32_t out_w, bool flip, uint8_t* out,
+                        int32_t policy = kScaleAny);
+
+// Batch entry point. Sample i has bytes data[offsets[i] : offsets[i] + sizes[i]] (bounds
+// checked against data_size), window windows[4*i : 4*i+4], flip flips[i] != 0 and output
+// out + i * out_h * out_w * 3. Runs on the persistent pool for num_threads (<= 0: hardware
+// concurrency). codes[i] gets each sample's status and messages[i] its message (resized to
+// batch). A failed sample's output is zeroed; the others are still decoded. Returns the number
+// of failed samples.
+int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
+                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
+                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
+                              int32_t num_threads, int32_t* codes,
+                              std::vector<std::string>* messages, int32_t policy = kScaleAny);
+
+}  // namespace slipstream

@@ -1,0 +1,293 @@
+#include "resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// Hot loops get an AVX2 clone picked at load time (ifunc); the default clone stays baseline.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SLIPSTREAM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SLIPSTREAM_CLONES
+#endif
+
+namespace slipstream {
+
+namespace {
+
+inline double Triangle(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+inline uint8_t Clip8(int32_t v) {
+  if (v >= (1 << kResizePrecisionBits << 8)) return 255;
+  if (v <= 0) return 0;
+  return static_cast<uint8_t>(v >> kResizePrecisionBits);
+}
+
+// Per-thread scratch reused across calls (the hot loop never allocates once warm).
+struct Scratch {
+  std::vector<double> pre;
+  std::vector<int32_t> acc;
+  std::vector<uint8_t> tmp;
+  std::vector<int32_t> starts;
+  std::vector<int32_t> packed;
+  ResizeCoeffs cx, cy;
+};
+
+Scratch& ThreadScratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+}  // namespace
+
+void ComputeResizeCoeffs(int32_t in_size, double box0, double box1, int32_t out_size,
+                         ResizeCoeffs* c) {
+  const double scale = (box1 - box0) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = 1.0 * filterscale;  // triangle filter support is 1
+  const int32_t ksize = static_cast<int32_t>(std::ceil(support)) * 2 + 1;
+  c->out_size = out_size;
+  c->ksize = ksize;
+  c->bounds.resize(static_cast<size_t>(out_size) * 2);
+  c->weights.assign(static_cast<size_t>(out_size) * ksize, 0);
+  std::vector<double>& pre = ThreadScratch().pre;
+  pre.resize(static_cast<size_t>(ksize));
+  const double ss = 1.0 / filterscale;
+  int32_t first = in_size, last = 0;
+  for (int32_t xx = 0; xx < out_size; ++xx) {
+    const double center = box0 + (xx + 0.5) * scale;
+    int32_t xmin = static_cast<int32_t>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int32_t xmax = static_cast<int32_t>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    if (xmax > ksize) xmax = ksize;  // cannot happen; guards the weight array
+    double ww = 0.0;
+    for (int32_t x = 0; x < xmax; ++x) {
+      const double w = Triangle((x + xmin - center + 0.5) * ss);
+      pre[x] = w;
+      ww += w;
+    }
+    int32_t* k = &c->weights[static_cast<size_t>(xx) * ksize];
+    for (int32_t x = 0; x < xmax; ++x) {
+      const double w = ww != 0.0 ? pre[x] / ww : pre[x];
+      const double f = w * (1 << kResizePrecisionBits);
+      k[x] = static_cast<int32_t>(w < 0 ? f - 0.5 : f + 0.5);
+    }
+    // Drop zero-weight taps at both ends (they add nothing) so 1:1 boxes become single taps.
+    int32_t lo = 0, hi = xmax;
+    while (hi > lo && k[hi - 1] == 0) --hi;
+    while (lo < hi && k[lo] == 0) ++lo;
+    if (lo > 0) {
+      for (int32_t x = lo; x < hi; ++x) k[x - lo] = k[x];
+      for (int32_t x = hi - lo; x < hi; ++x) k[x] = 0;
+    }
+    xmin += lo;
+    xmax = hi - lo;
+    c->bounds[2 * xx] = xmin;
+    c->bounds[2 * xx + 1] = xmax;
+    if (xmax > 0) {
+      if (xmin < first) first = xmin;
+      if (xmin + xmax > last) last = xmin + xmax;
+    }
+  }
+  if (first > last) first = last;
+  c->first = first;
+  c->last = last;
+}
+
+namespace {
+
+// Horizontal kernel with a compile-time tap count K: every output pixel reads exactly K source
+// pixels (weights zero-padded, starts shifted left near the right edge so reads stay inside
+// the row), so the tap loop fully unrolls.
+template <int K>
+inline __attribute__((always_inline)) void HorizontalFixed(const uint8_t* in, int64_t in_stride, int32_t rows, int32_t out_w,
+                     const int32_t* starts, const int32_t* weights, bool flip, uint8_t* out,
+                     int64_t out_stride) {
+  constexpr int32_t half = 1 << (kResizePrecisionBits - 1);
+  for (int32_t r = 0; r < rows; ++r) {
+    const uint8_t* src = in + r * in_stride;
+    uint8_t* dst = out + r * out_stride;
+    for (int32_t xx = 0; xx < out_w; ++xx) {
+      const uint8_t* p = src + static_cast<int64_t>(starts[xx]) * 3;
+      const int32_t* k = weights + static_cast<int64_t>(xx) * K;
+      int32_t s0 = half, s1 = half, s2 = half;
+      for (int t = 0; t < K; ++t) {
+        s0 += p[3 * t + 0] * k[t];
+        s1 += p[3 * t + 1] * k[t];
+        s2 += p[3 * t + 2] * k[t];
+      }
+      uint8_t* o = dst + 3 * static_cast<int64_t>(flip ? out_w - 1 - xx : xx);
+      o[0] = Clip8(s0);
+      o[1] = Clip8(s1);
+      o[2] = Clip8(s2);
+    }
+  }
+}
+
+#define SLIPSTREAM_HFIXED(K)                                                                  \
+  SLIPSTREAM_CLONES void Horizontal##K(const uint8_t* in, int64_t in_stride, int32_t rows,     \
+                                       int32_t out_w, const int32_t* starts,                  \
+                                       const int32_t* weights, bool flip, uint8_t* out,       \
+                                       int64_t out_stride) {                                  \
+    HorizontalFixed<K>(in, in_stride, rows, out_w, starts, weights, flip, out, out_stride);   \
+  }
+SLIPSTREAM_HFIXED(2)
+SLIPSTREAM_HFIXED(3)
+SLIPSTREAM_HFIXED(4)
+SLIPSTREAM_HFIXED(6)
+SLIPSTREAM_HFIXED(8)
+#undef SLIPSTREAM_HFIXED
+
+// acc[i] += w * src[i] over one row (vectorizes; AVX2 clone uses vpmulld).
+SLIPSTREAM_CLONES void AccumulateRow(int32_t* __restrict acc, const uint8_t* __restrict src,
+                                     int32_t w, int32_t n) {
+  for (int32_t i = 0; i < n; ++i) acc[i] += src[i] * w;
+}
+
+SLIPSTREAM_CLONES void StoreRow(const int32_t* __restrict acc, uint8_t* __restrict dst,
+                                int32_t n) {
+  for (int32_t i = 0; i < n; ++i) dst[i] = Clip8(acc[i]);
+}
+
+void HorizontalGeneric(const uint8_t* in, int64_t in_stride, int32_t rows,
+                       const ResizeCoeffs& cx, int32_t x_offset, bool flip, uint8_t* out,
+                       int64_t out_stride) {
+  const int32_t out_w = cx.out_size;
+  const int32_t ksize = cx.ksize;
+  constexpr int32_t half = 1 << (kResizePrecisionBits - 1);
+  for (int32_t r = 0; r < rows; ++r) {
+    const uint8_t* src = in + r * in_stride;
+    uint8_t* dst = out + r * out_stride;
+    for (int32_t xx = 0; xx < out_w; ++xx) {
+      const int32_t n = cx.bounds[2 * xx + 1];
+      const uint8_t* p = src + static_cast<int64_t>(cx.bounds[2 * xx] - x_offset) * 3;
+      const int32_t* k = cx.weights.data() + static_cast<int64_t>(xx) * ksize;
+      int32_t s0 = half, s1 = half, s2 = half;
+      for (int32_t x = 0; x < n; ++x) {
+        s0 += p[3 * x + 0] * k[x];
+        s1 += p[3 * x + 1] * k[x];
+        s2 += p[3 * x + 2] * k[x];
+      }
+      uint8_t* o = dst + 3 * static_cast<int64_t>(flip ? out_w - 1 - xx : xx);
+      o[0] = Clip8(s0);
+      o[1] = Clip8(s1);
+      o[2] = Clip8(s2);
+    }
+  }
+}
+
+// True when output pixel i is exactly source pixel first + i (a 1:1 integer-aligned box).
+bool IsIdentity(const ResizeCoeffs& c) {
+  for (int32_t i = 0; i < c.out_size; ++i) {
+    if (c.bounds[2 * i] != c.first + i || c.bounds[2 * i + 1] != 1 ||
+        c.weights[static_cast<size_t>(i) * c.ksize] != (1 << kResizePrecisionBits)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void ResampleHorizontal(const uint8_t* in, int64_t in_stride, int32_t in_width, int32_t rows,
+                        const ResizeCoeffs& cx, int32_t x_offset, bool flip, uint8_t* out,
+                        int64_t out_stride) {
+  const int32_t out_w = cx.out_size;
+  if (IsIdentity(cx)) {
+    for (int32_t r = 0; r < rows; ++r) {
+      const uint8_t* src = in + r * in_stride + static_cast<int64_t>(cx.first - x_offset) * 3;
+      uint8_t* dst = out + r * out_stride;
+      if (!flip) {
+        std::memcpy(dst, src, static_cast<size_t>(out_w) * 3);
+      } else {
+        for (int32_t xx = 0; xx < out_w; ++xx) {
+          const uint8_t* p = src + 3 * static_cast<int64_t>(xx);
+          uint8_t* o = dst + 3 * static_cast<int64_t>(out_w - 1 - xx);
+          o[0] = p[0];
+          o[1] = p[1];
+          o[2] = p[2];
+        }
+      }
+    }
+    return;
+  }
+  int32_t k = 1;
+  for (int32_t i = 0; i < out_w; ++i) k = std::max(k, cx.bounds[2 * i + 1]);
+  const int32_t kfixed = k <= 2 ? 2 : k <= 3 ? 3 : k <= 4 ? 4 : k <= 6 ? 6 : k <= 8 ? 8 : 0;
+  if (kfixed == 0 || kfixed > in_width) {
+    HorizontalGeneric(in, in_stride, rows, cx, x_offset, flip, out, out_stride);
+    return;
+  }
+  // Re-pack the weights to exactly kfixed taps per output pixel.
+  Scratch& s = ThreadScratch();
+  s.starts.resize(static_cast<size_t>(out_w));
+  s.packed.assign(static_cast<size_t>(out_w) * kfixed, 0);
+  for (int32_t i = 0; i < out_w; ++i) {
+    int32_t start = cx.bounds[2 * i] - x_offset;
+    const int32_t n = cx.bounds[2 * i + 1];
+    const int32_t shift = std::max(0, start + kfixed - in_width);
+    start -= shift;
+    s.starts[i] = start;
+    const int32_t* src = cx.weights.data() + static_cast<int64_t>(i) * cx.ksize;
+    int32_t* dst = s.packed.data() + static_cast<int64_t>(i) * kfixed + shift;
+    for (int32_t t = 0; t < n; ++t) dst[t] = src[t];
+  }
+  const int32_t* st = s.starts.data();
+  const int32_t* w = s.packed.data();
+  switch (kfixed) {
+    case 2: Horizontal2(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
+    case 3: Horizontal3(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
+    case 4: Horizontal4(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
+    case 6: Horizontal6(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
+    default: Horizontal8(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
+  }
+}
+
+void ResampleVertical(const uint8_t* in, int64_t in_stride, const ResizeCoeffs& cy,
+                      int32_t y_offset, int32_t row_bytes, uint8_t* out, int64_t out_stride) {
+  const int32_t out_h = cy.out_size;
+  const int32_t ksize = cy.ksize;
+  std::vector<int32_t>& acc_vec = ThreadScratch().acc;
+  acc_vec.resize(static_cast<size_t>(row_bytes));
+  int32_t* __restrict acc = acc_vec.data();
+  constexpr int32_t half = 1 << (kResizePrecisionBits - 1);
+  for (int32_t yy = 0; yy < out_h; ++yy) {
+    const int32_t ymin = cy.bounds[2 * yy] - y_offset;
+    const int32_t n = cy.bounds[2 * yy + 1];
+    const int32_t* k = cy.weights.data() + static_cast<int64_t>(yy) * ksize;
+    uint8_t* __restrict dst = out + yy * out_stride;
+    if (n == 1 && k[0] == (1 << kResizePrecisionBits)) {  // exact row copy
+      const uint8_t* src = in + static_cast<int64_t>(ymin) * in_stride;
+      for (int32_t i = 0; i < row_bytes; ++i) dst[i] = src[i];
+      continue;
+    }
+    for (int32_t i = 0; i < row_bytes; ++i) acc[i] = half;
+    for (int32_t t = 0; t < n; ++t) {
+      const int32_t w = k[t];
+      AccumulateRow(acc, in + static_cast<int64_t>(ymin + t) * in_stride, w, row_bytes);
+    }
+    StoreRow(acc, dst, row_bytes);
+  }
+}
+
+void ResizeBoxRGB(const uint8_t* in, int32_t height, int32_t width, int64_t stride, double x0,
+                  double y0, double x1, double y1, int32_t out_h, int32_t out_w, bool flip,
+                  uint8_t* out) {
+  Scratch& s = ThreadScratch();
+  ComputeResizeCoeffs(width, x0, x1, out_w, &s.cx);
+  ComputeResizeCoeffs(height, y0, y1, out_h, &s.cy);
+  const int32_t rows = s.cy.last - s.cy.first;
+  const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
+  s.tmp.resize(static_cast<size_t>(tmp_stride) * (rows > 0 ? rows : 1));
+  ResampleHorizontal(in + static_cast<int64_t>(s.cy.first) * stride, stride, width, rows, s.cx, 0,
+                     flip,
+                     s.tmp.data(), tmp_stride);
+  ResampleVertical(s.tmp.data(), tmp_stride, s.cy, s.cy.first, out_w * 3, out, tmp_stride);
+}
+
+}  // namespace slipstream

@@ -1,0 +1,97 @@
+#include "thread_pool.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+
+namespace slipstream {
+
+int32_t DefaultNumThreads() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int32_t>(hc);
+}
+
+ThreadPool::ThreadPool(int32_t num_threads) {
+  if (num_threads < 1) num_threads = 1;
+  workers_.reserve(static_cast<size_t>(num_threads - 1));
+  for (int32_t i = 0; i < num_threads - 1; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::RunItems() {
+  const auto& fn = *fn_;
+  for (;;) {
+    const int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= n_) break;
+    fn(i);
+  }
+}
+
+void ThreadPool::WorkerLoop() {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    RunItems();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--busy_ == 0) done_cv_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  if (workers_.empty() || n == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = &fn;
+    n_ = n;
+    next_.store(0, std::memory_order_relaxed);
+    busy_ = static_cast<int32_t>(workers_.size());
+    ++generation_;
+  }
+  work_cv_.notify_all();
+  RunItems();
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] { return busy_ == 0; });
+  fn_ = nullptr;
+}
+
+ThreadPool& ThreadPool::Get(int32_t num_threads) {
+  if (num_threads <= 0) num_threads = DefaultNumThreads();
+  static std::mutex mu;
+  // Intentionally leaked: joining workers during static destruction at interpreter exit can
+  // deadlock, and pools inherited through fork() have no threads to join.
+  static auto* pools = new std::map<int32_t, ThreadPool*>();
+  static pid_t owner = getpid();
+  std::lock_guard<std::mutex> lock(mu);
+  if (getpid() != owner) {  // forked child: the parent's workers do not exist here
+    pools = new std::map<int32_t, ThreadPool*>();
+    owner = getpid();
+  }
+  auto it = pools->find(num_threads);
+  if (it != pools->end()) return *it->second;
+  auto* pool = new ThreadPool(num_threads);
+  (*pools)[num_threads] = pool;
+  return *pool;
+}
+
+}  // namespace slipstream

@@ -1,0 +1,119 @@
+"""The slip cache on-disk format: names, dtypes and file layout (written down once, here).
+
+A slip cache is one folder. ``manifest.json`` is written last, so a folder without it is
+not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` output.
+
+::
+
+    <cache>/                         (original slipstream: <parent>/.slipstream/)
+    ├── manifest.json                format, version, sample count, fields, file sizes
+    │
+    │   per field of type "ImageBytes" or "bytes"  (N = num_samples)
+    ├── <field>.bin                  item 0 | item 1 | ... | item N-1   (back to back, uint8)
+    ├── <field>.meta.npy             N records of IMAGE_META_DTYPE (24 bytes each):
+    │                                ┌──────────────┬───────────────┬────────────┬───────────┐
+    │                                │ data_ptr <u8 │ data_size <u8 │ height <u4 │ width <u4 │
+    │                                └──────────────┴───────────────┴────────────┴───────────┘
+    │                                item i = bin[data_ptr : data_ptr + data_size];
+    │                                height = width = 0 for "bytes" fields
+    │
+    │   per field of type "str"
+    ├── <field>.bin                  UTF-8 bytes of string 0 | string 1 | ...
+    ├── <field>.offsets.npy          N x 2 array of STRING_OFFSETS_DTYPE: (offset, length)
+    │
+    │   per field of any other type ("int", "float", ...)
+    └── <field>.npy                  array with N rows (int -> <i8, float -> <f8)
+
+``manifest.json``::
+
+    {
+      "format": "slipstream-cache",          # absent in caches of the original slipstream
+      "version": 1,
+      "num_samples": N,
+      "fields": {
+        "image": {"type": "ImageBytes", "format": "jpeg", "num_samples": N,
+                  "max_size": <largest item in bytes>,
+                  "files": {"image.bin": <bytes>, "image.meta.npy": <bytes>}},
+        "label": {"type": "int", "format": "<i8", "num_samples": N,
+                  "files": {"label.npy": <bytes>}},
+        "path":  {"type": "str", "format": "utf-8", "num_samples": N,
+                  "files": {"path.bin": <bytes>, "path.offsets.npy": <bytes>}}
+      },
+      "source": {"kind": "ImageFolderReader", "root": "...", "fingerprint": "<hex>"},
+      "build": {"reencoded": [{"index": i, "name": "...", "reason": "..."}, ...],
+                "skipped":   [{"index": i, "name": "...", "reason": "..."}, ...]}
+    }
+
+Caches written by the original slipstream lack ``"format"``, per-field ``"format"`` and
+``"files"``; they are checked against their own metadata instead (the ``.bin`` file must
+hold every item the ``.meta.npy`` / ``.offsets.npy`` table points at).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT_NAME = "slipstream-cache"
+"""Value of ``manifest["format"]`` in caches written by this package."""
+
+FORMAT_VERSION = 1
+"""The one manifest version this package reads and writes."""
+
+MANIFEST_NAME = "manifest.json"
+"""File that makes a folder a cache; written last."""
+
+LEGACY_SUBDIR = ".slipstream"
+"""Sub-folder the original slipstream put its cache in (``<parent>/.slipstream/``)."""
+
+IMAGE_META_DTYPE = np.dtype(
+    [("data_ptr", "<u8"), ("data_size", "<u8"), ("height", "<u4"), ("width", "<u4")]
+)
+"""One record per item of an ``ImageBytes`` / ``bytes`` field (``<field>.meta.npy``)."""
+
+STRING_OFFSETS_DTYPE = np.dtype("<u8")
+"""Element dtype of ``<field>.offsets.npy``, an ``(N, 2)`` array of (offset, length)."""
+
+BYTES_TYPES = frozenset({"ImageBytes", "bytes"})
+"""Field types stored as ``<field>.bin`` + ``<field>.meta.npy``."""
+
+IMAGE_TYPE = "ImageBytes"
+"""Field type of encoded images (always JPEG in caches written by this package)."""
+
+STRING_TYPE = "str"
+"""Field type stored as ``<field>.bin`` + ``<field>.offsets.npy``."""
+
+NUMBER_DTYPES = {"int": np.dtype("<i8"), "float": np.dtype("<f8"), "bool": np.dtype("|b1")}
+"""Dtypes written for scalar field types; other types keep their array's dtype (as ``<``)."""
+
+
+def field_files(name: str, field_type: str) -> list[str]:
+    """File names that hold one field.
+
+    Args:
+        name: Field name.
+        field_type: Field type from the manifest (``"ImageBytes"``, ``"str"``, ``"int"``...).
+
+    Returns:
+        The file names, relative to the cache folder.
+    """
+    if field_type in BYTES_TYPES:
+        return [f"{name}.bin", f"{name}.meta.npy"]
+    if field_type == STRING_TYPE:
+        return [f"{name}.bin", f"{name}.offsets.npy"]
+    return [f"{name}.npy"]
+
+
+def is_valid_field_name(name: str) -> bool:
+    """Whether ``name`` can name a field's files (no path separators, no leading dot).
+
+    Args:
+        name: Field name (or file name) to check.
+    """
+    return (
+        isinstance(name, str)
+        and bool(name)
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )

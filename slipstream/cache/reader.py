@@ -1,0 +1,321 @@
+"""Open a slip cache: check it against its manifest, then memory-map every file.
+
+See :mod:`slipstream.cache.format` for the layout.
+
+Example:
+    >>> cache = SlipCache.open("/data/imagenet-train.slip")  # doctest: +SKIP
+    >>> jpeg = cache.item_bytes("image", 0)  # zero-copy uint8 view  # doctest: +SKIP
+    >>> h, w = cache.meta("image")[0][["height", "width"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slipstream.cache.format import (
+    BYTES_TYPES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    IMAGE_META_DTYPE,
+    IMAGE_TYPE,
+    LEGACY_SUBDIR,
+    MANIFEST_NAME,
+    STRING_TYPE,
+    field_files,
+    is_valid_field_name,
+)
+
+
+class CacheFormatError(ValueError):
+    """A cache folder is missing, damaged, or of another format or version.
+
+    The message names the cache folder and the file or field at fault.
+    """
+
+
+def find_cache_dir(path: str | os.PathLike) -> Path | None:
+    """Return the folder holding ``manifest.json`` for ``path``, or None.
+
+    Args:
+        path: A cache folder, or the parent of an original-layout ``.slipstream/`` folder.
+    """
+    path = Path(path)
+    for candidate in (path, path / LEGACY_SUBDIR):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    return None
+
+
+class SlipCache:
+    """A read-only, memory-mapped slip cache.
+
+    Owns the memory maps of one cache folder. Item access returns views into them; copy
+    what must outlive the cache.
+
+    Attributes:
+        path: The folder that holds ``manifest.json``.
+        num_samples: Number of samples.
+        manifest: The parsed manifest.
+        field_types: Field name -> type (``"ImageBytes"``, ``"bytes"``, ``"str"``, ``"int"``...).
+        image_fields: Names of the ``ImageBytes`` fields.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """Use :meth:`open`; this only stores what it checked."""
+        self.path = path
+        self.manifest = manifest
+        self.num_samples = int(manifest["num_samples"])
+        self.field_types = {name: f["type"] for name, f in manifest["fields"].items()}
+        self.image_fields = [n for n, t in self.field_types.items() if t == IMAGE_TYPE]
+        self._arrays = arrays
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> SlipCache:
+        """Open and check a cache.
+
+        Checks the format name and version, that every file exists with the size the
+        manifest records (original caches: that the ``.bin`` holds every item its table
+        points at), and that every table has ``num_samples`` rows.
+
+        Args:
+            path: The cache folder, or a parent folder with ``.slipstream/manifest.json``.
+
+        Returns:
+            The opened cache.
+
+        Raises:
+            CacheFormatError: Naming the cache folder and the file or field at fault.
+        """
+        root = find_cache_dir(path)
+        if root is None:
+            raise CacheFormatError(
+                f"no slip cache at {path}: neither {MANIFEST_NAME} nor "
+                f"{LEGACY_SUBDIR}/{MANIFEST_NAME} exists"
+            )
+        manifest = _load_manifest(root)
+        arrays: dict[str, Any] = {}
+        for name, spec in manifest["fields"].items():
+            arrays[name] = _open_field(root, name, spec, int(manifest["num_samples"]))
+        return cls(root, manifest, arrays)
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return self.num_samples
+
+    def __repr__(self) -> str:
+        """Folder, sample count and field types."""
+        return f"SlipCache({str(self.path)!r}, num_samples={self.num_samples}, {self.field_types})"
+
+    def _field(self, field: str, kinds: frozenset[str] | set[str], what: str) -> Any:
+        if field not in self.field_types:
+            raise KeyError(f"{self.path}: no field {field!r}; fields: {list(self.field_types)}")
+        if self.field_types[field] not in kinds:
+            raise TypeError(
+                f"{self.path}: field {field!r} is {self.field_types[field]!r}, not {what}"
+            )
+        return self._arrays[field]
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"{self.path}: index {index} out of range [0, {self.num_samples})")
+        return index
+
+    def data(self, field: str) -> np.ndarray:
+        """The ``uint8`` memory map of ``<field>.bin`` (bytes, image or string field).
+
+        Args:
+            field: Field name.
+        """
+        return self._field(field, BYTES_TYPES | {STRING_TYPE}, "bytes/image/str")[0]
+
+    def meta(self, field: str) -> np.ndarray:
+        """The ``IMAGE_META_DTYPE`` table of a bytes or image field.
+
+        Args:
+            field: Field name.
+
+        Returns:
+            Array of shape ``[num_samples]`` with ``data_ptr, data_size, height, width``.
+        """
+        return self._field(field, BYTES_TYPES, "bytes/image")[1]
+
+    def offsets(self, field: str) -> np.ndarray:
+        """The ``[num_samples, 2]`` (offset, length) table of a string field.
+
+        Args:
+            field: Field name.
+        """
+        return self._field(field, {STRING_TYPE}, "str")[1]
+
+    def numbers(self, field: str) -> np.ndarray:
+        """The memory-mapped array of a numeric field (first dimension ``num_samples``).
+
+        Args:
+            field: Field name.
+        """
+        kinds = set(self.field_types.values()) - BYTES_TYPES - {STRING_TYPE}
+        return self._field(field, kinds, "numeric")
+
+    def item_bytes(self, field: str, index: int) -> np.ndarray:
+        """Zero-copy ``uint8`` view of one item of a bytes, image or string field.
+
+        Args:
+            field: Field name.
+            index: Sample index in ``[0, num_samples)``.
+        """
+        index = self._check_index(index)
+        data, table = self._field(field, BYTES_TYPES | {STRING_TYPE}, "bytes/image/str")
+        if self.field_types[field] == STRING_TYPE:
+            start, size = int(table[index, 0]), int(table[index, 1])
+        else:
+            start, size = int(table[index]["data_ptr"]), int(table[index]["data_size"])
+        return data[start : start + size]
+
+    def string(self, field: str, index: int) -> str:
+        """One string of a ``str`` field.
+
+        Args:
+            field: Field name.
+            index: Sample index.
+        """
+        self._field(field, {STRING_TYPE}, "str")
+        return self.item_bytes(field, index).tobytes().decode("utf-8")
+
+    def sample(self, index: int) -> dict[str, Any]:
+        """All fields of one sample, copied out (images and bytes as ``bytes``).
+
+        Args:
+            index: Sample index.
+
+        Returns:
+            Field name -> ``bytes`` | ``str`` | Python scalar | ``np.ndarray``.
+        """
+        index = self._check_index(index)
+        out: dict[str, Any] = {}
+        for name, kind in self.field_types.items():
+            if kind in BYTES_TYPES:
+                out[name] = self.item_bytes(name, index).tobytes()
+            elif kind == STRING_TYPE:
+                out[name] = self.string(name, index)
+            else:
+                value = self._arrays[name][index]
+                out[name] = value.item() if np.ndim(value) == 0 else np.array(value)
+        return out
+
+
+def _load_manifest(root: Path) -> dict[str, Any]:
+    manifest_path = root / MANIFEST_NAME
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CacheFormatError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise CacheFormatError(f"{manifest_path}: manifest is not a JSON object")
+    fmt = manifest.get("format", FORMAT_NAME)  # original slipstream caches have no "format"
+    if fmt != FORMAT_NAME:
+        raise CacheFormatError(
+            f"{manifest_path}: format {fmt!r} is not a slip cache (expected {FORMAT_NAME!r})"
+        )
+    version = manifest.get("version")
+    if version != FORMAT_VERSION:
+        raise CacheFormatError(
+            f"{manifest_path}: cache version {version!r} found, this slipstream reads "
+            f"version {FORMAT_VERSION} only; rebuild the cache"
+        )
+    num = manifest.get("num_samples")
+    fields = manifest.get("fields")
+    if not isinstance(num, int) or num < 0 or not isinstance(fields, dict):
+        raise CacheFormatError(
+            f"{manifest_path}: needs an integer 'num_samples' and a 'fields' object"
+        )
+    for name, spec in fields.items():
+        if not is_valid_field_name(name):
+            raise CacheFormatError(f"{manifest_path}: invalid field name {name!r}")
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise CacheFormatError(f"{manifest_path}: field {name!r} has no 'type'")
+        if spec.get("num_samples", num) != num:
+            raise CacheFormatError(
+                f"{manifest_path}: field {name!r} has num_samples {spec['num_samples']}, "
+                f"the cache has {num}"
+            )
+    return manifest
+
+
+def _check_files(root: Path, name: str, spec: dict[str, Any]) -> None:
+    """Every file of the field exists; where the manifest records sizes, they match."""
+    recorded = spec.get("files")
+    names = field_files(name, spec["type"])
+    if recorded is not None:  # also check companion files the writer recorded
+        names += [f for f in recorded if f not in names and is_valid_field_name(f)]
+    for fname in names:
+        fpath = root / fname
+        try:
+            actual = fpath.stat().st_size
+        except FileNotFoundError:
+            raise CacheFormatError(f"{root}: file {fname} of field {name!r} is missing") from None
+        if recorded is None:
+            continue
+        if fname not in recorded:
+            raise CacheFormatError(f"{root}: manifest records no size for {fname} ({name!r})")
+        if int(recorded[fname]) != actual:
+            raise CacheFormatError(
+                f"{root}: {fname} of field {name!r} is {actual} bytes, the manifest "
+                f"records {recorded[fname]} (truncated or modified)"
+            )
+
+
+def _load_npy(root: Path, fname: str) -> np.ndarray:
+    try:
+        return np.load(root / fname, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CacheFormatError(f"{root}: cannot read {fname} ({exc})") from exc
+
+
+def _map_bin(root: Path, fname: str) -> np.ndarray:
+    fpath = root / fname
+    if fpath.stat().st_size == 0:  # mmap refuses empty files
+        return np.zeros(0, dtype=np.uint8)
+    return np.memmap(fpath, dtype=np.uint8, mode="r")
+
+
+def _open_field(root: Path, name: str, spec: dict[str, Any], num: int) -> Any:
+    kind = spec["type"]
+    _check_files(root, name, spec)
+    if kind in BYTES_TYPES:
+        meta = _load_npy(root, f"{name}.meta.npy")
+        if meta.dtype != IMAGE_META_DTYPE or meta.shape != (num,):
+            raise CacheFormatError(
+                f"{root}: {name}.meta.npy is {meta.dtype} {meta.shape}, expected "
+                f"{IMAGE_META_DTYPE} ({num},)"
+            )
+        ends = meta["data_ptr"] + meta["data_size"]
+        _check_bin_holds(root, f"{name}.bin", ends)
+        return _map_bin(root, f"{name}.bin"), meta
+    if kind == STRING_TYPE:
+        offsets = _load_npy(root, f"{name}.offsets.npy")
+        if offsets.shape != (num, 2) or offsets.dtype.kind not in "ui":
+            raise CacheFormatError(
+                f"{root}: {name}.offsets.npy is {offsets.dtype} {offsets.shape}, "
+                f"expected <u8 ({num}, 2)"
+            )
+        _check_bin_holds(root, f"{name}.bin", offsets[:, 0] + offsets[:, 1])
+        return _map_bin(root, f"{name}.bin"), offsets
+    values = _load_npy(root, f"{name}.npy")
+    if values.ndim == 0 or values.shape[0] != num:
+        raise CacheFormatError(f"{root}: {name}.npy has shape {values.shape}, expected {num} rows")
+    return values
+
+
+def _check_bin_holds(root: Path, fname: str, ends: np.ndarray) -> None:
+    size = (root / fname).stat().st_size
+    needed = int(ends.max()) if len(ends) else 0
+    if needed > size:
+        raise CacheFormatError(
+            f"{root}: {fname} is {size} bytes but its table points up to byte {needed} (truncated)"
+        )

@@ -1,0 +1,106 @@
+"""``SlipstreamDataset``: any supported source, opened as a slip cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
+from slipstream.readers import ImageFolderReader
+
+CACHE_DIR_ENV = "SLIPSTREAM_CACHE_DIR"
+
+
+def default_cache_root() -> Path:
+    """Where caches built from other sources go.
+
+    ``$SLIPSTREAM_CACHE_DIR`` when set, else ``~/.cache/slipstream``.
+    """
+    root = os.environ.get(CACHE_DIR_ENV)
+    return Path(root) if root else Path.home() / ".cache" / "slipstream"
+
+
+def is_slip_cache(path: Path) -> bool:
+    """True where ``path`` holds a slip cache (ours, or the original ``.slipstream/`` layout)."""
+    return (path / "manifest.json").is_file() or (path / ".slipstream" / "manifest.json").is_file()
+
+
+class SlipstreamDataset:
+    """A dataset the loader can stream: a slip cache, built once from the source if needed.
+
+    ``source`` may be a slip cache folder, or an image folder (class sub-folders,
+    as torchvision's ``ImageFolder``). An image folder is converted once into a
+    cache under ``cache_root`` whose name carries the source fingerprint and the
+    cache format version, so a changed folder never reuses a stale cache.
+
+    Args:
+        source: Path of a slip cache or of an image folder.
+        cache_root: Where to build caches (default :func:`default_cache_root`).
+        on_error: ``"raise"`` (default) or ``"skip"`` unreadable images while building.
+        progress: Show a progress bar while building.
+
+    Example:
+        >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
+        >>> ds[0]["label"]  # doctest: +SKIP
+        0
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        cache_root: str | os.PathLike | None = None,
+        on_error: str = "raise",
+        progress: bool = True,
+    ) -> None:
+        """Open ``source``, building its cache first where it is not one."""
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"dataset source {str(path)!r} does not exist")
+        if is_slip_cache(path):
+            cache_path = path
+        elif path.is_dir():
+            reader = ImageFolderReader(path)
+            root = Path(cache_root) if cache_root is not None else default_cache_root()
+            name = f"{path.resolve().name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
+            cache_path = build_cache(reader, root / name, on_error=on_error, progress=progress)
+        else:
+            raise ValueError(
+                f"cannot read {str(path)!r}: expected a slip cache folder or an image folder"
+            )
+        self.cache = SlipCache.open(cache_path)
+
+    @property
+    def cache_path(self) -> Path:
+        """Folder of the slip cache being read."""
+        return self.cache.path
+
+    @property
+    def field_types(self) -> dict[str, str]:
+        """Field name -> stored type (``"ImageBytes"``, ``"int"``, ``"str"``, ...)."""
+        return self.cache.field_types
+
+    def image_sizes(self, field: str = "image") -> tuple[np.ndarray, np.ndarray]:
+        """Stored ``(heights, widths)`` of an image field, one entry per sample."""
+        meta = self.cache.meta(field)
+        return np.asarray(meta["height"]), np.asarray(meta["width"])
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """All fields of one sample (images as encoded bytes)."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        return self.cache.sample(index % len(self))
+
+    def __repr__(self) -> str:
+        """Short description."""
+        return (
+            f"SlipstreamDataset({str(self.cache_path)!r}, samples={len(self)}, "
+            f"fields={self.field_types})"
+        )

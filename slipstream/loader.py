@@ -1,0 +1,343 @@
+"""``SlipstreamLoader``: a drop-in iterator of training batches for PyTorch loops."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from slipstream.cache.format import NUMBER_DTYPES
+from slipstream.dataset import SlipstreamDataset
+from slipstream.pipelines.spec import ImagePipeline
+from slipstream.prefetch import (
+    END_OF_STREAM,
+    BatchSlot,
+    StageError,
+    StageThread,
+    allocate_slot,
+    gather_bytes,
+)
+from slipstream.prefetch.stages import get_until_stopped
+from slipstream.sampling import epoch_order, flips, num_batches
+from slipstream.transforms.output import ImageOutput
+
+BACKENDS = ("native",)
+
+
+def _resolve_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
+    if not distributed:
+        return 0, 1
+    if rank is None or world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank = torch.distributed.get_rank() if rank is None else rank
+            world_size = torch.distributed.get_world_size() if world_size is None else world_size
+        else:
+            rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return rank, world_size
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+class SlipstreamLoader:
+    """Streams batches of decoded, cropped images and their fields.
+
+    Each batch is a dict: one tensor ``[B, 3, H, W]`` per pipeline output (uint8 or
+    normalized float, channels-last memory order, on ``device``), an int64 tensor per
+    numeric field (``label``, ``index``, ...), and a list of str per requested string
+    field. Crops and flips are pure functions of ``(seed, epoch, sample id)``, so a
+    sample's augmentation does not depend on batch size, world size, shuffle order,
+    or resuming mid-epoch.
+
+    On the CPU, uint8 outputs are views of reused buffers: a batch stays valid until
+    the next one is drawn (``.clone()`` to keep it), as in FFCV. On a GPU, pixels are
+    decoded into pinned memory and copied without blocking.
+
+    Args:
+        dataset: The dataset to read.
+        batch_size: Samples per batch.
+        pipelines: Output name (an image field of the dataset) -> :class:`ImagePipeline`,
+            e.g. ``supervised_train(224)``.
+        seed: Seed of the shuffle order and of every random crop and flip.
+        shuffle: Shuffle the order each epoch (keyed by ``seed`` and the epoch).
+        drop_last: Drop the last partial batch (and, distributed, the tail that does
+            not divide evenly across ranks instead of padding it).
+        indices: Only draw these sample ids (e.g. a class subset).
+        distributed: Shard each epoch across ranks like ``DistributedSampler``: every
+            rank gets ``ceil(N / world_size)`` samples, the shuffled order padded by
+            repeating its start.
+        rank: This process's rank (default: from ``torch.distributed`` or ``$RANK``).
+        world_size: Number of ranks (default: from ``torch.distributed`` or
+            ``$WORLD_SIZE``).
+        device: Output device (default: CUDA when available, else CPU).
+        num_threads: Decode threads (default: all usable cores).
+        prefetch: Batches prepared ahead of the consumer.
+        backend: Decode engine; ``"native"`` (C++ thread pool).
+        fields: Non-image fields to return (default: every numeric field).
+
+    Example:
+        >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
+        >>> loader = SlipstreamLoader(ds, 256, supervised_train(224), seed=0)  # doctest: +SKIP
+        >>> for epoch in range(3):  # doctest: +SKIP
+        ...     loader.set_epoch(epoch)
+        ...     for batch in loader:
+        ...         images, labels = batch["image"], batch["label"]
+    """
+
+    def __init__(
+        self,
+        dataset: SlipstreamDataset,
+        batch_size: int,
+        pipelines: dict[str, ImagePipeline],
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        indices: np.ndarray | list[int] | None = None,
+        distributed: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        device: str | torch.device | None = None,
+        num_threads: int | None = None,
+        prefetch: int = 3,
+        backend: str = "native",
+        fields: list[str] | None = None,
+    ) -> None:
+        """Validate the arguments and prepare the per-field arrays."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if not pipelines:
+            raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
+        self.dataset = dataset
+        self.cache = dataset.cache
+        self.batch_size = int(batch_size)
+        self.pipelines = dict(pipelines)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        if (
+            self.indices is not None
+            and self.indices.size
+            and (self.indices.min() < 0 or self.indices.max() >= len(self.cache))
+        ):
+            raise IndexError(f"indices must lie in [0, {len(self.cache)})")
+        self.rank, self.world_size = _resolve_world(distributed, rank, world_size)
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.num_threads = num_threads or len(os.sched_getaffinity(0))
+        self.prefetch = prefetch
+        self.backend = backend
+        self.epoch = 0
+        self._batches_done = 0
+        self._resume_batch = 0
+
+        types = self.cache.field_types
+        for name in self.pipelines:
+            if types.get(name) != "ImageBytes":
+                raise KeyError(
+                    f"pipeline output {name!r} is not an image field; image fields: "
+                    f"{self.cache.image_fields}"
+                )
+        if fields is None:
+            fields = [name for name, kind in types.items() if kind in NUMBER_DTYPES]
+        for name in fields:
+            if name not in types:
+                raise KeyError(f"unknown field {name!r}; fields: {list(types)}")
+        self.fields = list(fields)
+
+        self._image_data = {name: np.asarray(self.cache.data(name)) for name in self.pipelines}
+        self._image_meta = {}
+        for name in self.pipelines:
+            meta = self.cache.meta(name)
+            self._image_meta[name] = {
+                key: np.ascontiguousarray(meta[key])
+                for key in ("data_ptr", "data_size", "height", "width")
+            }
+        self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
+        self._slots: list[BatchSlot] = []
+        self._backend_impl = None
+
+    # ------------------------------------------------------------------ order
+    def _epoch_ids(self, epoch: int) -> np.ndarray:
+        return epoch_order(
+            len(self.cache),
+            seed=self.seed,
+            epoch=epoch,
+            shuffle=self.shuffle,
+            indices=self.indices,
+            rank=self.rank,
+            world_size=self.world_size,
+            drop_last=self.drop_last,
+        )
+
+    def samples_per_epoch(self) -> int:
+        """Samples this rank sees per epoch (padded or trimmed to split evenly across ranks)."""
+        total = len(self.cache) if self.indices is None else len(self.indices)
+        if self.drop_last:
+            return total // self.world_size
+        return -(-total // self.world_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        return num_batches(self.samples_per_epoch(), self.batch_size, self.drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch the next iteration runs (order, crops and flips depend on it)."""
+        self.epoch = int(epoch)
+        self._resume_batch = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Position to resume from: the epoch and the batches already yielded in it."""
+        return {"epoch": self.epoch, "batch": self._batches_done, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume: the next iteration yields exactly the batches the saved run had left."""
+        if int(state.get("seed", self.seed)) != self.seed:
+            raise ValueError(
+                f"state was saved with seed {state['seed']}, this loader has {self.seed}"
+            )
+        self.epoch = int(state["epoch"])
+        self._resume_batch = int(state["batch"])
+        self._batches_done = self._resume_batch
+
+    # ------------------------------------------------------------------ stages
+    def _describe(self, sample_id: int) -> str:
+        if self.cache.field_types.get("path") == "str":
+            return self.cache.string("path", sample_id)
+        return f"row {sample_id} of {self.cache.path}"
+
+    def _setup(self) -> None:
+        if self._slots:
+            return
+        capacity = {}
+        for name, meta in self._image_meta.items():
+            sizes = np.sort(meta["data_size"])
+            capacity[name] = int(sizes[-self.batch_size :].sum())
+        output_sizes = {name: p.crop.output_size for name, p in self.pipelines.items()}
+        pin = self.device.type == "cuda"
+        self._slots = [
+            allocate_slot(self.batch_size, capacity, output_sizes, pin_memory=pin)
+            for _ in range(self.prefetch + 1)
+        ]
+        from slipstream.native.backend import NativeBackend
+
+        self._backend_impl = NativeBackend(
+            self.num_threads, {name: name for name in self.pipelines}, self._describe
+        )
+
+    def _plan(self, epoch: int, start_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        ids = self._epoch_ids(epoch)
+        for b in range(start_batch, num_batches(len(ids), self.batch_size, self.drop_last)):
+            yield epoch, b, ids[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def _gather(self, free: queue.Queue, stop: threading.Event, item: tuple) -> BatchSlot:
+        epoch, batch_index, ids = item
+        slot: BatchSlot = get_until_stopped(free, stop)
+        n = len(ids)
+        slot.count, slot.epoch, slot.batch_index = n, epoch, batch_index
+        slot.sample_ids[:n] = ids
+        for name, pipeline in self.pipelines.items():
+            meta, image = self._image_meta[name], slot.images[name]
+            gather_bytes(
+                self._image_data[name],
+                meta["data_ptr"][ids],
+                meta["data_size"][ids],
+                image.encoded,
+                image.offsets[:n],
+            )
+            image.sizes[:n] = meta["data_size"][ids]
+            image.windows[:n] = pipeline.crop.windows(
+                meta["height"][ids], meta["width"][ids], ids, seed=self.seed, epoch=epoch
+            )
+            if pipeline.flip_probability > 0:
+                image.flips[:n] = flips(
+                    ids, seed=self.seed, epoch=epoch, probability=pipeline.flip_probability
+                )
+            else:
+                image.flips[:n] = 0
+        return slot
+
+    def _to_batch(self, slot: BatchSlot) -> dict[str, Any]:
+        n = slot.count
+        ids = slot.sample_ids[:n].copy()
+        batch: dict[str, Any] = {}
+        for name in self.pipelines:
+            batch[name] = self._outputs[name](slot.images[name].pixels[:n])
+        if self.device.type == "cuda":
+            event = torch.cuda.Event()
+            event.record()
+            slot.copy_done = event
+        for name in self.fields:
+            kind = self.cache.field_types[name]
+            if kind == "str":
+                batch[name] = [self.cache.string(name, int(i)) for i in ids]
+            else:
+                values = torch.from_numpy(np.asarray(self.cache.numbers(name)[ids]))
+                batch[name] = values.to(self.device, non_blocking=True)
+        if "index" not in batch:
+            batch["index"] = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        return batch
+
+    # ------------------------------------------------------------------ iterate
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield the batches of the current epoch, then advance the epoch."""
+        self._setup()
+        epoch, start = self.epoch, self._resume_batch
+        self._resume_batch = 0
+        self._batches_done = start
+        stop = threading.Event()
+        free: queue.Queue = queue.Queue()
+        for slot in self._slots:
+            slot.wait_until_reusable()
+            free.put(slot)
+        gathered: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        decoded: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        threads = [
+            StageThread(
+                "slipstream-gather",
+                self._plan(epoch, start),
+                lambda item: self._gather(free, stop, item),
+                gathered,
+                stop,
+            ),
+            StageThread("slipstream-decode", gathered, self._backend_impl.decode, decoded, stop),
+        ]
+        for thread in threads:
+            thread.start()
+        held: BatchSlot | None = None
+        try:
+            while True:
+                item = get_until_stopped(decoded, stop)
+                if item is END_OF_STREAM:
+                    break
+                if isinstance(item, StageError):
+                    raise item.error
+                batch = self._to_batch(item)
+                if held is not None:
+                    free.put(held)
+                if self.device.type == "cuda":
+                    free.put(item)  # the copy fence guards reuse
+                    held = None
+                else:
+                    held = item
+                self._batches_done += 1
+                yield batch
+            self.epoch = epoch + 1
+            self._batches_done = 0
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()

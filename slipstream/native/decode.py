@@ -1,0 +1,262 @@
+"""Python face of the C++ decode kernels (the only module that imports ``slipstream._core``).
+
+Every function takes encoded JPEG bytes (``bytes``, ``bytearray``, ``memoryview`` or a uint8
+numpy array, including memmaps, without copying) and returns or fills uint8 HWC RGB arrays.
+Crop windows are int32 ``[y, x, h, w]`` in source-pixel coordinates; the fused kernel decodes
+with libjpeg-turbo DCT scaling and region-of-interest decoding, then applies a
+Pillow-compatible antialiased bilinear resize of the exact crop box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    from slipstream import _core
+except ImportError as exc:  # pragma: no cover - depends on the build
+    raise ImportError(
+        "slipstream's compiled core (slipstream._core) is missing or failed to load: "
+        f"{exc}. Reinstall with `pip install --no-build-isolation -e .` after installing "
+        "libjpeg-turbo development files (Debian/Ubuntu `apt-get install libjpeg62-turbo-dev`, "
+        "Fedora `dnf install libjpeg-turbo-devel`, conda `conda install libjpeg-turbo`)."
+    ) from exc
+
+__all__ = [
+    "DecodeError",
+    "JpegHeader",
+    "NativeDecoder",
+    "choose_scale",
+    "decode_crop",
+    "decode_full",
+    "read_jpeg_header",
+]
+
+BytesLike = bytes | bytearray | memoryview | np.ndarray
+
+
+class DecodeError(ValueError):
+    """One or more samples of a batch failed to decode.
+
+    Attributes:
+        failures: ``(batch position, message)`` for every failed sample.
+    """
+
+    def __init__(self, failures: list[tuple[int, str]]) -> None:
+        """Build the message from the failures."""
+        self.failures = list(failures)
+        if len(self.failures) == 1:
+            pos, msg = self.failures[0]
+            text = f"sample {pos}: {msg}"
+        else:
+            shown = "; ".join(f"sample {p}: {m}" for p, m in self.failures[:8])
+            more = len(self.failures) - 8
+            text = f"{len(self.failures)} samples failed to decode: {shown}"
+            if more > 0:
+                text += f"; ... and {more} more"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class JpegHeader:
+    """What a JPEG header says about the image.
+
+    Attributes:
+        height: Image height in pixels.
+        width: Image width in pixels.
+        components: Number of color components stored (1 gray, 3 YCbCr/RGB, 4 CMYK/YCCK).
+        colorspace: One of ``"GRAY"``, ``"RGB"``, ``"YCbCr"``, ``"CMYK"``, ``"YCCK"``,
+            ``"UNKNOWN"``.
+        progressive: Whether the file is progressive.
+    """
+
+    height: int
+    width: int
+    components: int
+    colorspace: str
+    progressive: bool
+
+
+def _as_u8(data: BytesLike) -> np.ndarray:
+    """View bytes-like data as a contiguous 1-D uint8 array (no copy when already one)."""
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ValueError(f"data must be uint8, got {data.dtype}")
+        if not data.flags.c_contiguous:
+            data = np.ascontiguousarray(data)
+        return data.reshape(-1)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    raise TypeError(f"expected bytes or a uint8 numpy array, got {type(data).__name__}")
+
+
+def read_jpeg_header(data: BytesLike) -> JpegHeader:
+    """Parse only the JPEG header (fast: no entropy decoding).
+
+    Args:
+        data: Encoded JPEG bytes.
+
+    Returns:
+        The image's header information.
+
+    Raises:
+        DecodeError: If the data is not a readable JPEG header.
+    """
+    try:
+        h, w, c, cs, prog = _core.read_jpeg_header(_as_u8(data))
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+    return JpegHeader(int(h), int(w), int(c), str(cs), bool(prog))
+
+
+def decode_full(data: BytesLike) -> np.ndarray:
+    """Decode a whole JPEG to RGB (gray and CMYK converted as Pillow's ``convert("RGB")``).
+
+    Args:
+        data: Encoded JPEG bytes.
+
+    Returns:
+        uint8 array ``[H, W, 3]``.
+
+    Raises:
+        DecodeError: If the data is corrupt, truncated or not a JPEG.
+    """
+    try:
+        return _core.decode_full(_as_u8(data), 8)
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    if len(size) != 2 or int(size[0]) < 1 or int(size[1]) < 1:
+        raise ValueError(f"size must be (height, width) with both >= 1, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def decode_crop(
+    data: BytesLike,
+    window: Sequence[int] | np.ndarray,
+    size: tuple[int, int],
+    flip: bool = False,
+) -> np.ndarray:
+    """Fused decode, crop, antialiased resize and optional horizontal flip of one image.
+
+    Args:
+        data: Encoded JPEG bytes.
+        window: Crop ``[y, x, h, w]`` in source pixels (must lie inside the image).
+        size: Output ``(height, width)``.
+        flip: Mirror the output horizontally.
+
+    Returns:
+        uint8 array ``[height, width, 3]``.
+
+    Raises:
+        DecodeError: If decoding fails or the window is outside the image.
+        ValueError: If the window or size is malformed.
+    """
+    win = [int(v) for v in np.asarray(window).reshape(-1)]
+    if len(win) != 4:
+        raise ValueError(f"window must have 4 values [y, x, h, w], got {window!r}")
+    out_h, out_w = _check_size(size)
+    try:
+        return _core.decode_crop(_as_u8(data), win, out_h, out_w, bool(flip))
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+
+
+def choose_scale(crop_h: int, crop_w: int, out_h: int, out_w: int) -> int:
+    """DCT scale numerator ``M`` (decode at ``M/8``) the fused kernel uses for a crop.
+
+    Args:
+        crop_h: Crop height in source pixels.
+        crop_w: Crop width in source pixels.
+        out_h: Output height.
+        out_w: Output width.
+
+    Returns:
+        The smallest ``M`` in 1..8 keeping the scaled crop at least the output size (8 when
+        upsampling).
+    """
+    return int(_core.choose_scale(int(crop_h), int(crop_w), int(out_h), int(out_w)))
+
+
+def _check_array(name: str, arr: np.ndarray, dtype: type, shape: tuple[int | None, ...]) -> None:
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    if arr.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(arr.shape, shape, strict=True)
+    ):
+        want_s = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{name} must have shape {want_s}, got {list(arr.shape)}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+
+
+class NativeDecoder:
+    """Batch fused decode-crop-resize on a persistent C++ thread pool.
+
+    The pool for a given thread count is created once per process and shared by every
+    decoder using that count. Decoding releases the GIL.
+
+    Args:
+        num_threads: Decoder threads (the calling thread counts as one); ``None`` means the
+            machine's hardware concurrency.
+    """
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        if num_threads is None:
+            num_threads = int(_core.default_num_threads())
+        if int(num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self.num_threads = int(num_threads)
+
+    def __repr__(self) -> str:
+        return f"NativeDecoder(num_threads={self.num_threads})"
+
+    def decode_crop_batch(
+        self,
+        data: np.ndarray,
+        offsets: np.ndarray,
+        sizes: np.ndarray,
+        windows: np.ndarray,
+        flips: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
+        """Decode, crop, resize and flip a batch into ``out`` in place.
+
+        Args:
+            data: uint8 1-D buffer holding every sample's bytes (may be a slice of a larger
+                preallocated buffer or a memmap).
+            offsets: uint64 ``[B]`` start of each sample in ``data``.
+            sizes: uint64 ``[B]`` byte length of each sample.
+            windows: int32 ``[B, 4]`` crops ``[y, x, h, w]`` in source pixels.
+            flips: uint8 ``[B]``; non-zero mirrors that sample horizontally.
+            out: uint8 C-contiguous ``[B, H, W, 3]`` output, written in place.
+
+        Raises:
+            ValueError: On wrong dtypes, shapes or contiguity.
+            DecodeError: Listing every failed batch position with its message; the failed
+                samples' outputs are zeroed and all other samples are still decoded.
+        """
+        _check_array("out", out, np.uint8, (None, None, None, 3))
+        if not out.flags.writeable:
+            raise ValueError("out must be writeable")
+        b = out.shape[0]
+        if out.shape[1] < 1 or out.shape[2] < 1:
+            raise ValueError(f"out must have H, W >= 1, got {list(out.shape)}")
+        _check_array("data", data, np.uint8, (None,))
+        _check_array("offsets", offsets, np.uint64, (b,))
+        _check_array("sizes", sizes, np.uint64, (b,))
+        _check_array("windows", windows, np.int32, (b, 4))
+        _check_array("flips", flips, np.uint8, (b,))
+        if b == 0:
+            return
+        failures = _core.decode_crop_batch(
+            data, offsets, sizes, windows, flips, out, self.num_threads
+        )
+        if failures:
+            raise DecodeError([(int(i), str(msg)) for i, _code, msg in failures])

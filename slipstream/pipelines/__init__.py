@@ -1,0 +1,24 @@
+"""Pipeline specs and presets consumed by :class:`slipstream.SlipstreamLoader`."""
+
+from slipstream.pipelines.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CenterCrop,
+    ImagePipeline,
+    Normalize,
+    RandomResizedCrop,
+    ResizeShortCenterCrop,
+)
+from slipstream.pipelines.supervised import supervised_train, supervised_val
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CenterCrop",
+    "ImagePipeline",
+    "Normalize",
+    "RandomResizedCrop",
+    "ResizeShortCenterCrop",
+    "supervised_train",
+    "supervised_val",
+]

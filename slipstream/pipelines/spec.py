@@ -1,0 +1,183 @@
+"""Plain-data descriptions of what the loader does to an image field.
+
+A pipeline is data, not code: the loader reads these specs and runs the matching
+stages (crop sampling before decode, flip inside the decoder, normalization on the
+output device). Presets such as :func:`slipstream.pipelines.supervised_train` return
+``dict[field_name, ImagePipeline]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from slipstream.sampling import crops
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return (size, size)
+    height, width = size
+    return (int(height), int(width))
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """torchvision-style RandomResizedCrop window sampling, then resize to ``size``.
+
+    Args:
+        size: Output ``(height, width)`` or one int for a square.
+        scale: Range of the crop area as a fraction of the image area.
+        ratio: Range of the crop aspect ratio (width / height).
+        method: ``"torchvision"`` (10 attempts then center fallback, same
+            distribution as torchvision) or ``"direct"`` (loop-free single draw).
+    """
+
+    size: int | tuple[int, int]
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    method: str = "torchvision"
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Output ``(height, width)``."""
+        return _pair(self.size)
+
+    def windows(
+        self,
+        heights: np.ndarray,
+        widths: np.ndarray,
+        sample_ids: np.ndarray,
+        *,
+        seed: int,
+        epoch: int,
+        view: int = 0,
+    ) -> np.ndarray:
+        """Crop windows ``int32 [B, 4]`` (y, x, h, w) keyed by sample id."""
+        return crops.random_resized_crop(
+            heights,
+            widths,
+            sample_ids,
+            seed=seed,
+            epoch=epoch,
+            view=view,
+            scale=self.scale,
+            ratio=self.ratio,
+            method=self.method,
+        )
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """FFCV-style center crop: a centered window of ``crop_ratio * short side``.
+
+    Args:
+        size: Output ``(height, width)`` or one int for a square.
+        crop_ratio: Side of the centered window relative to the short side
+            (224/256 reproduces the usual "resize 256, center crop 224").
+    """
+
+    size: int | tuple[int, int]
+    crop_ratio: float = 224 / 256
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Output ``(height, width)``."""
+        return _pair(self.size)
+
+    def windows(
+        self,
+        heights: np.ndarray,
+        widths: np.ndarray,
+        sample_ids: np.ndarray,
+        *,
+        seed: int,
+        epoch: int,
+        view: int = 0,
+    ) -> np.ndarray:
+        """Crop windows ``int32 [B, 4]``; deterministic (seed/epoch unused)."""
+        return crops.center_crop(
+            heights, widths, crop_ratio=self.crop_ratio, output_size=self.output_size
+        )
+
+
+@dataclass(frozen=True)
+class ResizeShortCenterCrop:
+    """torchvision ``Resize(resize_short)`` then ``CenterCrop(size)`` as one window.
+
+    Args:
+        size: Output ``(height, width)`` or one int for a square.
+        resize_short: Short side the image would be resized to before cropping.
+    """
+
+    size: int | tuple[int, int]
+    resize_short: int = 256
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Output ``(height, width)``."""
+        return _pair(self.size)
+
+    def windows(
+        self,
+        heights: np.ndarray,
+        widths: np.ndarray,
+        sample_ids: np.ndarray,
+        *,
+        seed: int,
+        epoch: int,
+        view: int = 0,
+    ) -> np.ndarray:
+        """Crop windows ``int32 [B, 4]``; deterministic (seed/epoch unused)."""
+        return crops.resize_short_center_crop(
+            heights, widths, resize_short=self.resize_short, output_size=self.output_size
+        )
+
+
+CropSpec = RandomResizedCrop | CenterCrop | ResizeShortCenterCrop
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Per-channel ``(x / 255 - mean) / std`` on the output device.
+
+    Args:
+        mean: Channel means in [0, 1] units.
+        std: Channel standard deviations in [0, 1] units.
+    """
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class ImagePipeline:
+    """What happens to one image field: crop window, flip, normalization, dtype.
+
+    Args:
+        crop: How crop windows are chosen (before decoding).
+        flip_probability: Probability of a horizontal flip, drawn per sample
+            from the keyed generator (applied inside the decoder).
+        normalize: Normalization applied on the output device, or ``None`` to
+            keep raw pixel values.
+        dtype: Output dtype name: ``"uint8"`` (only without ``normalize``),
+            ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+    """
+
+    crop: CropSpec
+    flip_probability: float = 0.0
+    normalize: Normalize | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        """Check the combination of fields."""
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
+        if self.dtype not in ("uint8", "float32", "float16", "bfloat16"):
+            raise ValueError(f"unknown dtype {self.dtype!r}")
+        if self.dtype == "uint8" and self.normalize is not None:
+            raise ValueError("dtype='uint8' cannot hold normalized values; use a float dtype")

@@ -1,0 +1,360 @@
+"""Crop windows computed from stored image sizes, before decoding.
+
+A crop window is one ``int32`` row ``[y, x, h, w]`` in source-pixel coordinates: the
+crop covers rows ``y .. y+h-1`` and columns ``x .. x+w-1`` of the stored image. Every
+function here returns ``[B, 4]`` windows with ``h, w >= 1`` that lie inside their image.
+For K views stack the per-view results: ``np.stack([... for v in range(K)], axis=1)``
+gives the ``[B, K, 4]`` multi-view contract.
+
+Random windows are keyed: a sample's window depends only on
+``(seed, epoch, sample_id, view)`` (see :mod:`slipstream.sampling.keyed_random`), never
+on batch composition or order. All functions are vectorized over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from slipstream.sampling.keyed_random import Stream, uniform
+
+__all__ = ["center_crop", "flips", "random_resized_crop", "resize_short_center_crop"]
+
+_ATTEMPTS = 10
+
+
+def _sizes(
+    heights: np.ndarray, widths: np.ndarray, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate image sizes; return them as 1-D int64 arrays broadcast together (and to n)."""
+    arrays = []
+    for name, a in (("heights", heights), ("widths", widths)):
+        a = np.asarray(a)
+        if a.ndim > 1:
+            raise ValueError(f"{name} must be a scalar or 1-D array, got shape {a.shape}")
+        if a.dtype.kind not in "iu" and a.size:
+            if a.dtype.kind != "f" or not np.all(a == np.floor(a)):
+                raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
+        arrays.append(a.astype(np.int64, copy=False).reshape(-1))
+    h, w = arrays
+    if h.shape != w.shape or (n is not None and h.shape[0] != n):
+        try:
+            shape = np.broadcast_shapes(h.shape, w.shape, () if n is None else (n,))
+        except ValueError:
+            raise ValueError(
+                f"heights {h.shape}, widths {w.shape} and {n} sample ids do not match"
+            ) from None
+        h, w = np.broadcast_to(h, shape), np.broadcast_to(w, shape)
+    if h.size and (h.min() <= 0 or w.min() <= 0):
+        bad = int(np.flatnonzero((h <= 0) | (w <= 0))[0])
+        raise ValueError(
+            f"image sizes must be positive; entry {bad} has height={h[bad]}, width={w[bad]}"
+        )
+    return h, w
+
+
+def _check_range(name: str, rng: Sequence[float], positive: bool) -> tuple[float, float]:
+    if len(rng) != 2:
+        raise ValueError(f"{name} must be a (min, max) pair, got {rng!r}")
+    lo, hi = float(rng[0]), float(rng[1])
+    if not lo <= hi:
+        raise ValueError(f"{name} must satisfy min <= max, got {rng!r}")
+    if positive and lo <= 0:
+        raise ValueError(f"{name} must be positive, got {rng!r}")
+    return lo, hi
+
+
+def _output_size(output_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(output_size, int | np.integer):
+        oh = ow = int(output_size)
+    else:
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must be an int or (height, width), got {output_size!r}")
+        oh, ow = int(output_size[0]), int(output_size[1])
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"output_size must be positive, got {output_size!r}")
+    return oh, ow
+
+
+def _windows(y: np.ndarray, x: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    out = np.empty((y.shape[0], 4), dtype=np.int32)
+    out[:, 0] = y
+    out[:, 1] = x
+    out[:, 2] = h
+    out[:, 3] = w
+    return out
+
+
+def random_resized_crop(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    sample_ids: np.ndarray,
+    *,
+    seed: int,
+    epoch: int,
+    view: int = 0,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    method: str = "torchvision",
+) -> np.ndarray:
+    """Random-resized-crop windows, keyed per sample.
+
+    ``method="torchvision"`` matches ``torchvision.transforms.RandomResizedCrop.get_params``
+    in distribution: ten attempts of ``target_area = H*W*U(scale)``,
+    ``aspect = exp(U(log ratio))``, ``w = round(sqrt(target_area*aspect))``,
+    ``h = round(sqrt(target_area/aspect))`` (round half to even, as Python's ``round``);
+    the first attempt with ``0 < w <= W`` and ``0 < h <= H`` wins and its corner is
+    uniform over all positions. If none fits, the central fallback: the image aspect is
+    clamped to ``ratio`` (``w = W, h = round(W / min(ratio))`` for too-tall images,
+    ``h = H, w = round(H * max(ratio))`` for too-wide ones, else the whole image) and the
+    window is centred with ``(H - h) // 2, (W - w) // 2``. All ten candidates are drawn at
+    once and the winner is selected with array operations.
+
+    ``method="direct"`` draws one candidate that always fits (no attempts, no fallback):
+    the log-aspect is uniform over the part of ``log(ratio)`` where some area fraction
+    ``>= scale[0]`` fits the image, and the area fraction is uniform in
+    ``[scale[0], min(scale[1], s_max(aspect))]`` where
+    ``s_max(a) = min(a * H / W, W / (a * H))`` is the largest fraction that fits at aspect
+    ``a``. How it differs from torchvision: torchvision's accepted ``(scale, log aspect)``
+    pairs are uniform over the feasible region of the box (plus the fallback point), so
+    aspects whose feasible scale interval is short are rarer; "direct" makes the aspect
+    marginal uniform over its feasible range and so over-weights those aspects (extreme
+    aspects on non-square images) and small crops at them. The two agree when the whole
+    box is feasible. If no aspect in ``ratio`` admits ``scale[0]`` (a very elongated image)
+    the aspect is clamped to the nearest bound and the largest window at that aspect is
+    used, like torchvision's fallback. Sizes are rounded then clamped into the image.
+
+    Args:
+        heights: Image heights, ``[B]`` (or a scalar, broadcast).
+        widths: Image widths, ``[B]`` (or a scalar, broadcast).
+        sample_ids: Sample ids ``[B]``; they key the randomness.
+        seed: Global seed.
+        epoch: Epoch number.
+        view: View index for multi-view training.
+        scale: ``(min, max)`` fraction of the image area.
+        ratio: ``(min, max)`` aspect ratio ``w / h``.
+        method: ``"torchvision"`` or ``"direct"``.
+
+    Returns:
+        ``int32`` windows ``[B, 4]`` as ``[y, x, h, w]``.
+
+    Raises:
+        ValueError: On non-positive sizes, bad ranges, mismatched shapes or unknown method.
+    """
+    s0, s1 = _check_range("scale", scale, positive=False)
+    if s0 < 0:
+        raise ValueError(f"scale must be non-negative, got {scale!r}")
+    r0, r1 = _check_range("ratio", ratio, positive=True)
+    ids = np.asarray(sample_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"sample_ids must be 1-D, got shape {ids.shape}")
+    H, W = _sizes(heights, widths, ids.shape[0])
+    if method == "torchvision":
+        return _rrc_torchvision(H, W, ids, seed, epoch, view, s0, s1, r0, r1)
+    if method == "direct":
+        return _rrc_direct(H, W, ids, seed, epoch, view, s0, s1, r0, r1)
+    raise ValueError(f"unknown method {method!r}; expected 'torchvision' or 'direct'")
+
+
+def _rrc_torchvision(
+    H: np.ndarray,
+    W: np.ndarray,
+    ids: np.ndarray,
+    seed: int,
+    epoch: int,
+    view: int,
+    s0: float,
+    s1: float,
+    r0: float,
+    r1: float,
+) -> np.ndarray:
+    n = H.shape[0]
+    k = _ATTEMPTS
+    # Draw layout: [0, k) area fraction, [k, 2k) log-aspect, 2k y, 2k + 1 x.
+    u = uniform(seed, epoch, ids, view, Stream.CROP, 2 * k + 2)
+    area = (H * W).astype(np.float64)
+    target_area = u[:, :k] * (s1 - s0)
+    target_area += s0
+    target_area *= area[:, None]
+    lr0 = math.log(r0)
+    aspect = u[:, k : 2 * k] * (math.log(r1) - lr0)
+    aspect += lr0
+    np.exp(aspect, out=aspect)
+    cw = np.sqrt(target_area * aspect)
+    np.rint(cw, out=cw)  # Python round(): half to even
+    ch = np.sqrt(np.divide(target_area, aspect, out=target_area))
+    np.rint(ch, out=ch)
+    ok = cw <= W[:, None]
+    ok &= ch <= H[:, None]
+    ok &= np.minimum(cw, ch) >= 1
+    first = np.argmax(ok, axis=1)  # first valid attempt (0 when none: see ``found``)
+    rows = np.arange(n)
+    found = ok[rows, first]
+    h = ch[rows, first].astype(np.int64)
+    w = cw[rows, first].astype(np.int64)
+    y = np.floor(u[:, 2 * k] * (H - h + 1)).astype(np.int64)
+    x = np.floor(u[:, 2 * k + 1] * (W - w + 1)).astype(np.int64)
+    if not found.all():
+        # Central fallback, exactly as torchvision (Python round == np.rint, half to even).
+        fb = np.flatnonzero(~found)
+        fh, fw = H[fb], W[fb]
+        in_ratio = fw / fh
+        too_tall = in_ratio < r0
+        too_wide = in_ratio > r1
+        w_fb = np.where(too_wide, np.rint(fh * r1).astype(np.int64), fw)
+        h_fb = np.where(too_tall, np.rint(fw / r0).astype(np.int64), fh)
+        h[fb] = h_fb
+        w[fb] = w_fb
+        y[fb] = (fh - h_fb) // 2
+        x[fb] = (fw - w_fb) // 2
+    return _windows(y, x, h, w)
+
+
+def _rrc_direct(
+    H: np.ndarray,
+    W: np.ndarray,
+    ids: np.ndarray,
+    seed: int,
+    epoch: int,
+    view: int,
+    s0: float,
+    s1: float,
+    r0: float,
+    r1: float,
+) -> np.ndarray:
+    # Draw layout: 0 log-aspect, 1 area fraction, 2 y, 3 x.
+    u = uniform(seed, epoch, ids, view, Stream.CROP, 4)
+    img_ratio = W / H
+    s_floor = max(s0, 1e-12)
+    # s_max(a) = min(s1, a / img_ratio, img_ratio / a) >= s0  <=>  a in [r*s0, r/s0].
+    lo = np.maximum(math.log(r0), np.log(img_ratio * s_floor))
+    hi = np.minimum(math.log(r1), np.log(img_ratio / s_floor))
+    empty = lo > hi
+    # Infeasible: clamp to the ratio bound nearest the image aspect (degenerate interval).
+    clamp = np.where(img_ratio > r1, math.log(r1), math.log(r0))
+    lo = np.where(empty, clamp, lo)
+    hi = np.where(empty, clamp, hi)
+    log_a = lo + (hi - lo) * u[:, 0]
+    a = np.exp(log_a)
+    s_max = np.minimum(s1, np.minimum(a / img_ratio, img_ratio / a))
+    s_lo = np.where(empty, s_max, np.minimum(s0, s_max))
+    s = s_lo + (s_max - s_lo) * u[:, 1]
+    area = (H * W).astype(np.float64)
+    w = np.clip(np.rint(np.sqrt(area * s * a)).astype(np.int64), 1, W)
+    h = np.clip(np.rint(np.sqrt(area * s / a)).astype(np.int64), 1, H)
+    y = np.floor(u[:, 2] * (H - h + 1)).astype(np.int64)
+    x = np.floor(u[:, 3] * (W - w + 1)).astype(np.int64)
+    return _windows(y, x, h, w)
+
+
+def center_crop(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    *,
+    crop_ratio: float = 224 / 256,
+    output_size: int | Sequence[int] = (224, 224),
+) -> np.ndarray:
+    """Centred windows as FFCV's ``CenterCropRGBImageDecoder`` takes them.
+
+    For a square output the side is ``c = int(crop_ratio * min(H, W))`` and the corner is
+    ``((H - c) // 2, (W - c) // 2)``, exactly FFCV. For a non-square ``output_size`` the
+    window keeps the output aspect ``a = out_w / out_h``: the largest window of aspect
+    ``a`` inside the image (``H x H*a`` when ``W / H > a``, else ``W/a x W``) is scaled by
+    ``crop_ratio`` with each side truncated by ``int``; the result is then centred the same
+    way. Sides are clamped to ``[1, image side]``.
+
+    Args:
+        heights: Image heights ``[B]``.
+        widths: Image widths ``[B]``.
+        crop_ratio: Fraction of the largest output-aspect window to keep, in ``(0, 1]``.
+        output_size: ``(height, width)`` the decoder resizes to, or one int for a square.
+
+    Returns:
+        ``int32`` windows ``[B, 4]`` as ``[y, x, h, w]``.
+    """
+    if not 0 < crop_ratio <= 1:
+        raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
+    oh, ow = _output_size(output_size)
+    H, W = _sizes(heights, widths)
+    if oh == ow:
+        c = np.maximum((crop_ratio * np.minimum(H, W)).astype(np.int64), 1)
+        h = w = c
+    else:
+        a = ow / oh
+        wide = W > H * a  # W / H > a
+        full_h = np.where(wide, H, W / a)
+        full_w = np.where(wide, H * a, W)
+        h = np.clip((crop_ratio * full_h).astype(np.int64), 1, H)
+        w = np.clip((crop_ratio * full_w).astype(np.int64), 1, W)
+    return _windows((H - h) // 2, (W - w) // 2, h, w)
+
+
+def resize_short_center_crop(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    *,
+    resize_short: int = 256,
+    output_size: int | Sequence[int] = (224, 224),
+) -> np.ndarray:
+    """``Resize(resize_short)`` then ``CenterCrop(output_size)`` as a source window.
+
+    Follows torchvision: the short side becomes ``resize_short`` and the long side
+    ``int(resize_short * long / short)``; the crop corner in the resized image is
+    ``round((new - out) / 2)`` per axis. The window is mapped back with the continuous
+    (pixel-edge) convention, edge ``e`` of the resized image sitting at ``e * old / new`` in
+    the source: ``y = rint(top * H / new_h)``, ``h = rint(out_h * H / new_h)`` (likewise for
+    x), rounding half to even, then clamped so ``1 <= h <= H`` and ``0 <= y <= H - h``.
+    The window is within about one source pixel of where torchvision's crop samples. If
+    the output is larger than the resized image (torchvision would pad), the window is
+    clamped to the whole image along that axis.
+
+    Args:
+        heights: Image heights ``[B]``.
+        widths: Image widths ``[B]``.
+        resize_short: Target length of the short side.
+        output_size: ``(height, width)`` of the centre crop, or one int for a square.
+
+    Returns:
+        ``int32`` windows ``[B, 4]`` as ``[y, x, h, w]``.
+    """
+    if resize_short <= 0:
+        raise ValueError(f"resize_short must be positive, got {resize_short}")
+    oh, ow = _output_size(output_size)
+    H, W = _sizes(heights, widths)
+    short = np.minimum(H, W)
+    long_new = (resize_short * np.maximum(H, W) / short).astype(np.int64)
+    portrait = W <= H
+    new_h = np.where(portrait, long_new, resize_short)
+    new_w = np.where(portrait, resize_short, long_new)
+    sy = H / new_h
+    sx = W / new_w
+    top = np.rint((new_h - oh) / 2.0)
+    left = np.rint((new_w - ow) / 2.0)
+    h = np.clip(np.rint(oh * sy).astype(np.int64), 1, H)
+    w = np.clip(np.rint(ow * sx).astype(np.int64), 1, W)
+    y = np.clip(np.rint(top * sy).astype(np.int64), 0, H - h)
+    x = np.clip(np.rint(left * sx).astype(np.int64), 0, W - w)
+    return _windows(y, x, h, w)
+
+
+def flips(
+    sample_ids: np.ndarray, *, seed: int, epoch: int, view: int = 0, probability: float = 0.5
+) -> np.ndarray:
+    """Keyed horizontal-flip decisions.
+
+    Args:
+        sample_ids: Sample ids ``[B]``.
+        seed: Global seed.
+        epoch: Epoch number.
+        view: View index.
+        probability: Probability of a flip, in ``[0, 1]``.
+
+    Returns:
+        ``uint8`` array ``[B]`` of 0/1 (1 = flip).
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {probability}")
+    u = uniform(seed, epoch, np.asarray(sample_ids), view, Stream.FLIP, 1)[:, 0]
+    return (u < probability).astype(np.uint8)

@@ -1,0 +1,58 @@
+"""Turn decoded uint8 HWC host batches into the tensors a training step consumes."""
+
+from __future__ import annotations
+
+import torch
+
+from slipstream.pipelines.spec import ImagePipeline
+
+_DTYPES = {
+    "uint8": torch.uint8,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+class ImageOutput:
+    """Moves a batch to the output device, then casts and normalizes it there.
+
+    Only uint8 pixels cross to the device; the result has shape ``[B, 3, H, W]``
+    in channels-last memory order (a permuted view of the HWC decode buffer, the
+    layout convolutions prefer).
+
+    Args:
+        pipeline: The image pipeline whose ``dtype`` and ``normalize`` apply.
+        device: Output device.
+    """
+
+    def __init__(self, pipeline: ImagePipeline, device: torch.device) -> None:
+        """Precompute the normalization constants on ``device``."""
+        self.device = device
+        self.dtype = _DTYPES[pipeline.dtype]
+        self._scale: torch.Tensor | None = None
+        self._shift: torch.Tensor | None = None
+        if pipeline.normalize is not None:
+            mean = torch.tensor(pipeline.normalize.mean, dtype=torch.float32)
+            std = torch.tensor(pipeline.normalize.std, dtype=torch.float32)
+            # (x / 255 - mean) / std == x * scale - shift
+            self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device, self.dtype)
+            self._shift = (mean / std).view(1, 3, 1, 1).to(device, self.dtype)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Convert ``uint8 [B, H, W, 3]`` (host) to the output tensor ``[B, 3, H, W]``.
+
+        Args:
+            pixels: Decoded pixels; pinned when the device is a GPU.
+
+        Returns:
+            The batch on ``self.device``; on the CPU with ``dtype="uint8"`` this is
+            a view of ``pixels`` (valid until the loader reuses the buffer).
+        """
+        images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        if self.dtype == torch.uint8:
+            return images
+        images = images.to(self.dtype)
+        if self._scale is not None:
+            images = images.mul_(self._scale).sub_(self._shift)
+        return images
