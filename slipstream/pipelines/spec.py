@@ -25,8 +25,19 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
     return (int(height), int(width))
 
 
+class _Crop:
+    """Shared part of the crop specs: an output ``size`` and its ``(height, width)``."""
+
+    size: int | tuple[int, int]
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Output ``(height, width)``."""
+        return _pair(self.size)
+
+
 @dataclass(frozen=True)
-class RandomResizedCrop:
+class RandomResizedCrop(_Crop):
     """torchvision-style RandomResizedCrop window sampling, then resize to ``size``.
 
     Args:
@@ -41,11 +52,6 @@ class RandomResizedCrop:
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     method: str = "torchvision"
-
-    @property
-    def output_size(self) -> tuple[int, int]:
-        """Output ``(height, width)``."""
-        return _pair(self.size)
 
     def windows(
         self,
@@ -72,7 +78,7 @@ class RandomResizedCrop:
 
 
 @dataclass(frozen=True)
-class CenterCrop:
+class CenterCrop(_Crop):
     """FFCV-style center crop: a centered window of ``crop_ratio * short side``.
 
     Args:
@@ -83,11 +89,6 @@ class CenterCrop:
 
     size: int | tuple[int, int]
     crop_ratio: float = 224 / 256
-
-    @property
-    def output_size(self) -> tuple[int, int]:
-        """Output ``(height, width)``."""
-        return _pair(self.size)
 
     def windows(
         self,
@@ -106,7 +107,7 @@ class CenterCrop:
 
 
 @dataclass(frozen=True)
-class ResizeShortCenterCrop:
+class ResizeShortCenterCrop(_Crop):
     """torchvision ``Resize(resize_short)`` then ``CenterCrop(size)`` as one window.
 
     Args:
@@ -116,11 +117,6 @@ class ResizeShortCenterCrop:
 
     size: int | tuple[int, int]
     resize_short: int = 256
-
-    @property
-    def output_size(self) -> tuple[int, int]:
-        """Output ``(height, width)``."""
-        return _pair(self.size)
 
     def windows(
         self,
