@@ -46,11 +46,12 @@ def _inspect(args: argparse.Namespace) -> int:
             values = np.asarray(cache.numbers(name))
             line += f", min {values.min()}, max {values.max()}, {len(np.unique(values))} distinct"
         print(line)
-    build = cache.manifest.get("build")
-    if build:
-        print(
-            f"  build: {json.dumps({k: len(v) for k, v in build.items()})} (re-encoded / skipped)"
-        )
+    build = cache.manifest.get("build", {})
+    for kind in ("reencoded", "skipped"):
+        entries = build.get(kind, [])
+        print(f"  {kind}: {len(entries)}")
+        for entry in entries[:10]:
+            print(f"    {json.dumps(entry)}")
     return 0
 
 

@@ -228,3 +228,14 @@ def test_corrupt_sample_error_names_the_file(photo_dataset, tmp_path):
     with pytest.raises(SampleDecodeError, match=f"sample {victim} .*{path}"):
         for _ in loader:
             pass
+
+
+@pytest.mark.gpu
+def test_cuda_output_matches_cpu(photo_dataset):
+    for pipelines in (UINT8_TRAIN, supervised_train(64)):
+        cpu = _loader(photo_dataset, batch_size=16, pipelines=pipelines)
+        gpu = _loader(photo_dataset, batch_size=16, pipelines=pipelines, device="cuda")
+        for a, b in zip(cpu, gpu, strict=True):
+            assert b["image"].is_cuda and b["label"].is_cuda
+            torch.testing.assert_close(b["image"].cpu(), a["image"], rtol=0, atol=1e-5)
+            assert torch.equal(b["index"].cpu(), a["index"])
