@@ -3,6 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define SLIPSTREAM_HAVE_AVX2_PATH 1
+#endif
 
 // Hot loops get an AVX2 clone picked at load time (ifunc); the default clone stays baseline.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -26,6 +32,13 @@ inline uint8_t Clip8(int32_t v) {
   return static_cast<uint8_t>(v >> kResizePrecisionBits);
 }
 
+// Tables of the AVX2 horizontal kernel (see HorizontalShuffleAVX2).
+struct ShuffleTables {
+  std::vector<int32_t> base;     // per chunk: source byte offset of the loads
+  std::vector<uint8_t> masks;    // per chunk, per tap: 16-byte mask for load A, then for B
+  std::vector<int32_t> weights;  // per chunk, per tap: 8 weights
+};
+
 // Per-thread scratch reused across calls (the hot loop never allocates once warm).
 struct Scratch {
   std::vector<double> pre;
@@ -33,6 +46,8 @@ struct Scratch {
   std::vector<uint8_t> tmp;
   std::vector<int32_t> starts;
   std::vector<int32_t> packed;
+  ShuffleTables shuf;
+  std::vector<uint8_t> lastrow;  // AVX2 horizontal path: padded copy of a row near the end
   ResizeCoeffs cx, cy;
 };
 
@@ -181,6 +196,137 @@ void HorizontalGeneric(const uint8_t* in, int64_t in_stride, int32_t rows,
   }
 }
 
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+// Horizontal pass on the flattened byte domain: output byte j (destination order, so the flip
+// is already folded in) of a row is half + sum_t src[idx_t(j)] * w_t(j). Output bytes go in
+// chunks of 8; the source bytes of a chunk lie within 32 bytes of the chunk's base offset, so
+// each tap is one or two pshufb of 16-byte loads, zero-extended to 8 int32 lanes and
+// multiplied by that tap's per-lane weights. Same int32 arithmetic and Clip8 (via saturating
+// packs) as the scalar kernels, so results are bit-identical.
+
+// Builds the tables; returns 0 if some chunk spans more than 32 source bytes, else 1 when every
+// chunk fits in one 16-byte load and 2 otherwise.
+int32_t BuildShuffleTables(int32_t out_w, int32_t kfixed, const int32_t* starts,
+                           const int32_t* weights, bool flip, ShuffleTables* tb) {
+  const int32_t nbytes = out_w * 3;
+  const int32_t chunks = (nbytes + 7) / 8;
+  tb->base.resize(static_cast<size_t>(chunks));
+  tb->masks.assign(static_cast<size_t>(chunks) * kfixed * 32, 0x80);
+  tb->weights.assign(static_cast<size_t>(chunks) * kfixed * 8, 0);
+  int32_t loads = 1;
+  for (int32_t ch = 0; ch < chunks; ++ch) {
+    int32_t lo = std::numeric_limits<int32_t>::max(), hi = 0;
+    for (int32_t l = 0; l < 8 && ch * 8 + l < nbytes; ++l) {
+      const int32_t j = ch * 8 + l, px = j / 3, c = j - 3 * px;
+      const int32_t xx = flip ? out_w - 1 - px : px;
+      lo = std::min(lo, starts[xx] * 3 + c);
+      hi = std::max(hi, (starts[xx] + kfixed - 1) * 3 + c);
+    }
+    if (hi - lo >= 32) return 0;
+    if (hi - lo >= 16) loads = 2;
+    tb->base[ch] = lo;
+    for (int32_t l = 0; l < 8 && ch * 8 + l < nbytes; ++l) {
+      const int32_t j = ch * 8 + l, px = j / 3, c = j - 3 * px;
+      const int32_t xx = flip ? out_w - 1 - px : px;
+      for (int32_t t = 0; t < kfixed; ++t) {
+        const int32_t rel = (starts[xx] + t) * 3 + c - lo;
+        uint8_t* m = &tb->masks[(static_cast<size_t>(ch) * kfixed + t) * 32];
+        if (rel < 16) {
+          m[l] = static_cast<uint8_t>(rel);
+        } else {
+          m[16 + l] = static_cast<uint8_t>(rel - 16);
+        }
+        tb->weights[(static_cast<size_t>(ch) * kfixed + t) * 8 + l] =
+            weights[static_cast<int64_t>(xx) * kfixed + t];
+      }
+    }
+  }
+  return loads;
+}
+
+template <int K, bool kTwo>
+__attribute__((target("avx2"))) void HorizontalShuffleAVX2(
+    const uint8_t* in, int64_t in_stride, int32_t in_width, int32_t rows, int32_t nbytes,
+    const ShuffleTables& tb, uint8_t* padrow, uint8_t* out, int64_t out_stride) {
+  const __m256i half = _mm256_set1_epi32(1 << (kResizePrecisionBits - 1));
+  const int32_t chunks = (nbytes + 7) / 8;
+  const int32_t full = nbytes / 8;
+  const int32_t* bases = tb.base.data();
+  const uint8_t* masks = tb.masks.data();
+  const int32_t* wts = tb.weights.data();
+  for (int32_t r = 0; r < rows; ++r) {
+    const uint8_t* src = in + r * in_stride;
+    // Loads read up to 31 bytes past a row's last used byte: near the end of the buffer,
+    // read from a padded copy of the row instead.
+    if (static_cast<int64_t>(rows - 1 - r) * in_stride < 32) {
+      std::memcpy(padrow, src, static_cast<size_t>(in_width) * 3);
+      src = padrow;
+    }
+    uint8_t* dst = out + r * out_stride;
+    for (int32_t ch = 0; ch < chunks; ++ch) {
+      const uint8_t* p = src + bases[ch];
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      __m128i b;
+      if (kTwo) b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+      const uint8_t* m = masks + static_cast<size_t>(ch) * K * 32;
+      const int32_t* w = wts + static_cast<size_t>(ch) * K * 8;
+      __m256i acc = half;
+      for (int t = 0; t < K; ++t) {
+        __m128i v = _mm_shuffle_epi8(a, _mm_loadu_si128(reinterpret_cast<const __m128i*>(m + 32 * t)));
+        if (kTwo) {
+          v = _mm_or_si128(v, _mm_shuffle_epi8(b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(m + 32 * t + 16))));
+        }
+        const __m256i vw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 8 * t));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v), vw));
+      }
+      acc = _mm256_srai_epi32(acc, kResizePrecisionBits);
+      const __m128i p16 =
+          _mm_packus_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+      const __m128i p8 = _mm_packus_epi16(p16, p16);
+      if (ch < full) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + 8 * ch), p8);
+      } else {
+        alignas(16) uint8_t buf[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(buf), p8);
+        std::memcpy(dst + 8 * ch, buf, static_cast<size_t>(nbytes - 8 * ch));
+      }
+    }
+  }
+}
+
+bool HorizontalAVX2(const uint8_t* in, int64_t in_stride, int32_t in_width, int32_t rows,
+                    int32_t out_w, int32_t kfixed, const int32_t* starts, const int32_t* weights,
+                    bool flip, uint8_t* out, int64_t out_stride, ShuffleTables* tb,
+                    std::vector<uint8_t>* padrow) {
+  if (rows <= 0 || !__builtin_cpu_supports("avx2")) return false;
+  const int32_t loads = BuildShuffleTables(out_w, kfixed, starts, weights, flip, tb);
+  if (loads == 0) return false;
+  padrow->resize(static_cast<size_t>(in_width) * 3 + 32);
+  uint8_t* pr = padrow->data();
+  const int32_t nb = out_w * 3;
+#define SLIPSTREAM_HSHUF(K)                                                                  \
+  case K:                                                                                    \
+    if (loads == 1) {                                                                        \
+      HorizontalShuffleAVX2<K, false>(in, in_stride, in_width, rows, nb, *tb, pr, out,       \
+                                      out_stride);                                           \
+    } else {                                                                                 \
+      HorizontalShuffleAVX2<K, true>(in, in_stride, in_width, rows, nb, *tb, pr, out,        \
+                                     out_stride);                                            \
+    }                                                                                        \
+    return true;
+  switch (kfixed) {
+    SLIPSTREAM_HSHUF(2)
+    SLIPSTREAM_HSHUF(3)
+    SLIPSTREAM_HSHUF(4)
+    SLIPSTREAM_HSHUF(6)
+    SLIPSTREAM_HSHUF(8)
+    default:
+      return false;
+  }
+#undef SLIPSTREAM_HSHUF
+}
+#endif
+
 // True when output pixel i is exactly source pixel first + i (a 1:1 integer-aligned box).
 bool IsIdentity(const ResizeCoeffs& c) {
   for (int32_t i = 0; i < c.out_size; ++i) {
@@ -239,6 +385,12 @@ void ResampleHorizontal(const uint8_t* in, int64_t in_stride, int32_t in_width, 
   }
   const int32_t* st = s.starts.data();
   const int32_t* w = s.packed.data();
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+  if (HorizontalAVX2(in, in_stride, in_width, rows, out_w, kfixed, st, w, flip, out, out_stride,
+                     &s.shuf, &s.lastrow)) {
+    return;
+  }
+#endif
   switch (kfixed) {
     case 2: Horizontal2(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
     case 3: Horizontal3(in, in_stride, rows, out_w, st, w, flip, out, out_stride); break;
@@ -248,6 +400,45 @@ void ResampleHorizontal(const uint8_t* in, int64_t in_stride, int32_t in_width, 
   }
 }
 
+namespace {
+
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+// One output row of the vertical pass: half + sum_t rows[t][i] * k[t] accumulated in registers
+// 16 bytes at a time (no int32 row buffer round trips); same arithmetic as AccumulateRow +
+// StoreRow.
+__attribute__((target("avx2"))) void VerticalRowAVX2(const uint8_t* in, int64_t in_stride,
+                                                     int32_t n, const int32_t* k,
+                                                     int32_t row_bytes, uint8_t* dst) {
+  const __m256i half = _mm256_set1_epi32(1 << (kResizePrecisionBits - 1));
+  int32_t i = 0;
+  for (; i + 16 <= row_bytes; i += 16) {
+    __m256i a0 = half, a1 = half;
+    for (int32_t t = 0; t < n; ++t) {
+      const __m128i v =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + t * in_stride + i));
+      const __m256i w = _mm256_set1_epi32(k[t]);
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v), w));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)), w));
+    }
+    a0 = _mm256_srai_epi32(a0, kResizePrecisionBits);
+    a1 = _mm256_srai_epi32(a1, kResizePrecisionBits);
+    const __m128i p0 =
+        _mm_packus_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
+    const __m128i p1 =
+        _mm_packus_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_packus_epi16(p0, p1));
+  }
+  for (; i < row_bytes; ++i) {
+    int32_t acc = 1 << (kResizePrecisionBits - 1);
+    for (int32_t t = 0; t < n; ++t) acc += in[t * in_stride + i] * k[t];
+    dst[i] = Clip8(acc);
+  }
+}
+#endif
+
+}  // namespace
+
 void ResampleVertical(const uint8_t* in, int64_t in_stride, const ResizeCoeffs& cy,
                       int32_t y_offset, int32_t row_bytes, uint8_t* out, int64_t out_stride) {
   const int32_t out_h = cy.out_size;
@@ -256,6 +447,9 @@ void ResampleVertical(const uint8_t* in, int64_t in_stride, const ResizeCoeffs& 
   acc_vec.resize(static_cast<size_t>(row_bytes));
   int32_t* __restrict acc = acc_vec.data();
   constexpr int32_t half = 1 << (kResizePrecisionBits - 1);
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+  const bool avx2 = __builtin_cpu_supports("avx2");
+#endif
   for (int32_t yy = 0; yy < out_h; ++yy) {
     const int32_t ymin = cy.bounds[2 * yy] - y_offset;
     const int32_t n = cy.bounds[2 * yy + 1];
@@ -266,6 +460,13 @@ void ResampleVertical(const uint8_t* in, int64_t in_stride, const ResizeCoeffs& 
       for (int32_t i = 0; i < row_bytes; ++i) dst[i] = src[i];
       continue;
     }
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+    if (avx2) {
+      VerticalRowAVX2(in + static_cast<int64_t>(ymin) * in_stride, in_stride, n, k, row_bytes,
+                      dst);
+      continue;
+    }
+#endif
     for (int32_t i = 0; i < row_bytes; ++i) acc[i] = half;
     for (int32_t t = 0; t < n; ++t) {
       const int32_t w = k[t];
