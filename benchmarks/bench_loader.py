@@ -8,7 +8,7 @@ uint8 224x224 output on all cores:
 - torchvision: ImageFolder + PIL, RandomResizedCrop + flip, DataLoader workers
 - DALI CPU pipeline (readers.file + decoders.image_random_crop + resize +
   crop_mirror_normalize), when nvidia-dali is installed
-- peak RSS per epoch of the slipstream RRC run (flat across epochs expected)
+- resident memory after each epoch of the slipstream RRC run (flat across epochs expected)
 
 Usage:
     python benchmarks/bench_loader.py --data /path/to/imagefolder [--epochs 3] [--record]
@@ -44,7 +44,7 @@ BATCH = 256
 
 
 def _epochs(run_epoch, epochs: int) -> tuple[list[float], list[float]]:
-    """Run ``run_epoch() -> images`` repeatedly; img/s and peak RSS (MiB) per epoch."""
+    """Run ``run_epoch() -> images`` repeatedly; img/s and RSS after each epoch (MiB)."""
     rates, rss = [], []
     process = psutil.Process()
     for _ in range(epochs):
