@@ -215,16 +215,20 @@ def main() -> None:
         results[name] = {"median": statistics.median(warm), "epochs": rates, "rss_mib": rss}
         print(f"  {name:34s} " + " ".join(f"{r:8,.0f}" for r in rates) + " img/s per epoch")
 
-    anchor = results.get("torchvision RRC224+flip", {}).get("median")
-    full = results.get("libjpeg-turbo full decode only", {}).get("median")
+    anchors = {
+        "torchvision": results.get("torchvision RRC224+flip", {}).get("median"),
+        "DALI CPU": results.get("DALI CPU RRC224+flip", {}).get("median"),
+        "full decode": results.get("libjpeg-turbo full decode only", {}).get("median"),
+    }
     lines = [
-        "| pipeline | img/s (median, warm epochs) | vs torchvision | vs full decode |",
-        "| --- | ---: | ---: | ---: |",
+        "| pipeline | img/s (median, warm epochs) | "
+        + " | ".join(f"vs {name}" for name in anchors)
+        + " |",
+        "| --- | ---: |" + " ---: |" * len(anchors),
     ]
     for name, r in results.items():
-        vs_tv = f"{r['median'] / anchor:.2f}x" if anchor else "-"
-        vs_full = f"{r['median'] / full:.2f}x" if full else "-"
-        lines.append(f"| {name} | {r['median']:,.0f} | {vs_tv} | {vs_full} |")
+        ratios = [f"{r['median'] / a:.2f}x" if a else "-" for a in anchors.values()]
+        lines.append(f"| {name} | {r['median']:,.0f} | " + " | ".join(ratios) + " |")
     table = "\n".join(lines)
     print()
     print(table)
@@ -239,7 +243,7 @@ def main() -> None:
     if args.record:
         out = Path(__file__).parent / "results"
         out.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
         info = {
             "date": stamp,
             "machine": platform.node(),
