@@ -8,6 +8,8 @@ uint8 224x224 output on all cores:
 - torchvision: ImageFolder + PIL, RandomResizedCrop + flip, DataLoader workers
 - DALI CPU pipeline (readers.file + decoders.image_random_crop + resize +
   crop_mirror_normalize), when nvidia-dali is installed
+- FFCV 1.0.2: RRC decoder + flip, center crop decoder, raw bytes (``.beton`` files
+  written once from the same folder, see ffcv_anchor.py), when ffcv is installed
 - resident memory after each epoch of the slipstream RRC run (flat across epochs expected)
 
 Usage:
@@ -165,6 +167,20 @@ def bench_dali(folder: Path, epochs: int, threads: int):
     return _epochs(run_epoch, epochs)
 
 
+def bench_ffcv(folder: Path, work: Path, kind: str, epochs: int, threads: int):
+    from ffcv_anchor import make_loader
+
+    loader = make_loader(folder, work, kind, BATCH, threads)
+
+    def run_epoch() -> int:
+        count = 0
+        for images, _ in loader:
+            count += images.shape[0]
+        return count
+
+    return _epochs(run_epoch, epochs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="image folder (class sub-folders)")
@@ -205,6 +221,15 @@ def main() -> None:
         runs["DALI CPU RRC224+flip"] = lambda: bench_dali(folder, args.epochs, args.threads)
     except ImportError:
         print("(DALI not installed: its anchor is skipped)")
+    try:
+        from ffcv_anchor import KINDS  # imports ffcv
+
+        for kind in KINDS:
+            runs[f"FFCV {kind}"] = lambda kind=kind: bench_ffcv(
+                folder, work, kind, args.epochs, args.threads
+            )
+    except ImportError:
+        print("(FFCV not installed: its anchor is skipped)")
 
     results = {}
     for name, run in runs.items():
@@ -220,6 +245,8 @@ def main() -> None:
         "DALI CPU": results.get("DALI CPU RRC224+flip", {}).get("median"),
         "full decode": results.get("libjpeg-turbo full decode only", {}).get("median"),
     }
+    if "FFCV RRC224+flip" in results:
+        anchors["FFCV RRC"] = results["FFCV RRC224+flip"]["median"]
     lines = [
         "| pipeline | img/s (median, warm epochs) | "
         + " | ".join(f"vs {name}" for name in anchors)
