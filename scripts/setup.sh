@@ -4,6 +4,7 @@
 #     a non-root user runs the printed `sudo apt-get install ...` line first)
 #   - Python: a virtual environment in .venv with torch + torchvision, the build tools,
 #     and slipstream installed editable with its dev and demo extras.
+#   - the DALI operator plugin (dali_ops/), compiled against the installed DALI and cached
 # Override the torch install with TORCH_SPEC (default: torch==2.14.1 torchvision==0.29.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +38,9 @@ pip install -q ${TORCH_SPEC} "scikit-build-core>=0.10" "pybind11>=2.12" cmake ni
 echo "[setup] pip install -e .[dev,demo] (builds the C++ extension)"
 pip install -q --no-build-isolation -e ".[dev,demo]"
 python -c "import slipstream._core" || { echo "[setup] the C++ extension did not import" >&2; exit 1; }
+# The DALI operator plugin is compiled on first use (~30 s) into
+# ~/.cache/slipstream/dali_plugin/<dali version>/; build it now so the tests do not pay for it.
+echo "[setup] building the DALI operator plugin"
+python -c "from slipstream.dali import load_plugin; print('[setup] DALI plugin:', load_plugin())" \
+  || { echo "[setup] the DALI operator plugin did not build" >&2; exit 1; }
 echo "[setup] ready: $(python -c 'import slipstream, torch; print("slipstream", slipstream.__version__, "torch", torch.__version__)')"

@@ -1,0 +1,256 @@
+"""Builds, version-checks and loads the DALI operator plugin ``libslipstream_dali.so``.
+
+The plugin (``dali_ops/``: the ``SlipstreamDecodeCrop`` operator over the same C++ kernel as
+``slipstream.native``) is compiled on first use against the installed DALI, because DALI is an
+optional extra that may be installed, upgraded or removed after slipstream itself. Layout::
+
+    $SLIPSTREAM_CACHE_DIR (default ~/.cache/slipstream)/
+      dali_plugin/<dali version>/
+        libslipstream_dali.so
+        libslipstream_dali.json   stamp: {"dali_version", "source_digest", "abi": 1}
+        .lock                     serializes builds across processes
+
+DALI does not check plugin versions, and a plugin built against another DALI can crash
+the process, so :func:`load_plugin` reads the stamp before loading: a stamp naming another
+DALI version or other sources means a rebuild. The build runs CMake on ``dali_ops/`` with
+DALI's ``sysconfig`` flags; DALI's headers need ``cuda_runtime.h`` even for this CPU
+operator, taken from ``$SLIPSTREAM_CUDA_INCLUDE``, ``$CUDA_HOME/include``,
+``/usr/local/cuda/include`` or the ``nvidia-cuda-runtime-cu12`` pip package.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+try:
+    import nvidia.dali as _dali
+    from nvidia.dali import backend as _dali_backend
+    from nvidia.dali import plugin_manager as _plugin_manager
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        f"slipstream.dali needs NVIDIA DALI ({exc}); install it with "
+        "`pip install 'slipstream[dali]'`"
+    ) from exc
+
+__all__ = ["PluginBuildError", "build_plugin", "load_plugin", "plugin_dir"]
+
+LIB_NAME = "libslipstream_dali.so"
+STAMP_NAME = "libslipstream_dali.json"
+OP_SCHEMA = "SlipstreamDecodeCrop"
+CUDA_INCLUDE_ENV = "SLIPSTREAM_CUDA_INCLUDE"
+_STAMP_ABI = 1
+_CUDA_HINT = (
+    "set SLIPSTREAM_CUDA_INCLUDE to a directory holding cuda_runtime.h, or "
+    "`pip install nvidia-cuda-runtime-cu12 nvidia-cuda-nvcc-cu12 nvidia-cuda-cccl-cu12`"
+)
+
+_lock = threading.Lock()
+_loaded: Path | None = None
+
+
+class PluginBuildError(RuntimeError):
+    """The DALI plugin could not be built (compiler, CMake, headers or libjpeg missing)."""
+
+
+def dali_version() -> str:
+    """The installed DALI's version string."""
+    return str(_dali.__version__)
+
+
+def plugin_dir(cache_root: str | os.PathLike | None = None) -> Path:
+    """Directory of the plugin built for the installed DALI version.
+
+    Args:
+        cache_root: Root of slipstream's caches; ``None`` means ``$SLIPSTREAM_CACHE_DIR`` or
+            ``~/.cache/slipstream``.
+    """
+    from slipstream.dataset import default_cache_root
+
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    return root / "dali_plugin" / dali_version()
+
+
+def _source_dirs() -> tuple[Path, Path]:
+    """``(dali_ops, csrc)``: from the source tree, else the copies installed in the wheel."""
+    pkg = Path(__file__).resolve().parents[1]
+    for root in (pkg.parent, pkg / "_native_src"):
+        ops, csrc = root / "dali_ops", root / "csrc"
+        if (ops / "CMakeLists.txt").is_file() and (csrc / "decode_crop.h").is_file():
+            return ops, csrc
+    raise PluginBuildError(
+        "slipstream's C++ sources (dali_ops/, csrc/) are missing from this installation; "
+        "reinstall slipstream from a wheel or source checkout"
+    )
+
+
+def source_digest() -> str:
+    """SHA-256 over the plugin's sources (a stamp naming other sources means a rebuild)."""
+    h = hashlib.sha256()
+    for d in _source_dirs():
+        for f in sorted(d.iterdir()):
+            if f.is_file() and f.suffix in {".cc", ".cpp", ".h", ".txt"}:
+                h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def find_cuda_include() -> Path:
+    """A directory holding ``cuda_runtime.h`` (DALI's headers include it).
+
+    Raises:
+        PluginBuildError: If none is found, naming the pip packages that provide it.
+    """
+    env = os.environ.get(CUDA_INCLUDE_ENV)
+    if env:
+        if not (Path(env) / "cuda_runtime.h").is_file():
+            raise PluginBuildError(f"${CUDA_INCLUDE_ENV}={env} has no cuda_runtime.h; {_CUDA_HINT}")
+        return Path(env)
+    candidates = [Path(p) / "include" for p in (os.environ.get("CUDA_HOME"),) if p]
+    candidates.append(Path("/usr/local/cuda/include"))
+    try:
+        import nvidia.cuda_runtime as cr  # the nvidia-cuda-runtime-cu12 wheel
+
+        candidates += [Path(p) / "include" for p in cr.__path__]
+    except ImportError:
+        pass
+    for c in candidates:
+        if (c / "cuda_runtime.h").is_file():
+            return c
+    raise PluginBuildError(f"cuda_runtime.h not found (looked in {candidates}); {_CUDA_HINT}")
+
+
+def read_stamp(directory: Path) -> dict | None:
+    """The stamp next to a built plugin, or ``None`` if absent or unreadable."""
+    try:
+        return json.loads((directory / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _expected_stamp() -> dict:
+    return {"dali_version": dali_version(), "source_digest": source_digest(), "abi": _STAMP_ABI}
+
+
+def is_current(directory: Path) -> bool:
+    """Whether ``directory`` holds a plugin built for this DALI version and these sources."""
+    return (directory / LIB_NAME).is_file() and read_stamp(directory) == _expected_stamp()
+
+
+def build_plugin(directory: Path, *, verbose: bool = False) -> Path:
+    """Compile the plugin into ``directory`` (atomically) and write its stamp.
+
+    Args:
+        directory: Destination; created if needed.
+        verbose: Stream the compiler output instead of capturing it.
+
+    Returns:
+        Path of the built library.
+
+    Raises:
+        PluginBuildError: If CMake is missing, CUDA headers are missing or the build fails
+            (the message carries the tail of the build log).
+    """
+    ops, csrc = _source_dirs()
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise PluginBuildError("building the DALI plugin needs CMake: `pip install cmake ninja`")
+    cuda_inc = find_cuda_include()
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = _expected_stamp()
+    with tempfile.TemporaryDirectory(prefix="build-", dir=directory) as tmp:
+        cfg = [
+            cmake, "-S", str(ops), "-B", tmp,
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-DSLIPSTREAM_CSRC_DIR={csrc}",
+            f"-DSLIPSTREAM_CUDA_INCLUDE={cuda_inc}",
+        ]  # fmt: skip
+        if shutil.which("ninja"):
+            cfg += ["-G", "Ninja"]
+        jobs = str(max(1, min(os.cpu_count() or 1, 8)))
+        for cmd in (cfg, [cmake, "--build", tmp, "--parallel", jobs]):
+            proc = subprocess.run(cmd, capture_output=not verbose, text=True, check=False)
+            if proc.returncode != 0:
+                log = ((proc.stdout or "") + (proc.stderr or ""))[-4000:]
+                raise PluginBuildError(
+                    f"building the slipstream DALI plugin failed ({' '.join(cmd[:3])} ...):\n{log}"
+                )
+        staged = directory / f".{LIB_NAME}.{os.getpid()}"
+        shutil.copyfile(Path(tmp) / LIB_NAME, staged)
+        os.replace(staged, directory / LIB_NAME)
+    staged_stamp = directory / f".{STAMP_NAME}.{os.getpid()}"
+    staged_stamp.write_text(json.dumps(stamp, indent=1))
+    os.replace(staged_stamp, directory / STAMP_NAME)
+    return directory / LIB_NAME
+
+
+def ensure_built(directory: Path, *, builder: Callable[[Path], Path] = build_plugin) -> Path:
+    """Build the plugin in ``directory`` unless a current one is there (file-locked).
+
+    Returns:
+        Path of the up-to-date library.
+
+    Raises:
+        PluginBuildError: If a build was needed and failed, or it produced no current stamp.
+    """
+    if is_current(directory):
+        return directory / LIB_NAME
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not is_current(directory):  # another process may have built it meanwhile
+                builder(directory)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    if not is_current(directory):
+        raise PluginBuildError(
+            f"the DALI plugin in {directory} does not match DALI {dali_version()} after a "
+            f"rebuild (stamp: {read_stamp(directory)}); delete {directory} and retry"
+        )
+    return directory / LIB_NAME
+
+
+def _schema_registered() -> bool:
+    return _dali_backend.TryGetSchema(OP_SCHEMA) is not None
+
+
+def load_plugin(cache_root: str | os.PathLike | None = None) -> Path:
+    """Make ``fn.slipstream_decode_crop`` available in this process (idempotent).
+
+    Builds the plugin for the installed DALI if needed (first call: tens of seconds),
+    checks its stamp, and loads it once: further calls return at once, because DALI aborts
+    the process when an operator name is registered twice.
+
+    Args:
+        cache_root: Root of slipstream's caches (see :func:`plugin_dir`).
+
+    Returns:
+        Path of the loaded library (of the first load in this process).
+
+    Raises:
+        PluginBuildError: If the plugin must be built and cannot be.
+        RuntimeError: If another library already registered ``SlipstreamDecodeCrop``.
+    """
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        if _schema_registered():
+            raise RuntimeError(
+                f"a DALI operator named {OP_SCHEMA} is already registered by another library; "
+                "loading slipstream's plugin as well would abort the process"
+            )
+        lib = ensure_built(plugin_dir(cache_root))
+        _plugin_manager.load_library(str(lib))
+        _loaded = lib
+        return lib

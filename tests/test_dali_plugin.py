@@ -1,0 +1,194 @@
+"""The DALI CPU operator fn.slipstream_decode_crop against the native kernel (bit-exact)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip(
+    "nvidia.dali", reason="nvidia-dali is not installed (pip install 'slipstream[dali]')"
+)
+
+from nvidia.dali import fn, pipeline_def  # noqa: E402
+
+from slipstream.dali import decode_crop, load_plugin, plugin  # noqa: E402
+from slipstream.native import decode_crop as native_decode_crop  # noqa: E402
+from slipstream.sampling.crops import random_resized_crop  # noqa: E402
+
+pytestmark = pytest.mark.dali
+
+BATCH = 24
+
+
+def _batches(photo_dataset, n_batches: int, *, views: int = 1, seed: int = 7):
+    heights, widths = photo_dataset.image_sizes()
+    out = []
+    for b in range(n_batches):
+        ids = np.arange(b * BATCH, (b + 1) * BATCH, dtype=np.int64)
+        jpegs = [np.array(photo_dataset.cache.item_bytes("image", int(i))) for i in ids]
+        wins = [
+            random_resized_crop(heights[ids], widths[ids], ids, seed=seed, epoch=0, view=v)
+            for v in range(views)
+        ]
+        windows = np.stack(wins, axis=1).astype(np.int32)  # [B, K, 4]
+        flips = (np.random.default_rng(b).random((BATCH, views)) < 0.5).astype(np.bool_)
+        out.append((jpegs, windows, flips))
+    return out
+
+
+def _run(batches, *, size, flip_dtype=np.uint8, multi=False, flip_const=None):
+    def source():
+        for jpegs, windows, flips in batches:
+            w = list(windows) if multi else list(windows[:, 0])
+            f = list(flips.astype(flip_dtype)) if multi else list(flips[:, 0].astype(flip_dtype))
+            yield (jpegs, w) if flip_const is not None else (jpegs, w, f)
+
+    @pipeline_def(batch_size=BATCH, num_threads=2, device_id=None, prefetch_queue_depth=1)
+    def pipe():
+        if flip_const is not None:
+            jpegs, windows = fn.external_source(source, num_outputs=2, cycle="raise")
+            return decode_crop(jpegs, windows, size=size, flip=flip_const)
+        jpegs, windows, flips = fn.external_source(source, num_outputs=3, cycle="raise")
+        return decode_crop(jpegs, windows, size=size, flip=flips)
+
+    p = pipe()
+    p.build()
+    return [[np.array(t) for t in p.run()[0]] for _ in batches]
+
+
+def test_bit_identical_to_native(photo_dataset):
+    batches = _batches(photo_dataset, 2)
+    for size, flip_dtype in (((160, 128), np.uint8), (112, np.bool_)):
+        outs = _run(batches, size=size, flip_dtype=flip_dtype)
+        hw = (size, size) if isinstance(size, int) else size
+        for (jpegs, windows, flips), got in zip(batches, outs, strict=True):
+            for i in range(BATCH):
+                want = native_decode_crop(jpegs[i], windows[i, 0], hw, flip=bool(flips[i, 0]))
+                assert got[i].shape == (*hw, 3) and got[i].dtype == np.uint8
+                np.testing.assert_array_equal(got[i], want, err_msg=f"sample {i}")
+
+
+def test_multi_view_and_constant_flip(photo_dataset):
+    batches = _batches(photo_dataset, 1, views=2, seed=3)
+    (got,) = _run(batches, size=96, multi=True)
+    (jpegs, windows, flips) = batches[0]
+    for i in range(BATCH):
+        assert got[i].shape == (2, 96, 96, 3)
+        for k in range(2):
+            want = native_decode_crop(jpegs[i], windows[i, k], (96, 96), flip=bool(flips[i, k]))
+            np.testing.assert_array_equal(got[i][k], want)
+    (got,) = _run(batches, size=64, flip_const=True)
+    want = native_decode_crop(jpegs[5], windows[5, 0], (64, 64), flip=True)
+    np.testing.assert_array_equal(got[5], want)
+
+
+_CORRUPT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from nvidia.dali import fn, pipeline_def
+    from slipstream.dali import decode_crop
+
+    good = np.fromfile(sys.argv[1], dtype=np.uint8)
+    bad = good[: len(good) // 3].copy()
+    h, w = int(sys.argv[2]), int(sys.argv[3])
+    jpegs = [good, bad, good]
+    wins = [np.array([0, 0, h, w], np.int32)] * 3
+
+    @pipeline_def(batch_size=3, num_threads=2, device_id=None)
+    def pipe():
+        j, win = fn.external_source(lambda: (jpegs, wins), num_outputs=2, batch=True)
+        return decode_crop(j, win, size=32)
+
+    p = pipe()
+    p.build()
+    try:
+        p.run()
+    except Exception as exc:
+        print("RAISED", type(exc).__name__, exc)
+    else:
+        print("NO ERROR")
+    """
+)
+
+
+def test_corrupt_jpeg_raises_naming_sample(photo_dataset, tmp_path):
+    heights, widths = photo_dataset.image_sizes()
+    src = tmp_path / "good.jpg"
+    np.array(photo_dataset.cache.item_bytes("image", 0)).tofile(src)
+    script = tmp_path / "corrupt.py"
+    script.write_text(_CORRUPT_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(src), str(heights[0]), str(widths[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RAISED" in proc.stdout, proc.stdout
+    assert "sample 1" in proc.stdout and "1 of 3 samples failed" in proc.stdout, proc.stdout
+    assert "sample 0" not in proc.stdout and "sample 2" not in proc.stdout
+
+
+def test_load_twice_is_noop():
+    first = load_plugin()
+    assert load_plugin() == first
+    assert hasattr(fn, "slipstream_decode_crop")
+
+
+def test_stamp_mismatch_rebuilds(tmp_path):
+    built = load_plugin()
+    d = tmp_path / "plugin"
+    d.mkdir()
+    shutil.copy(built, d / plugin.LIB_NAME)
+    stamp = dict(plugin.read_stamp(built.parent))
+    stamp["dali_version"] = "0.0.1"
+    (d / plugin.STAMP_NAME).write_text(json.dumps(stamp))
+    assert not plugin.is_current(d)
+
+    calls = []
+
+    def fake_build(directory: Path) -> Path:  # stands in for the 30 s compile
+        calls.append(directory)
+        (directory / plugin.STAMP_NAME).write_text(json.dumps(plugin._expected_stamp()))
+        return directory / plugin.LIB_NAME
+
+    assert plugin.ensure_built(d, builder=fake_build) == d / plugin.LIB_NAME
+    assert calls == [d] and plugin.is_current(d)
+    assert plugin.ensure_built(d, builder=fake_build) == d / plugin.LIB_NAME
+    assert calls == [d]  # current: no second build
+
+    (d / plugin.STAMP_NAME).write_text(json.dumps(stamp))
+    with pytest.raises(plugin.PluginBuildError, match="does not match DALI"):
+        plugin.ensure_built(d, builder=lambda directory: directory / plugin.LIB_NAME)
+
+
+def test_missing_cuda_headers_error(monkeypatch, tmp_path):
+    monkeypatch.setenv(plugin.CUDA_INCLUDE_ENV, str(tmp_path))
+    with pytest.raises(plugin.PluginBuildError, match="nvidia-cuda-runtime-cu12"):
+        plugin.find_cuda_include()
+
+
+def test_missing_dali_names_the_extra():
+    code = (
+        "import sys; sys.modules['nvidia.dali'] = None\n"
+        "try:\n    import slipstream.dali\nexcept ImportError as e:\n    print(e)\n"
+    )
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert "pip install 'slipstream[dali]'" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_mixed_device_not_implemented():
+    with pytest.raises(NotImplementedError, match="mixed"):
+        decode_crop(None, None, size=224, device="mixed")
