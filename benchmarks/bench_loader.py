@@ -263,7 +263,8 @@ def main() -> None:
     if rrc and len(rrc["rss_mib"]) >= 3:
         growth = rrc["rss_mib"][2] / rrc["rss_mib"][1] - 1
         print(
-            f"\nslipstream RRC peak RSS by epoch (MiB): {[round(m) for m in rrc['rss_mib']]}; "
+            "\nslipstream RRC resident memory after each epoch (MiB): "
+            f"{[round(m) for m in rrc['rss_mib']]}; "
             f"epoch 2 -> 3 growth {growth:+.1%}"
         )
 
