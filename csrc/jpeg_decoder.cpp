@@ -141,6 +141,21 @@ struct JpegDecoder::Impl {
     }
   }
 
+  // Checks that a header was read and the scale is valid, then sets the output parameters;
+  // closes the decoder on failure. `caller` names the entry point in the error message.
+  Result PrepareOutput(int32_t scale_num, const char* caller) {
+    if (!open) return Result::Fail(kInternalError, std::string(caller) + " called without ReadHeader");
+    if (scale_num < 1 || scale_num > 8) {
+      Close();
+      return Result::Fail(kInvalidArgument, "scale_num must be in 1..8");
+    }
+    if (!SetupOutput(scale_num)) {
+      Close();
+      return Result::Fail(kUnsupported, "unsupported JPEG colorspace (not gray/RGB/YCbCr/CMYK/YCCK)");
+    }
+    return Result::Ok();
+  }
+
   // True when an EOI marker sits in the last bytes of the data: the common case of a complete
   // file (possibly with a little padding after EOI).
   bool EndsWithEoi() const {
@@ -245,15 +260,8 @@ Result JpegDecoder::ReadHeader(const uint8_t* data, uint64_t size, JpegHeader* h
 Result JpegDecoder::DecodeRegion(int32_t scale_num, int32_t x0, int32_t y0, int32_t x1,
                                  int32_t y1, Region* region) {
   Impl* d = impl_.get();
-  if (!d->open) return Result::Fail(kInternalError, "DecodeRegion called without ReadHeader");
-  if (scale_num < 1 || scale_num > 8) {
-    d->Close();
-    return Result::Fail(kInvalidArgument, "scale_num must be in 1..8");
-  }
-  if (!d->SetupOutput(scale_num)) {
-    d->Close();
-    return Result::Fail(kUnsupported, "unsupported JPEG colorspace (not gray/RGB/YCbCr/CMYK/YCCK)");
-  }
+  Result prepared = d->PrepareOutput(scale_num, "DecodeRegion");
+  if (!prepared.ok()) return prepared;
   if (setjmp(d->err.jump)) return d->FailFromLibjpeg();
   jpeg_start_decompress(&d->cinfo);
   const int32_t full_w = static_cast<int32_t>(d->cinfo.output_width);
@@ -298,15 +306,8 @@ Result JpegDecoder::DecodeRegion(int32_t scale_num, int32_t x0, int32_t y0, int3
 
 Result JpegDecoder::DecodeFull(int32_t scale_num, uint8_t* out, uint64_t capacity) {
   Impl* d = impl_.get();
-  if (!d->open) return Result::Fail(kInternalError, "DecodeFull called without ReadHeader");
-  if (scale_num < 1 || scale_num > 8) {
-    d->Close();
-    return Result::Fail(kInvalidArgument, "scale_num must be in 1..8");
-  }
-  if (!d->SetupOutput(scale_num)) {
-    d->Close();
-    return Result::Fail(kUnsupported, "unsupported JPEG colorspace (not gray/RGB/YCbCr/CMYK/YCCK)");
-  }
+  Result prepared = d->PrepareOutput(scale_num, "DecodeFull");
+  if (!prepared.ok()) return prepared;
   if (setjmp(d->err.jump)) return d->FailFromLibjpeg();
   jpeg_start_decompress(&d->cinfo);
   const int64_t w = d->cinfo.output_width, h = d->cinfo.output_height;
