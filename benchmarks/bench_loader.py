@@ -4,6 +4,8 @@ Prints one table of img/s (median over the warm epochs) and ratios, for batch 25
 uint8 224x224 output on all cores:
 
 - slipstream (native backend): RandomResizedCrop + flip, center crop, raw bytes
+- slipstream with ``backend="dali"`` (the same kernel as a DALI CPU operator): RRC + flip,
+  when nvidia-dali is installed
 - libjpeg-turbo full decode only, same files (slipstream's kernel, no crop/resize)
 - torchvision: ImageFolder + PIL, RandomResizedCrop + flip, DataLoader workers
 - DALI CPU pipeline (readers.file + decoders.image_random_crop + resize +
@@ -57,9 +59,17 @@ def _epochs(run_epoch, epochs: int) -> tuple[list[float], list[float]]:
     return rates, rss
 
 
-def bench_slipstream(dataset, pipeline: ImagePipeline, epochs: int, threads: int):
+def bench_slipstream(
+    dataset, pipeline: ImagePipeline, epochs: int, threads: int, backend: str = "native"
+):
     loader = SlipstreamLoader(
-        dataset, BATCH, {"image": pipeline}, seed=0, device="cpu", num_threads=threads
+        dataset,
+        BATCH,
+        {"image": pipeline},
+        seed=0,
+        device="cpu",
+        num_threads=threads,
+        backend=backend,
     )
 
     def run_epoch() -> int:
@@ -219,6 +229,13 @@ def main() -> None:
         import nvidia.dali  # noqa: F401
 
         runs["DALI CPU RRC224+flip"] = lambda: bench_dali(folder, args.epochs, args.threads)
+        runs["slipstream DALI backend RRC224+flip"] = lambda: bench_slipstream(
+            dataset,
+            ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8"),
+            args.epochs,
+            args.threads,
+            backend="dali",
+        )
     except ImportError:
         print("(DALI not installed: its anchor is skipped)")
     try:

@@ -26,7 +26,10 @@ from slipstream.prefetch.stages import get_until_stopped
 from slipstream.sampling import epoch_order, flips, num_batches
 from slipstream.transforms.output import ImageOutput
 
-BACKENDS = ("native",)
+# "native" stays the default for now; making "dali" the default where DALI is importable
+# is a later decision (it needs the plugin build on first use and a benchmark first).
+BACKENDS = ("native", "dali")
+DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
 
 
 def _resolve_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -42,6 +45,18 @@ def _resolve_world(distributed: bool, rank: int | None, world_size: int | None) 
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, {world_size})")
     return rank, world_size
+
+
+def _import_dali_backend() -> type:
+    """The DALI decode stage class, imported lazily so ``import slipstream`` never loads DALI."""
+    try:
+        from slipstream.dali.loader_backend import DaliBackend
+    except ImportError as exc:
+        raise ImportError(
+            f"SlipstreamLoader(backend='dali') needs NVIDIA DALI ({exc}); install it with "
+            f"`{DALI_EXTRA_HINT}`"
+        ) from exc
+    return DaliBackend
 
 
 def _default_device() -> torch.device:
@@ -81,7 +96,9 @@ class SlipstreamLoader:
         device: Output device (default: CUDA when available, else CPU).
         num_threads: Decode threads (default: all usable cores).
         prefetch: Batches prepared ahead of the consumer.
-        backend: Decode engine; ``"native"`` (C++ thread pool).
+        backend: Decode engine: ``"native"`` (C++ thread pool, the default) or ``"dali"``
+            (the same kernel as a DALI CPU operator, fed from the same gather stage, so
+            batches are bit-identical; needs ``pip install 'slipstream[dali]'``).
         fields: Non-image fields to return (default: every numeric field).
 
     Example:
@@ -119,6 +136,8 @@ class SlipstreamLoader:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if backend == "dali":
+            _import_dali_backend()
         if not pipelines:
             raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
         self.dataset = dataset
@@ -222,21 +241,25 @@ class SlipstreamLoader:
     def _setup(self) -> None:
         if self._slots:
             return
+        output_sizes = {name: p.crop.output_size for name, p in self.pipelines.items()}
+        fields = {name: name for name in self.pipelines}
+        if self.backend == "dali":
+            self._backend_impl = _import_dali_backend()(
+                self.batch_size, self.num_threads, output_sizes, fields, self._describe
+            )
+        else:
+            from slipstream.native.backend import NativeBackend
+
+            self._backend_impl = NativeBackend(self.num_threads, fields, self._describe)
         capacity = {}
         for name, meta in self._image_meta.items():
             sizes = np.sort(meta["data_size"])
             capacity[name] = int(sizes[-self.batch_size :].sum())
-        output_sizes = {name: p.crop.output_size for name, p in self.pipelines.items()}
         pin = self.device.type == "cuda"
         self._slots = [
             allocate_slot(self.batch_size, capacity, output_sizes, pin_memory=pin)
             for _ in range(self.prefetch + 1)
         ]
-        from slipstream.native.backend import NativeBackend
-
-        self._backend_impl = NativeBackend(
-            self.num_threads, {name: name for name in self.pipelines}, self._describe
-        )
 
     def _plan(self, epoch: int, start_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
         ids = self._epoch_ids(epoch)

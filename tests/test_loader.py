@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -239,3 +241,15 @@ def test_cuda_output_matches_cpu(photo_dataset):
             assert b["image"].is_cuda and b["label"].is_cuda
             torch.testing.assert_close(b["image"].cpu(), a["image"], rtol=0, atol=1e-5)
             assert torch.equal(b["index"].cpu(), a["index"])
+
+
+def test_dali_backend_without_dali_names_the_extra(photo_dataset, monkeypatch):
+    monkeypatch.setitem(sys.modules, "slipstream.dali.loader_backend", None)
+    with pytest.raises(ImportError, match=r"pip install 'slipstream\[dali\]'"):
+        _loader(photo_dataset, backend="dali")
+
+
+def test_import_slipstream_does_not_import_dali():
+    code = "import sys, slipstream; print('nvidia.dali' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stdout + proc.stderr
