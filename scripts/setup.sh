@@ -40,6 +40,10 @@ pip install -q --no-build-isolation -e ".[dev,demo]"
 python -c "import slipstream._core" || { echo "[setup] the C++ extension did not import" >&2; exit 1; }
 # The DALI operator plugin is compiled on first use (~30 s) into
 # ~/.cache/slipstream/dali_plugin/<dali version>/; build it now so the tests do not pay for it.
+if ! python -c "from slipstream.dali.plugin import find_cuda_include; find_cuda_include()" 2>/dev/null; then
+  echo "[setup] no cuda_runtime.h on this machine: pip install the CUDA header wheels"
+  pip install -q nvidia-cuda-runtime-cu12 nvidia-cuda-nvcc-cu12 nvidia-cuda-cccl-cu12
+fi
 echo "[setup] building the DALI operator plugin"
 python -c "from slipstream.dali import load_plugin; print('[setup] DALI plugin:', load_plugin())" \
   || { echo "[setup] the DALI operator plugin did not build" >&2; exit 1; }

@@ -192,3 +192,22 @@ def test_missing_dali_names_the_extra():
 def test_mixed_device_not_implemented():
     with pytest.raises(NotImplementedError, match="mixed"):
         decode_crop(None, None, size=224, device="mixed")
+
+
+def test_cuda_header_wheels_add_their_include_dirs(monkeypatch, tmp_path):
+    import types
+
+    runtime = tmp_path / "runtime" / "include"
+    runtime.mkdir(parents=True)
+    (runtime / "cuda_runtime.h").write_text("")
+    monkeypatch.setenv("SLIPSTREAM_CUDA_INCLUDE", str(runtime))
+    for name in ("cuda_nvcc", "cuda_cccl"):
+        (tmp_path / name / "include").mkdir(parents=True)
+        module = types.ModuleType(f"nvidia.{name}")
+        module.__path__ = [str(tmp_path / name)]
+        monkeypatch.setitem(sys.modules, f"nvidia.{name}", module)
+    assert plugin.cuda_include_dirs() == [
+        runtime,
+        tmp_path / "cuda_nvcc" / "include",
+        tmp_path / "cuda_cccl" / "include",
+    ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -128,6 +129,23 @@ def find_cuda_include() -> Path:
     raise PluginBuildError(f"cuda_runtime.h not found (looked in {candidates}); {_CUDA_HINT}")
 
 
+def cuda_include_dirs() -> list[Path]:
+    """Include directories for DALI's CUDA headers: :func:`find_cuda_include` first.
+
+    When the headers come from the pip wheels, ``cuda_runtime.h`` (nvidia-cuda-runtime-cu12)
+    includes ``crt/host_config.h`` (nvidia-cuda-nvcc-cu12) and CCCL headers
+    (nvidia-cuda-cccl-cu12), which live in their own packages: their include folders follow.
+    """
+    dirs = [find_cuda_include()]
+    for package in ("nvidia.cuda_nvcc", "nvidia.cuda_cccl"):
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            continue
+        dirs += [Path(p) / "include" for p in module.__path__ if (Path(p) / "include").is_dir()]
+    return dirs
+
+
 def read_stamp(directory: Path) -> dict | None:
     """The stamp next to a built plugin, or ``None`` if absent or unreadable."""
     try:
@@ -163,7 +181,7 @@ def build_plugin(directory: Path, *, verbose: bool = False) -> Path:
     cmake = shutil.which("cmake")
     if cmake is None:
         raise PluginBuildError("building the DALI plugin needs CMake: `pip install cmake ninja`")
-    cuda_inc = find_cuda_include()
+    cuda_inc = cuda_include_dirs()
     directory.mkdir(parents=True, exist_ok=True)
     stamp = _expected_stamp()
     with tempfile.TemporaryDirectory(prefix="build-", dir=directory) as tmp:
@@ -172,7 +190,7 @@ def build_plugin(directory: Path, *, verbose: bool = False) -> Path:
             "-DCMAKE_BUILD_TYPE=Release",
             f"-DPython_EXECUTABLE={sys.executable}",
             f"-DSLIPSTREAM_CSRC_DIR={csrc}",
-            f"-DSLIPSTREAM_CUDA_INCLUDE={cuda_inc}",
+            "-DSLIPSTREAM_CUDA_INCLUDE=" + ";".join(str(d) for d in cuda_inc),
         ]  # fmt: skip
         if shutil.which("ninja"):
             cfg += ["-G", "Ninja"]
