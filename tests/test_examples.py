@@ -1,0 +1,30 @@
+"""The examples run end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.dali
+def test_dali_pipeline_example(photo_dataset):
+    pytest.importorskip("nvidia.dali", reason="needs pip install 'slipstream[dali]'")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "dali_pipeline.py"),
+            str(photo_dataset.cache_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("batch ")]
+    assert len(lines) == 240 // 64  # full batches of the 240-photo cache
+    assert "image (64, 3, 224, 224) torch.float32" in lines[0]
