@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,23 @@ def photo_dataset(photo_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     return SlipstreamDataset(
         photo_folder, cache_root=tmp_path_factory.mktemp("caches"), progress=False
     )
+
+
+@pytest.fixture
+def corrupt_dataset(photo_dataset, tmp_path: Path):
+    """``(dataset, sample id)``: a copy of ``photo_dataset`` where that sample is not a JPEG."""
+    victim = 5
+    import numpy as np
+
+    from slipstream import SlipstreamDataset
+
+    broken = tmp_path / "broken-cache"
+    shutil.copytree(photo_dataset.cache_path, broken)
+    meta = np.load(broken / "image.meta.npy")
+    with open(broken / "image.bin", "r+b") as f:
+        f.seek(int(meta["data_ptr"][victim]))
+        f.write(b"this is not a jpeg")
+    return SlipstreamDataset(broken), victim
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ different batch size / world size / resume (bit-exact).
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from slipstream import SlipstreamDataset, SlipstreamLoader
+from slipstream import SlipstreamLoader
 from slipstream.native import decode_crop
 from slipstream.native.backend import SampleDecodeError
 from slipstream.pipelines import (
@@ -216,15 +215,8 @@ def test_bad_arguments(photo_dataset):
         _loader(photo_dataset, indices=[0, 10_000])
 
 
-def test_corrupt_sample_error_names_the_file(photo_dataset, tmp_path):
-    broken = tmp_path / "broken-cache"
-    shutil.copytree(photo_dataset.cache_path, broken)
-    meta = np.load(broken / "image.meta.npy")
-    victim = 5
-    with open(broken / "image.bin", "r+b") as f:
-        f.seek(int(meta["data_ptr"][victim]))
-        f.write(b"this is not a jpeg")
-    dataset = SlipstreamDataset(broken)
+def test_corrupt_sample_error_names_the_file(corrupt_dataset):
+    dataset, victim = corrupt_dataset
     path = dataset.cache.string("path", victim)
     loader = _loader(dataset, batch_size=16, shuffle=False)
     with pytest.raises(SampleDecodeError, match=f"sample {victim} .*{path}"):
