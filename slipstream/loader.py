@@ -274,14 +274,15 @@ class SlipstreamLoader:
         slot.sample_ids[:n] = ids
         for name, pipeline in self.pipelines.items():
             meta, image = self._image_meta[name], slot.images[name]
+            sizes = image.sizes[:n]
+            np.take(meta["data_size"], ids, out=sizes)
             gather_bytes(
                 self._image_data[name],
                 meta["data_ptr"][ids],
-                meta["data_size"][ids],
+                sizes,
                 image.encoded,
                 image.offsets[:n],
             )
-            image.sizes[:n] = meta["data_size"][ids]
             image.windows[:n] = pipeline.crop.windows(
                 meta["height"][ids], meta["width"][ids], ids, seed=self.seed, epoch=epoch
             )
