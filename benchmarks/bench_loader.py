@@ -10,6 +10,9 @@ uint8 224x224 output on all cores:
 - torchvision: ImageFolder + PIL, RandomResizedCrop + flip, DataLoader workers
 - DALI CPU pipeline (readers.file + decoders.image_random_crop + resize +
   crop_mirror_normalize), when nvidia-dali is installed
+- on a GPU machine: slipstream's nvJPEG path (``backend="dali", decode_device="mixed"``,
+  output on the GPU) and DALI's own GPU pipeline (the same graph as the CPU anchor with
+  ``device="mixed"`` decoding), each synchronized at the end of every epoch
 - FFCV 1.0.2: RRC decoder + flip, center crop decoder, raw bytes (``.beton`` files
   written once from the same folder, see ffcv_anchor.py), when ffcv is installed
 - resident memory after each epoch of the slipstream RRC run (flat across epochs expected)
@@ -60,22 +63,31 @@ def _epochs(run_epoch, epochs: int) -> tuple[list[float], list[float]]:
 
 
 def bench_slipstream(
-    dataset, pipeline: ImagePipeline, epochs: int, threads: int, backend: str = "native"
+    dataset,
+    pipeline: ImagePipeline,
+    epochs: int,
+    threads: int,
+    backend: str = "native",
+    device: str = "cpu",
+    decode_device: str | None = None,
 ):
     loader = SlipstreamLoader(
         dataset,
         BATCH,
         {"image": pipeline},
         seed=0,
-        device="cpu",
+        device=device,
         num_threads=threads,
         backend=backend,
+        decode_device=decode_device,
     )
 
     def run_epoch() -> int:
         count = 0
         for batch in loader:
             count += batch["image"].shape[0]
+        if device == "cuda":
+            torch.cuda.synchronize()
         return count
 
     return _epochs(run_epoch, epochs)
@@ -142,16 +154,18 @@ def bench_torchvision(folder: Path, epochs: int, workers: int):
     return _epochs(run_epoch, epochs)
 
 
-def bench_dali(folder: Path, epochs: int, threads: int):
+def bench_dali(folder: Path, epochs: int, threads: int, device: str = "cpu"):
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-    @pipeline_def(batch_size=BATCH, num_threads=threads, device_id=None)
+    gpu = device == "mixed"
+
+    @pipeline_def(batch_size=BATCH, num_threads=threads, device_id=0 if gpu else None)
     def pipe():
         jpegs, labels = fn.readers.file(
             file_root=str(folder), random_shuffle=True, pad_last_batch=True, name="reader"
         )
-        images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB)
+        images = fn.decoders.image_random_crop(jpegs, device=device, output_type=types.RGB)
         images = fn.resize(images, resize_x=224, resize_y=224)
         images = fn.crop_mirror_normalize(
             images, dtype=types.UINT8, output_layout="CHW", mirror=fn.random.coin_flip()
@@ -172,6 +186,8 @@ def bench_dali(folder: Path, epochs: int, threads: int):
         count = 0
         for batch in iterator:
             count += batch[0]["image"].shape[0]
+        if gpu:
+            torch.cuda.synchronize()
         return count
 
     return _epochs(run_epoch, epochs)
@@ -197,6 +213,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--skip", nargs="*", default=[], help="runs to skip (by name)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these (by name)")
     parser.add_argument("--record", action="store_true", help="write benchmarks/results/...")
     args = parser.parse_args()
 
@@ -236,6 +253,22 @@ def main() -> None:
             args.threads,
             backend="dali",
         )
+        if torch.cuda.is_available():
+            gpu_name = torch.cuda.get_device_name(0)
+            runs[f"DALI GPU (nvJPEG) RRC224+flip, {gpu_name}"] = lambda: bench_dali(
+                folder, args.epochs, args.threads, device="mixed"
+            )
+            runs[f"slipstream DALI mixed (nvJPEG) RRC224+flip, {gpu_name}"] = lambda: (
+                bench_slipstream(
+                    dataset,
+                    ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8"),
+                    args.epochs,
+                    args.threads,
+                    backend="dali",
+                    device="cuda",
+                    decode_device="mixed",
+                )
+            )
     except ImportError:
         print("(DALI not installed: its anchor is skipped)")
     try:
@@ -250,7 +283,7 @@ def main() -> None:
 
     results = {}
     for name, run in runs.items():
-        if name in args.skip:
+        if name in args.skip or (args.only is not None and name not in args.only):
             continue
         rates, rss = run()
         warm = rates[1:] if len(rates) > 1 else rates

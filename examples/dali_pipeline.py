@@ -1,8 +1,9 @@
-"""slipstream's fused decode-crop inside your own DALI pipeline.
+"""slipstream's prefetcher and fused decode-crop inside your own DALI pipeline.
 
-The slip cache supplies encoded bytes, slipstream's sampler supplies keyed crop windows
-(same windows as ``SlipstreamLoader`` for the same seed/epoch), and the DALI operator
-``fn.slipstream_decode_crop`` decodes only each window, straight to the output size.
+``PrefetchedBatches`` hands DALI the batches ``SlipstreamLoader`` would decode (same order,
+crop windows and flips for the same seed and epoch) as views into its reused buffers;
+``decode_crop`` decodes only each window, straight to the output size (slipstream's CPU
+operator, or nvJPEG with ``device="mixed"`` on a GPU). The rest of the graph is yours.
 
 Run: ``python examples/dali_pipeline.py [IMAGE_FOLDER_OR_CACHE]`` (default: the demo photos).
 Needs ``pip install 'slipstream[dali]'``; runs on the CPU (``device_id=None``) or GPU 0.
@@ -14,56 +15,35 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
-from nvidia.dali.plugin.pytorch import DALIGenericIterator
+from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 import slipstream.dali as sdali
 from slipstream import SlipstreamDataset
-from slipstream.sampling import crops, epoch_order, flips
+from slipstream.pipelines import supervised_train
 
 BATCH = 64
 
 
-def batches(dataset: SlipstreamDataset, seed: int, epoch: int):
-    """Yield (jpegs, windows, flips, labels) batches of one epoch, in slipstream's order."""
-    cache = dataset.cache
-    heights, widths = dataset.image_sizes()
-    labels = np.asarray(cache.numbers("label"))
-    order = epoch_order(len(cache), seed=seed, epoch=epoch)
-    for start in range(0, len(order) - BATCH + 1, BATCH):  # full batches only
-        ids = order[start : start + BATCH]
-        windows = crops.random_resized_crop(heights[ids], widths[ids], ids, seed=seed, epoch=epoch)
-        yield (
-            [np.asarray(cache.item_bytes("image", int(i))) for i in ids],
-            list(windows),
-            list(flips(ids, seed=seed, epoch=epoch)),
-            list(labels[ids].astype(np.int64)),
-        )
-
-
 def main() -> None:
-    """Build (or open) the cache, then stream one epoch through the DALI pipeline."""
+    """Build (or open) the cache, then stream two epochs through the DALI pipeline."""
     if len(sys.argv) > 1:
-        source = Path(sys.argv[1])
+        source_path = Path(sys.argv[1])
     else:
         from slipstream.demo import make_demo_folder
 
-        source = make_demo_folder(Path(tempfile.gettempdir()) / "slipstream-demo-photos", 640)
-    dataset = SlipstreamDataset(source)
+        source_path = make_demo_folder(Path(tempfile.gettempdir()) / "slipstream-demo-photos", 640)
+    dataset = SlipstreamDataset(source_path)
     gpu = torch.cuda.is_available()
-
-    def epoch_batches():  # DALI wants the generator function itself with cycle="raise"
-        yield from batches(dataset, seed=0, epoch=0)
+    source = sdali.PrefetchedBatches(dataset, BATCH, supervised_train(224), seed=0)
 
     @pipeline_def(batch_size=BATCH, num_threads=2, device_id=0 if gpu else None)
     def pipe():
-        jpegs, windows, flip, labels = fn.external_source(
-            source=epoch_batches, num_outputs=4, batch=True, cycle="raise"
+        jpegs, windows, flips, labels = sdali.external_source(source)
+        images = sdali.decode_crop(
+            jpegs, windows, size=224, flip=flips, device="mixed" if gpu else "cpu"
         )
-        images = sdali.decode_crop(jpegs, windows, size=224, flip=flip)  # uint8 HWC, CPU
-        images = images.gpu() if gpu else images
         images = fn.crop_mirror_normalize(
             images,
             dtype=types.FLOAT,
@@ -75,11 +55,20 @@ def main() -> None:
 
     pipeline = pipe()
     pipeline.build()
-    for i, (batch,) in enumerate(DALIGenericIterator(pipeline, ["image", "label"])):
-        print(
-            f"batch {i}: image {tuple(batch['image'].shape)} {batch['image'].dtype} "
-            f"on {batch['image'].device}, labels {batch['label'].flatten()[:8].tolist()}"
-        )
+    iterator = DALIGenericIterator(
+        pipeline, ["image", "label"], auto_reset=True, last_batch_policy=LastBatchPolicy.PARTIAL
+    )
+    for epoch in range(2):
+        seen = 0
+        for i, (batch,) in enumerate(iterator):
+            seen += batch["image"].shape[0]
+            if i == 0:
+                print(
+                    f"epoch {epoch} batch 0: image {tuple(batch['image'].shape)} "
+                    f"{batch['image'].dtype} on {batch['image'].device}, "
+                    f"labels {batch['label'].flatten()[:8].tolist()}"
+                )
+        print(f"epoch {epoch}: {seen} images")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import threading
@@ -15,9 +16,8 @@ from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch import (
-    END_OF_STREAM,
     BatchSlot,
-    StageError,
+    DecodedBatch,
     StageThread,
     allocate_slot,
     gather_bytes,
@@ -26,9 +26,8 @@ from slipstream.prefetch.stages import get_until_stopped
 from slipstream.sampling import epoch_order, flips, num_batches
 from slipstream.transforms.output import ImageOutput
 
-# "native" stays the default for now; making "dali" the default where DALI is importable
-# is a later decision (it needs the plugin build on first use and a benchmark first).
 BACKENDS = ("native", "dali")
+DECODE_DEVICES = ("cpu", "mixed")
 DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
 
 
@@ -57,6 +56,28 @@ def _import_dali_backend() -> type:
             f"`{DALI_EXTRA_HINT}`"
         ) from exc
     return DaliBackend
+
+
+def _resolve_decode_device(decode_device: str | None, backend: str, device: torch.device) -> str:
+    if decode_device is None:
+        return "mixed" if backend == "dali" and device.type == "cuda" else "cpu"
+    if decode_device not in DECODE_DEVICES:
+        raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
+    if decode_device == "mixed" and (backend != "dali" or device.type != "cuda"):
+        raise ValueError(
+            "decode_device='mixed' (nvJPEG) needs backend='dali' and a CUDA device, got "
+            f"backend={backend!r}, device={str(device)!r}"
+        )
+    return decode_device
+
+
+def default_backend() -> str:
+    """``"dali"`` where NVIDIA DALI is installed, else ``"native"`` (checked without importing)."""
+    try:
+        found = importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "dali" if found else "native"
 
 
 def _default_device() -> torch.device:
@@ -96,9 +117,16 @@ class SlipstreamLoader:
         device: Output device (default: CUDA when available, else CPU).
         num_threads: Decode threads (default: all usable cores).
         prefetch: Batches prepared ahead of the consumer.
-        backend: Decode engine: ``"native"`` (C++ thread pool, the default) or ``"dali"``
-            (the same kernel as a DALI CPU operator, fed from the same gather stage, so
-            batches are bit-identical; needs ``pip install 'slipstream[dali]'``).
+        backend: Decode engine: ``"dali"`` (a DALI pipeline fed from the gather stage,
+            with slipstream's operator or nvJPEG, see ``decode_device``; the default where
+            ``pip install 'slipstream[dali]'`` is installed) or ``"native"`` (the same C++
+            kernel on slipstream's own thread pool; the default without DALI). With
+            ``decode_device="cpu"`` both give bit-identical batches.
+        decode_device: Where the DALI backend decodes: ``"cpu"`` (slipstream's operator,
+            bit-identical to the native backend) or ``"mixed"`` (nvJPEG region decode on
+            the GPU, then GPU resize and one fused flip/normalize/cast; a few levels from
+            the CPU pixels). Default: ``"mixed"`` for ``backend="dali"`` with a CUDA
+            ``device``, else ``"cpu"``.
         fields: Non-image fields to return (default: every numeric field).
 
     Example:
@@ -126,7 +154,8 @@ class SlipstreamLoader:
         device: str | torch.device | None = None,
         num_threads: int | None = None,
         prefetch: int = 3,
-        backend: str = "native",
+        backend: str | None = None,
+        decode_device: str | None = None,
         fields: list[str] | None = None,
     ) -> None:
         """Validate the arguments and prepare the per-field arrays."""
@@ -134,6 +163,8 @@ class SlipstreamLoader:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        if backend is None:
+            backend = default_backend()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if backend == "dali":
@@ -159,6 +190,7 @@ class SlipstreamLoader:
         self.num_threads = num_threads or len(os.sched_getaffinity(0))
         self.prefetch = prefetch
         self.backend = backend
+        self.decode_device = _resolve_decode_device(decode_device, backend, self.device)
         self.epoch = 0
         self._batches_done = 0
         self._resume_batch = 0
@@ -239,27 +271,66 @@ class SlipstreamLoader:
         return f"row {sample_id} of {self.cache.path}"
 
     def _setup(self) -> None:
-        if self._slots:
+        if self._backend_impl is not None:
             return
-        output_sizes = {name: p.crop.output_size for name, p in self.pipelines.items()}
         fields = {name: name for name in self.pipelines}
         if self.backend == "dali":
             self._backend_impl = _import_dali_backend()(
-                self.batch_size, self.num_threads, output_sizes, fields, self._describe
+                self.batch_size,
+                self.num_threads,
+                self.pipelines,
+                fields,
+                self._describe,
+                self.device,
+                self.decode_device,
             )
+            from slipstream.dali.loader_backend import PREFETCH_QUEUE_DEPTH
+
+            # gathered queue + the slot being gathered + the batches DALI holds
+            self._allocate_slots(self.prefetch + 1 + PREFETCH_QUEUE_DEPTH, with_pixels=False)
         else:
             from slipstream.native.backend import NativeBackend
 
             self._backend_impl = NativeBackend(self.num_threads, fields, self._describe)
+            # + the slot being decoded, and the one whose pixels the user holds
+            self._allocate_slots(self.prefetch + 2, with_pixels=True)
+
+    def _allocate_slots(self, num_slots: int, with_pixels: bool) -> None:
+        """Allocate the ring of batch slots once (encoded bytes sized for the largest batch)."""
+        if self._slots:
+            return
+        output_sizes = {name: p.crop.output_size for name, p in self.pipelines.items()}
         capacity = {}
         for name, meta in self._image_meta.items():
             sizes = np.sort(meta["data_size"])
             capacity[name] = int(sizes[-self.batch_size :].sum())
-        pin = self.device.type == "cuda"
+        pin = self.device.type == "cuda" and with_pixels
         self._slots = [
-            allocate_slot(self.batch_size, capacity, output_sizes, pin_memory=pin)
-            for _ in range(self.prefetch + 1)
+            allocate_slot(
+                self.batch_size, capacity, output_sizes, pin_memory=pin, with_pixels=with_pixels
+            )
+            for _ in range(num_slots)
         ]
+
+    def _start_gather(
+        self, epoch: int, start: int
+    ) -> tuple[queue.Queue, queue.Queue, threading.Event, StageThread]:
+        """Start the gather stage of an epoch: ``(gathered, free, stop, thread)``."""
+        stop = threading.Event()
+        free: queue.Queue = queue.Queue()
+        for slot in self._slots:
+            slot.wait_until_reusable()
+            free.put(slot)
+        gathered: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        thread = StageThread(
+            "slipstream-gather",
+            self._plan(epoch, start),
+            lambda item: self._gather(free, stop, item),
+            gathered,
+            stop,
+        )
+        thread.start()
+        return gathered, free, stop, thread
 
     def _plan(self, epoch: int, start_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
         ids = self._epoch_ids(epoch)
@@ -294,16 +365,15 @@ class SlipstreamLoader:
                 image.flips[:n] = 0
         return slot
 
-    def _to_batch(self, slot: BatchSlot) -> dict[str, Any]:
-        n = slot.count
-        ids = slot.sample_ids[:n].copy()
+    def _to_batch(self, decoded: DecodedBatch) -> dict[str, Any]:
+        ids = decoded.sample_ids
         batch: dict[str, Any] = {}
         for name in self.pipelines:
-            batch[name] = self._outputs[name](slot.images[name].pixels[:n])
-        if self.device.type == "cuda":
+            batch[name] = self._outputs[name](decoded.images[name], decoded.normalized)
+        if self.device.type == "cuda" and decoded.slot is not None:
             event = torch.cuda.Event()
             event.record()
-            slot.copy_done = event
+            decoded.slot.copy_done = event
         for name in self.fields:
             kind = self.cache.field_types[name]
             if kind == "str":
@@ -322,46 +392,16 @@ class SlipstreamLoader:
         epoch, start = self.epoch, self._resume_batch
         self._resume_batch = 0
         self._batches_done = start
-        stop = threading.Event()
-        free: queue.Queue = queue.Queue()
-        for slot in self._slots:
-            slot.wait_until_reusable()
-            free.put(slot)
-        gathered: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        decoded: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        threads = [
-            StageThread(
-                "slipstream-gather",
-                self._plan(epoch, start),
-                lambda item: self._gather(free, stop, item),
-                gathered,
-                stop,
-            ),
-            StageThread("slipstream-decode", gathered, self._backend_impl.decode, decoded, stop),
-        ]
-        for thread in threads:
-            thread.start()
-        held: BatchSlot | None = None
+        gathered, free, stop, gather = self._start_gather(epoch, start)
+        decoded = self._backend_impl.batches(gathered, free, stop, self.prefetch)
         try:
-            while True:
-                item = get_until_stopped(decoded, stop)
-                if item is END_OF_STREAM:
-                    break
-                if isinstance(item, StageError):
-                    raise item.error
+            for item in decoded:
                 batch = self._to_batch(item)
-                if held is not None:
-                    free.put(held)
-                if self.device.type == "cuda":
-                    free.put(item)  # the copy fence guards reuse
-                    held = None
-                else:
-                    held = item
                 self._batches_done += 1
                 yield batch
             self.epoch = epoch + 1
             self._batches_done = 0
         finally:
             stop.set()
-            for thread in threads:
-                thread.join()
+            decoded.close()
+            gather.join()

@@ -189,9 +189,11 @@ def test_missing_dali_names_the_extra():
     assert "pip install 'slipstream[dali]'" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_mixed_device_not_implemented():
-    with pytest.raises(NotImplementedError, match="mixed"):
-        decode_crop(None, None, size=224, device="mixed")
+def test_unknown_device_and_bad_size():
+    with pytest.raises(ValueError, match="device must be one of"):
+        decode_crop(None, None, size=224, device="gpu")
+    with pytest.raises(ValueError, match="size must be"):
+        decode_crop(None, None, size=(1, 2, 3))
 
 
 def test_cuda_header_wheels_add_their_include_dirs(monkeypatch, tmp_path):

@@ -33,6 +33,7 @@ UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
 def _loader(dataset, batch_size=16, pipelines=UINT8_TRAIN, **kwargs) -> SlipstreamLoader:
     kwargs.setdefault("device", "cpu")
     kwargs.setdefault("num_threads", 2)
+    kwargs.setdefault("backend", "native")  # test_dali_loader.py checks "dali" against it
     return SlipstreamLoader(dataset, batch_size, pipelines, **kwargs)
 
 
@@ -245,3 +246,16 @@ def test_import_slipstream_does_not_import_dali():
     code = "import sys, slipstream; print('nvidia.dali' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "False", proc.stdout + proc.stderr
+
+
+def test_default_backend_is_dali_where_installed(photo_dataset, monkeypatch):
+    import importlib.util
+
+    from slipstream.loader import default_backend
+
+    installed = importlib.util.find_spec("nvidia.dali") is not None
+    assert default_backend() == ("dali" if installed else "native")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert default_backend() == "native"
+    loader = SlipstreamLoader(photo_dataset, 8, UINT8_TRAIN, device="cpu")
+    assert loader.backend == "native"

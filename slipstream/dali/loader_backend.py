@@ -1,71 +1,98 @@
-"""The DALI decode stage of ``SlipstreamLoader(backend="dali")`` (CPU operator path).
+"""The DALI decode stage of ``SlipstreamLoader(backend="dali")``.
 
-Only the decode stage changes: the loader's gather thread fills a batch slot exactly as for
-the native backend (same sample ids, crop windows and flips, keyed by seed, epoch and sample
-id), and :meth:`DaliBackend.decode` runs one DALI pipeline per image output on it::
+The loader's gather thread fills batch slots exactly as for the native backend (same
+sample ids, crop windows and flips, keyed by seed, epoch and sample id). One DALI pipeline
+decodes every image output of a slot, driven by a ``DALIGenericIterator``::
 
-    external_source "jpegs"   per-sample uint8 views into slot.encoded  (no_copy)
-    external_source "windows" int32 [4] per sample                      (no_copy)
-    external_source "flips"   uint8 scalar per sample                   (no_copy)
-    external_source "ids"     int64 scalar per sample                   (no_copy)
-        -> fn.slipstream_decode_crop(jpegs, windows, size, flip=flips) -> images  uint8 HWC
-        -> ids (passed through, checked against the slot)
+    SlotFeed (external_source, batch, no_copy, cycle="raise")
+      jpegs/<name>, windows/<name>, flips/<name> per image output, ids
+        decode_device="cpu":   fn.slipstream_decode_crop(jpegs, windows, size, flip=flips)
+                               [.gpu() when the loader's device is a GPU]
+        decode_device="mixed": fn.decoders.image_slice (nvJPEG) -> fn.resize (antialiased)
+                               -> fn.crop_mirror_normalize (flip, normalization, cast; HWC)
+      -> DALIGenericIterator -> {name: [n, H, W, 3] tensor, "ids": [n]}
 
-Design choice: the stage feeds each slot with ``Pipeline.feed_input`` and calls
-``Pipeline.run()`` synchronously (``prefetch_queue_depth=1``), then copies the DALI CPU
-output (a zero-copy numpy view of the dense ``TensorListCPU``) into the slot's
-``pixels_np[:n]``. Every loader feature (batch dict, variable last batch ``<= B``,
-``state_dict`` resume, distributed sharding, ``len``) therefore stays the loader's own code,
-identical for both backends. A ``DALIGenericIterator`` adapter driven by an
-``external_source`` generator with ``cycle="raise"`` would let DALI prefetch on its own, but
-it would duplicate the resume / partial-batch / epoch logic and cannot carry ragged string
-fields; the loader's gather/decode/consumer threads already overlap the stages.
+DALI prefetches ``prefetch_queue_depth`` batches on its own, and its outputs reach torch
+without a copy (DLPack, ``exec_dynamic``): a batch's memory belongs to DALI and lives as
+long as the user holds the tensor. Epochs end when the feed runs dry (``cycle="raise"``);
+the iterator resets itself (``auto_reset``) for the next one, with partial last batches
+as they come (DALI takes any batch up to ``batch_size``). A break mid-epoch, or an error,
+shuts the pipeline down (so it no longer reads the slots) and the next epoch builds a
+fresh one.
 
-``no_copy=True`` is safe here: DALI must not see a buffer change until it has consumed it,
-and a slot is only refilled after it went through decode (where ``run()`` returns only
-after the operator read its inputs) and back from the consumer to the loader's free queue.
-
-DALI runs the batch with its own thread pool (``num_threads`` of the loader): one owner of the
-decode threads, as with the native pool.
+Every other loader feature (batch dict, ``state_dict`` resume, distributed sharding,
+``len``) is the loader's own code, identical for both backends.
 """
 
 from __future__ import annotations
 
+import queue
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from nvidia.dali import Pipeline, fn, pipeline_def
+import torch
+from nvidia.dali import Pipeline, fn, pipeline_def, types
+from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from slipstream.dali import decode_crop
+from slipstream.dali.feed import SlotFeed
+from slipstream.dali.ops import decode_crop, external_source, slice_decode_resize
 from slipstream.native.backend import SampleDecodeError
-from slipstream.prefetch.slots import BatchSlot, ImageSlot
+from slipstream.pipelines.spec import ImagePipeline
+from slipstream.prefetch.slots import DecodedBatch
 
-__all__ = ["DaliBackend"]
+__all__ = ["DaliBackend", "normalized_images"]
 
-_INPUTS = ("jpegs", "windows", "flips", "ids")
+PREFETCH_QUEUE_DEPTH = 2
+"""Batches DALI runs ahead of the consumer (each holds one slot)."""
+
 # The operator's failure message: "... N of B samples failed to decode: sample i: msg; ..."
 _FAILURES = re.compile(r"samples failed to decode: (.*)")
 _FAILURE = re.compile(r"sample (\d+)(?: view \d+)?: ([^;]*)")
 
+# crop_mirror_normalize output types; bfloat16 is cast by torch afterwards.
+_DALI_DTYPES = {
+    "uint8": types.UINT8,
+    "float32": types.FLOAT,
+    "float16": types.FLOAT16,
+    "bfloat16": types.FLOAT,
+}
 
-def _build_pipeline(batch_size: int, num_threads: int, size: tuple[int, int]) -> Pipeline:
-    @pipeline_def(
-        batch_size=batch_size,
-        num_threads=num_threads,
-        device_id=None,
-        prefetch_queue_depth=1,
+
+def normalized_images(
+    jpegs: Any, windows: Any, flips: Any, pipeline: ImagePipeline, decoder_device: str
+) -> Any:
+    """The nvJPEG image graph of one output: region decode, resize, then one fused CMN.
+
+    Flip, normalization (``(x / 255 - mean) / std``) and the cast happen in a single
+    ``crop_mirror_normalize`` that keeps the ``HWC`` layout (the loader permutes to
+    channels-last ``[B, 3, H, W]``).
+
+    Args:
+        jpegs: DataNode of encoded bytes.
+        windows: DataNode of int32 ``[4]`` windows.
+        flips: DataNode of uint8 flip flags.
+        pipeline: The output's pipeline (size, normalization, dtype).
+        decoder_device: ``"mixed"`` (nvJPEG); ``"cpu"`` runs the same graph on DALI's CPU
+            decoder.
+
+    Returns:
+        DataNode of ``[H, W, 3]`` per sample in the pipeline's dtype (float32 for bfloat16).
+    """
+    images = slice_decode_resize(jpegs, windows, pipeline.crop.output_size, decoder_device)
+    kwargs: dict[str, Any] = {}
+    if pipeline.normalize is not None:
+        kwargs["mean"] = [255.0 * m for m in pipeline.normalize.mean]
+        kwargs["std"] = [255.0 * s for s in pipeline.normalize.std]
+    return fn.crop_mirror_normalize(
+        images,
+        mirror=fn.cast(flips, dtype=types.INT32),
+        dtype=_DALI_DTYPES[pipeline.dtype],
+        output_layout="HWC",
+        **kwargs,
     )
-    def pipe():
-        jpegs, windows, flips, ids = (
-            fn.external_source(name=name, batch=True, no_copy=True) for name in _INPUTS
-        )
-        return decode_crop(jpegs, windows, size=size, flip=flips), ids
-
-    pipeline = pipe()
-    pipeline.build()
-    return pipeline
 
 
 def _parse_failures(message: str, count: int) -> list[tuple[int, str]]:
@@ -81,93 +108,164 @@ def _parse_failures(message: str, count: int) -> list[tuple[int, str]]:
 
 
 class DaliBackend:
-    """Decodes every image output of a slot with a DALI pipeline of ``slipstream_decode_crop``.
+    """Decodes every image output of the gathered slots with one DALI pipeline.
 
     Args:
-        batch_size: Largest batch (the pipelines' ``batch_size``); smaller batches are fed
-            as they come.
-        num_threads: DALI CPU threads per pipeline.
-        output_sizes: Output name -> ``(height, width)`` of its decoded crops.
+        batch_size: Largest batch (the pipeline's ``batch_size``).
+        num_threads: DALI CPU threads.
+        pipelines: Output name -> its :class:`ImagePipeline`.
         fields: Output name -> dataset image field, for error messages.
         describe: ``sample_id -> str`` naming a sample (its source path when known).
+        device: The loader's output device; a CUDA device puts the pipeline on that GPU.
+        decode_device: ``"cpu"`` (slipstream's operator) or ``"mixed"`` (nvJPEG).
+
+    Raises:
+        ValueError: ``decode_device="mixed"`` without a CUDA output device.
     """
 
     def __init__(
         self,
         batch_size: int,
         num_threads: int,
-        output_sizes: dict[str, tuple[int, int]],
+        pipelines: dict[str, ImagePipeline],
         fields: dict[str, str],
         describe: Callable[[int], str],
+        device: torch.device,
+        decode_device: str = "cpu",
     ) -> None:
-        """Build one pipeline per image output (this also loads the operator plugin)."""
+        """Check the arguments and load the operator plugin (the pipeline is built lazily)."""
+        if decode_device == "mixed" and device.type != "cuda":
+            raise ValueError(
+                "decode_device='mixed' (nvJPEG) needs a CUDA output device, got "
+                f"device={str(device)!r}"
+            )
+        if decode_device not in ("cpu", "mixed"):
+            raise ValueError(f"decode_device must be 'cpu' or 'mixed', got {decode_device!r}")
         self._batch_size = batch_size
         self._num_threads = num_threads
-        self._sizes = {name: (int(h), int(w)) for name, (h, w) in output_sizes.items()}
+        self._pipelines = dict(pipelines)
         self._fields = fields
         self._describe = describe
-        self._pipelines: dict[str, Pipeline | None] = {
-            name: self._new_pipeline(name) for name in self._sizes
-        }
+        self._device_id: int | None = None
+        if device.type == "cuda":
+            self._device_id = device.index if device.index is not None else 0
+        self.decode_device = decode_device
+        self._feed = SlotFeed(list(self._pipelines))
+        self._pipeline: Pipeline | None = None
+        self._iterator: DALIGenericIterator | None = None
+        if decode_device == "cpu":
+            from slipstream.dali.plugin import load_plugin
 
-    def _new_pipeline(self, name: str) -> Pipeline:
-        return _build_pipeline(self._batch_size, self._num_threads, self._sizes[name])
+            load_plugin()
 
-    def decode(self, slot: BatchSlot) -> BatchSlot:
-        """Decode the slot's encoded bytes into its pixel buffers, in place.
+    # ------------------------------------------------------------------ graph
+    def _outputs(self, arrays: tuple[Any, ...]) -> list[Any]:
+        outputs = []
+        for k, pipeline in enumerate(self._pipelines.values()):
+            jpegs, windows, flips = arrays[3 * k : 3 * k + 3]
+            if self.decode_device == "mixed":
+                images = normalized_images(jpegs, windows, flips, pipeline, "mixed")
+            else:
+                images = decode_crop(jpegs, windows, pipeline.crop.output_size, flip=flips)
+                if self._device_id is not None:
+                    images = images.gpu()
+            outputs.append(images)
+        outputs.append(arrays[-1])  # sample ids, checked against the pending slot
+        return outputs
+
+    def _build(self) -> DALIGenericIterator:
+        @pipeline_def(
+            batch_size=self._batch_size,
+            num_threads=self._num_threads,
+            device_id=self._device_id,
+            prefetch_queue_depth=PREFETCH_QUEUE_DEPTH,
+        )
+        def graph():
+            return tuple(self._outputs(external_source(self._feed)))
+
+        self._pipeline = graph()
+        self._pipeline.build()
+        self._iterator = DALIGenericIterator(
+            self._pipeline,
+            [*self._pipelines, "ids"],
+            auto_reset=True,
+            last_batch_policy=LastBatchPolicy.PARTIAL,
+            prepare_first_batch=False,
+        )
+        return self._iterator
+
+    def _discard(self) -> None:
+        """Shut the pipeline down: it stops reading the slots it was fed."""
+        self._iterator = None
+        if self._pipeline is not None:
+            self._pipeline._shutdown()  # blocks until DALI's workers are idle
+            self._pipeline = None
+        self._feed.pending.clear()
+
+    # ------------------------------------------------------------------ batches
+    def batches(
+        self, gathered: queue.Queue, free: queue.Queue, stop: threading.Event, depth: int
+    ) -> Iterator[DecodedBatch]:
+        """Run the gathered slots of one epoch through the pipeline, in order.
+
+        Args:
+            gathered: Filled slots from the gather stage, ending with ``END_OF_STREAM``.
+            free: Where a slot goes back once DALI returned its outputs.
+            stop: Set by the loader to stop the gather stage.
+            depth: Unused (DALI keeps ``PREFETCH_QUEUE_DEPTH`` batches in flight).
+
+        Yields:
+            One :class:`DecodedBatch` per slot; its images are DALI's output memory.
 
         Raises:
-            SampleDecodeError: A sample could not be decoded (the message names its id and
-                source).
+            SampleDecodeError: A sample could not be decoded (naming its id and source).
         """
-        slot.wait_until_reusable()
-        for name, image in slot.images.items():
-            self._decode_one(name, image, slot)
-        return slot
-
-    def _decode_one(self, name: str, image: ImageSlot, slot: BatchSlot) -> None:
-        n = slot.count
-        pipeline = self._pipelines.get(name)
-        if pipeline is None:  # dropped after an error: start from a fresh one
-            pipeline = self._pipelines[name] = self._new_pipeline(name)
-        starts = image.offsets[:n].astype(np.int64)
-        ends = starts + image.sizes[:n].astype(np.int64)
-        inputs: dict[str, Any] = {
-            "jpegs": [image.encoded[s:e] for s, e in zip(starts, ends, strict=True)],
-            "windows": image.windows[:n],
-            "flips": image.flips[:n],
-            "ids": slot.sample_ids[:n],
-        }
+        del depth
+        self._feed.attach(gathered, stop)
+        iterator = self._iterator or self._build()
+        complete = False
         try:
-            for key, value in inputs.items():
-                pipeline.feed_input(key, value)
-            images, ids = pipeline.run()
-            # zero-copy views of DALI's dense outputs (one copy, below, into the slot)
-            pixels = np.asarray(images.as_tensor())
-            out_ids = np.asarray(ids.as_tensor())
-        except Exception as error:
-            self._pipelines[name] = None
-            raise self._sample_error(name, str(error), slot) from error
-        if pixels.shape != image.pixels_np[:n].shape or not np.array_equal(
-            out_ids, slot.sample_ids[:n]
-        ):
-            raise RuntimeError(
-                f"DALI pipeline of output {name!r} returned shape {pixels.shape} for ids "
-                f"{out_ids[:4]}..., expected {image.pixels_np[:n].shape} for "
-                f"{slot.sample_ids[:4]}..."
-            )
-        np.copyto(image.pixels_np[:n], pixels)
+            while True:
+                try:
+                    outputs = next(iterator)[0]
+                except StopIteration:
+                    complete = True
+                    return
+                except Exception as error:
+                    named = self._decode_error(error)
+                    if named is error:
+                        raise
+                    raise named from error
+                slot = self._feed.consumed()
+                n = slot.count
+                ids = slot.sample_ids[:n].copy()
+                if not np.array_equal(outputs["ids"].numpy(), ids):
+                    raise RuntimeError(
+                        f"DALI returned the outputs of samples {outputs['ids'][:4].tolist()}..."
+                        f" where samples {ids[:4].tolist()}... were expected"
+                    )
+                free.put(slot)
+                images = {name: outputs[name] for name in self._pipelines}
+                yield DecodedBatch(ids, images, normalized=self.decode_device == "mixed")
+        finally:
+            if not complete:
+                self._discard()
 
-    def _sample_error(self, name: str, message: str, slot: BatchSlot) -> Exception:
+    def _decode_error(self, error: Exception) -> Exception:
+        """The error of the oldest pending batch, naming the samples that failed."""
+        if isinstance(error, (SampleDecodeError, StopIteration)) or not self._feed.pending:
+            return error
+        slot = self._feed.pending[0]
         n = slot.count
+        message = str(error)
         failures = [
             (int(slot.sample_ids[p]), self._describe(int(slot.sample_ids[p])), reason)
             for p, reason in _parse_failures(message, n)
         ]
+        fields = " or ".join(self._fields[name] for name in self._pipelines)
         if failures:
-            return SampleDecodeError(self._fields[name], failures)
+            return SampleDecodeError(fields, failures)
         ids = ", ".join(str(int(i)) for i in slot.sample_ids[:n])
         return RuntimeError(
-            f"DALI could not decode field {self._fields[name]!r} for the batch of samples "
-            f"[{ids}]: {message}"
+            f"DALI could not decode field {fields!r} for the batch of samples [{ids}]: {message}"
         )

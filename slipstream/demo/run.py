@@ -52,7 +52,8 @@ def run_demo(
     )
     print(
         f"[3/3] {epochs} epochs of RandomResizedCrop 224 + flip, batch {batch_size}, "
-        f"{loader.num_threads} decode threads, device {loader.device}"
+        f"{loader.num_threads} decode threads, backend {loader.backend} "
+        f"(decode on {loader.decode_device}), device {loader.device}"
     )
     rates: dict[str, float] = {}
     first_batch = None

@@ -1,11 +1,24 @@
-"""The native decode stage: fills a batch slot's pixels with the C++ thread pool."""
+"""The native decode stage: fills a batch slot's pixels with the C++ thread pool.
+
+::
+
+    gathered slots -> [decode thread: NativeDecoder, GIL released] -> decoded slots
+                   -> DecodedBatch (views of the slot's pixels) -> the loader
+
+A slot goes back to the free queue when the consumer asks for the next batch: on the
+CPU its pixels are the batch the user holds (valid until the next one is drawn, as in
+FFCV); on a GPU the loader's copy fence in the slot guards its reuse.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 
 from slipstream.native.decode import DecodeError, NativeDecoder
-from slipstream.prefetch.slots import BatchSlot
+from slipstream.prefetch.slots import BatchSlot, DecodedBatch
+from slipstream.prefetch.stages import END_OF_STREAM, StageThread, take
 
 
 class SampleDecodeError(RuntimeError):
@@ -41,6 +54,40 @@ class NativeBackend:
         self._decoder = NativeDecoder(num_threads)
         self._fields = fields
         self._describe = describe
+
+    def batches(
+        self, gathered: queue.Queue, free: queue.Queue, stop: threading.Event, depth: int
+    ) -> Iterator[DecodedBatch]:
+        """Decode the gathered slots of one epoch on a background thread, in order.
+
+        Args:
+            gathered: Filled slots from the gather stage, ending with ``END_OF_STREAM``.
+            free: Where a slot goes back once its batch was consumed.
+            stop: Set by the loader to stop the stage (the generator sets it on exit).
+            depth: Decoded batches kept ready ahead of the consumer.
+
+        Yields:
+            One :class:`DecodedBatch` per slot, viewing the slot's pixel buffers.
+        """
+        decoded: queue.Queue = queue.Queue(maxsize=depth)
+        thread = StageThread("slipstream-decode", gathered, self.decode, decoded, stop)
+        thread.start()
+        previous: BatchSlot | None = None
+        try:
+            while True:
+                if previous is not None:
+                    free.put(previous)
+                    previous = None
+                slot = take(decoded, stop)
+                if slot is END_OF_STREAM:
+                    return
+                n = slot.count
+                images = {name: image.pixels[:n] for name, image in slot.images.items()}
+                previous = slot
+                yield DecodedBatch(slot.sample_ids[:n].copy(), images, slot=slot)
+        finally:
+            stop.set()
+            thread.join()
 
     def decode(self, slot: BatchSlot) -> BatchSlot:
         """Decode the slot's encoded bytes into its pixel buffers, in place."""

@@ -26,6 +26,31 @@ class ImageSlot:
     pixels: torch.Tensor  # uint8 [B, H, W, 3] (pinned when the output is on a GPU)
     pixels_np: np.ndarray  # numpy view of ``pixels`` for the decoder
 
+    def items(self, count: int) -> list[np.ndarray]:
+        """Views of the first ``count`` encoded items in ``encoded`` (no copy)."""
+        starts = self.offsets[:count].astype(np.int64).tolist()
+        ends = (self.offsets[:count] + self.sizes[:count]).astype(np.int64).tolist()
+        return [self.encoded[s:e] for s, e in zip(starts, ends, strict=True)]
+
+
+@dataclass
+class DecodedBatch:
+    """What a decode backend hands the loader for one batch.
+
+    Attributes:
+        sample_ids: int64 ``[n]`` sample ids, in batch order (a copy).
+        images: Output name -> decoded ``[n, H, W, 3]`` tensor (host or device; uint8, or
+            already normalized when ``normalized``).
+        normalized: The backend already applied the pipeline's normalization and dtype.
+        slot: The slot whose buffers ``images`` view (the loader records its GPU copy
+            fence there), or None when the backend owns the output memory.
+    """
+
+    sample_ids: np.ndarray
+    images: dict[str, torch.Tensor]
+    normalized: bool = False
+    slot: BatchSlot | None = None
+
 
 @dataclass
 class BatchSlot:
@@ -51,6 +76,7 @@ def allocate_slot(
     output_sizes: dict[str, tuple[int, int]],
     *,
     pin_memory: bool,
+    with_pixels: bool = True,
 ) -> BatchSlot:
     """Allocate one slot.
 
@@ -61,15 +87,16 @@ def allocate_slot(
         output_sizes: ``(height, width)`` per image output.
         pin_memory: Allocate decoded pixels in page-locked memory for
             non-blocking GPU copies.
+        with_pixels: Allocate the decoded-pixel buffers (a backend that decodes into its
+            own output buffers, such as DALI, passes False and gets empty ones).
 
     Returns:
         A fresh slot.
     """
     images = {}
     for name, (height, width) in output_sizes.items():
-        pixels = torch.empty(
-            (batch_size, height, width, 3), dtype=torch.uint8, pin_memory=pin_memory
-        )
+        rows = batch_size if with_pixels else 0
+        pixels = torch.empty((rows, height, width, 3), dtype=torch.uint8, pin_memory=pin_memory)
         images[name] = ImageSlot(
             encoded=np.empty(byte_capacity[name], dtype=np.uint8),
             offsets=np.zeros(batch_size, dtype=np.uint64),

@@ -52,6 +52,14 @@ def get_until_stopped(q: queue.Queue, stop: threading.Event) -> Any:
             continue
 
 
+def take(q: queue.Queue, stop: threading.Event) -> Any:
+    """Next item of a stage's output queue: re-raises a forwarded error, may be END_OF_STREAM."""
+    item = get_until_stopped(q, stop)
+    if isinstance(item, StageError):
+        raise item.error
+    return item
+
+
 class StageThread(threading.Thread):
     """Pull items from ``source`` (an iterator or a queue), apply ``work``, push to ``sink``.
 

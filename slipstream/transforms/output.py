@@ -39,19 +39,21 @@ class ImageOutput:
             self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device, self.dtype)
             self._shift = (mean / std).view(1, 3, 1, 1).to(device, self.dtype)
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Convert ``uint8 [B, H, W, 3]`` (host) to the output tensor ``[B, 3, H, W]``.
+    def __call__(self, pixels: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """Convert ``uint8 [B, H, W, 3]`` to the output tensor ``[B, 3, H, W]``.
 
         Args:
-            pixels: Decoded pixels; pinned when the device is a GPU.
+            pixels: Decoded pixels (host memory is pinned when the device is a GPU).
+            normalized: ``pixels`` already hold the normalized values (in this dtype, or
+                float32 for bfloat16); only the layout and a final cast remain.
 
         Returns:
             The batch on ``self.device``; on the CPU with ``dtype="uint8"`` this is
             a view of ``pixels`` (valid until the loader reuses the buffer).
         """
         images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        if self.dtype == torch.uint8:
-            return images
+        if self.dtype == torch.uint8 or normalized:
+            return images.to(self.dtype)
         images = images.to(self.dtype)
         if self._scale is not None:
             images = images.mul_(self._scale).sub_(self._shift)

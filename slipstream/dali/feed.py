@@ -1,0 +1,78 @@
+"""The ``external_source`` of the loader's DALI pipeline: gathered slots, handed over as views.
+
+The loader's gather thread fills batch slots (encoded bytes back to back, crop windows,
+flips, sample ids). DALI calls this feed (from the thread that asks the
+``DALIGenericIterator`` for a batch) up to ``prefetch_queue_depth`` batches ahead; each call
+takes the next filled slot and returns views into it, read by DALI without a copy.
+
+A slot stays untouched while DALI may read it: it is ``pending`` from the moment it is fed
+until the iterator returned the outputs of its iteration; then :meth:`SlotFeed.consumed`
+hands it back for reuse. Outputs come back in feeding order, so the oldest pending slot is
+always the one whose outputs (or decode error) arrive next.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+
+from slipstream.prefetch.slots import BatchSlot
+from slipstream.prefetch.stages import END_OF_STREAM, take
+
+
+class SlotFeed:
+    """An iterable DALI source over the gathered slots of the current epoch.
+
+    Args:
+        image_names: The image outputs, in pipeline order.
+
+    Attributes:
+        output_names: Names of the arrays of each batch, in order: ``jpegs/<name>``,
+            ``windows/<name>``, ``flips/<name>`` per image output, then ``ids``.
+        pending: Slots fed to DALI whose outputs were not returned yet, oldest first.
+    """
+
+    def __init__(self, image_names: list[str]) -> None:
+        """Set up an idle feed (see :meth:`attach`)."""
+        self._names = list(image_names)
+        self.output_names = [
+            f"{kind}/{name}" for name in self._names for kind in ("jpegs", "windows", "flips")
+        ] + ["ids"]
+        self.pending: deque[BatchSlot] = deque()
+        self._gathered: queue.Queue | None = None
+        self._stop: threading.Event | None = None
+
+    def attach(self, gathered: queue.Queue, stop: threading.Event) -> None:
+        """Read this epoch's slots from ``gathered`` (ending with ``END_OF_STREAM``)."""
+        self._gathered, self._stop = gathered, stop
+        self.pending.clear()
+
+    def __iter__(self) -> SlotFeed:
+        """DALI calls ``iter(source)`` at every epoch start; the feed is its own iterator."""
+        return self
+
+    def __next__(self) -> list[object]:
+        """The next slot's arrays; StopIteration at the end of the epoch.
+
+        Raises:
+            StopIteration: The gather stage finished the epoch (or no epoch is attached).
+        """
+        if self._gathered is None or self._stop is None:
+            raise StopIteration
+        slot = take(self._gathered, self._stop)
+        if slot is END_OF_STREAM:
+            self._gathered = None
+            raise StopIteration
+        self.pending.append(slot)
+        n = slot.count
+        arrays: list[object] = []
+        for name in self._names:
+            image = slot.images[name]
+            arrays += [image.items(n), image.windows[:n], image.flips[:n]]
+        arrays.append(slot.sample_ids[:n])
+        return arrays
+
+    def consumed(self) -> BatchSlot:
+        """The oldest pending slot, whose outputs DALI just returned: free to reuse."""
+        return self.pending.popleft()

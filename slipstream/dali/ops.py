@@ -1,0 +1,165 @@
+"""slipstream's building blocks for DALI pipeline definitions.
+
+Call these inside a ``pipeline_def``:
+
+* :func:`external_source` reads batches from a slipstream source (encoded bytes, crop
+  windows, flips, labels, ...) with the settings the prefetcher's reused buffers need.
+* :func:`decode_crop` decodes only each sample's crop window, straight to the output size:
+  ``device="cpu"`` runs slipstream's fused operator (``fn.slipstream_decode_crop``,
+  bit-identical to the native backend); ``device="mixed"`` runs nvJPEG on the GPU
+  (``fn.decoders.image_slice`` on the same windows, then an antialiased ``fn.resize``).
+
+Windows are int32 ``[y, x, h, w]`` in source pixels, the one interface between slipstream's
+crop samplers and every decoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from slipstream.dali.plugin import load_plugin
+
+DECODE_DEVICES = ("cpu", "mixed")
+"""Where :func:`decode_crop` decodes: slipstream's CPU operator, or nvJPEG (``"mixed"``)."""
+
+
+def external_source(source: Any, num_outputs: int | None = None, **kwargs: Any) -> Any:
+    """``fn.external_source`` set up for slipstream's batch sources.
+
+    Batches are whole (``batch=True``), read without a copy (``no_copy=True``: a source must
+    keep a batch's buffers untouched until DALI returned that batch's outputs, which
+    slipstream's slot ring does), and the source's end ends the epoch
+    (``cycle="raise"``; DALI calls ``iter(source)`` again for the next epoch).
+
+    Args:
+        source: An iterable whose iterator yields one tuple of per-sample arrays (or lists
+            of arrays) per batch, e.g. ``(jpegs, windows, flips, labels)``.
+        num_outputs: Arrays per batch (default: ``len(source.output_names)``).
+        **kwargs: Passed on to ``fn.external_source`` (e.g. ``layout``).
+
+    Returns:
+        A tuple of ``num_outputs`` DataNodes.
+
+    Raises:
+        ValueError: ``num_outputs`` is missing and the source has no ``output_names``.
+    """
+    from nvidia.dali import fn
+
+    if num_outputs is None:
+        names = getattr(source, "output_names", None)
+        if names is None:
+            raise ValueError("pass num_outputs, or a source with an output_names attribute")
+        num_outputs = len(names)
+    settings = {"batch": True, "no_copy": True, "cycle": "raise"}
+    settings.update(kwargs)
+    return fn.external_source(source=source, num_outputs=num_outputs, **settings)
+
+
+def _size_pair(size: int | Sequence[int]) -> list[int]:
+    pair = [int(size)] * 2 if isinstance(size, int) else [int(v) for v in size]
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"size must be an int or (height, width) with both >= 1, got {size!r}")
+    return pair
+
+
+def decode_crop(
+    jpegs: Any,
+    windows: Any,
+    size: int | Sequence[int],
+    flip: Any = None,
+    device: str = "cpu",
+) -> Any:
+    """Fused JPEG decode, crop, antialiased resize and flip, as a DALI graph node.
+
+    Call inside a ``pipeline_def``.
+
+    Args:
+        jpegs: DataNode of encoded JPEG bytes, uint8 1-D per sample.
+        windows: DataNode of int32 crop windows ``[y, x, h, w]`` in source pixels, shape
+            ``[4]`` per sample (CPU only: or ``[K, 4]`` for K views, giving
+            ``[K, H, W, 3]``).
+        size: Output ``(height, width)``, or one int for a square.
+        flip: Optional DataNode (bool or integer, 1 value per sample, or K with ``[K, 4]``
+            windows) or a constant; non-zero mirrors the output horizontally.
+        device: ``"cpu"``: slipstream's operator, bit-identical to
+            :func:`slipstream.native.decode_crop`, output on the CPU. ``"mixed"``: nvJPEG
+            region decode + ``fn.resize`` (antialiased linear), output on the GPU; within
+            a few levels of the CPU output (different resampling), needs a pipeline with a
+            ``device_id``.
+
+    Returns:
+        DataNode of uint8 ``[H, W, 3]`` (layout ``HWC``) per sample.
+
+    Raises:
+        ValueError: For another device or a malformed size.
+        RuntimeError: ``device="mixed"`` in a pipeline without a GPU (``device_id=None``).
+    """
+    if device not in DECODE_DEVICES:
+        raise ValueError(f"device must be one of {DECODE_DEVICES}, got {device!r}")
+    pair = _size_pair(size)
+    if device == "mixed":
+        _require_gpu_pipeline()
+        images = slice_decode_resize(jpegs, windows, pair, decoder_device="mixed")
+        if flip is None:
+            return images
+        from nvidia.dali import fn
+
+        return fn.flip(images, horizontal=flip, vertical=0)
+    load_plugin()
+    from nvidia.dali import fn
+
+    kwargs: dict[str, Any] = {"size": pair}
+    if flip is not None:
+        kwargs["flip"] = int(flip) if isinstance(flip, (bool, int)) else flip
+    return fn.slipstream_decode_crop(jpegs, windows, **kwargs)
+
+
+def _require_gpu_pipeline() -> None:
+    """Fail at graph definition, naming the fix, when the pipeline has no GPU."""
+    from nvidia.dali import Pipeline
+
+    pipeline = Pipeline.current()
+    if pipeline is not None and pipeline.device_id is None:
+        raise RuntimeError(
+            "slipstream.dali.decode_crop(device='mixed') decodes with nvJPEG on a GPU, but "
+            "this pipeline has device_id=None (no GPU); give the pipeline a device_id, or "
+            "use device='cpu' (slipstream's CPU operator)"
+        )
+
+
+def slice_decode_resize(
+    jpegs: Any, windows: Any, size: Sequence[int], decoder_device: str = "mixed"
+) -> Any:
+    """Region decode with DALI's own decoder, then an antialiased resize to ``size``.
+
+    The nvJPEG half of :func:`decode_crop` (``decoder_device="mixed"``); with
+    ``decoder_device="cpu"`` the same graph runs on DALI's CPU decoder, which is how the
+    window conversion is tested on machines without a GPU.
+
+    Args:
+        jpegs: DataNode of encoded JPEG bytes.
+        windows: DataNode of int32 ``[y, x, h, w]`` windows, shape ``[4]`` per sample.
+        size: Output ``(height, width)``.
+        decoder_device: ``"mixed"`` (nvJPEG, GPU output) or ``"cpu"``.
+
+    Returns:
+        DataNode of uint8 ``[H, W, 3]`` per sample on the decoder's output device.
+    """
+    from nvidia.dali import fn, types
+
+    # image_slice takes anchor and shape in the order of axis_names: (x, y) and (w, h).
+    anchor = fn.stack(windows[1], windows[0])
+    shape = fn.stack(windows[3], windows[2])
+    images = fn.decoders.image_slice(
+        jpegs,
+        anchor,
+        shape,
+        device=decoder_device,
+        output_type=types.RGB,
+        normalized_anchor=False,
+        normalized_shape=False,
+        axis_names="WH",
+    )
+    height, width = (int(v) for v in size)
+    return fn.resize(images, resize_y=height, resize_x=width, antialias=True)
