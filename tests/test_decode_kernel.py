@@ -267,11 +267,19 @@ def test_flip_is_mirror(fixtures, name):
         np.testing.assert_array_equal(b, np.flip(a, axis=1))
 
 
-def test_identity_crop_is_exact_pixels(fixtures):
-    data = fixtures["chelsea_q90_444"]
+@pytest.mark.parametrize(
+    "name", ["chelsea_q90_444", "astronaut_q95_420", "chelsea_gray", "odd_size_420"]
+)
+def test_identity_crop_is_exact_pixels(fixtures, name):
+    """A window of the output size is copied (fast path), equal to the full decode's pixels."""
+    data = fixtures[name]
     full = decode_full(data)
-    got = decode_crop(data, [13, 29, 100, 120], (100, 120))
-    np.testing.assert_array_equal(got, full[13:113, 29:149])
+    h, w = full.shape[:2]
+    for y, x, ch, cw in [(13, 29, 100, 120), (0, 0, h, w), (h - 57, w - 33, 57, 33), (1, 0, 8, w)]:
+        want = full[y : y + ch, x : x + cw]
+        np.testing.assert_array_equal(decode_crop(data, [y, x, ch, cw], (ch, cw)), want)
+        flipped = decode_crop(data, [y, x, ch, cw], (ch, cw), flip=True)
+        np.testing.assert_array_equal(flipped, want[:, ::-1])
 
 
 # ---------------------------------------------------------------------------------- batch
