@@ -96,6 +96,38 @@ U8Array PyDecodeCrop(const py::array& data, std::vector<int32_t> window, int32_t
   return out;
 }
 
+U8Array PyDecodeCropViews(const py::array& data, const py::array& windows, int32_t out_h,
+                          int32_t out_w, const py::array& flips, int32_t policy) {
+  uint64_t size = 0;
+  const uint8_t* p = BytesOf(data, &size);
+  if (windows.ndim() != 2 || windows.shape(1) != 4 || !py::isinstance<py::array_t<int32_t>>(windows) ||
+      !(windows.flags() & py::array::c_style)) {
+    throw py::value_error("windows must be a C-contiguous int32 array [K, 4]");
+  }
+  const int64_t views = windows.shape(0);
+  if (flips.ndim() != 1 || flips.shape(0) != views || !py::isinstance<py::array_t<uint8_t>>(flips) ||
+      !(flips.flags() & py::array::c_style)) {
+    throw py::value_error("flips must be a C-contiguous uint8 array [K]");
+  }
+  if (views < 1 || views > (1 << 20)) throw py::value_error("need 1 <= K views");
+  if (out_h < 1 || out_w < 1) throw py::value_error("output size must be >= 1");
+  U8Array out({static_cast<py::ssize_t>(views), static_cast<py::ssize_t>(out_h),
+               static_cast<py::ssize_t>(out_w), py::ssize_t{3}});
+  uint8_t* o = out.mutable_data();
+  const int32_t* w = static_cast<const int32_t*>(windows.data());
+  const uint8_t* fl = static_cast<const uint8_t*>(flips.data());
+  Result r;
+  int32_t failed = 0;
+  {
+    py::gil_scoped_release release;
+    r = DecodeCropResizeViews(p, size, w, static_cast<int32_t>(views), out_h, out_w, fl, o,
+                              policy, &failed);
+  }
+  if (!r.ok()) r.message = "view " + std::to_string(failed) + ": " + r.message;
+  Check(r);
+  return out;
+}
+
 py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
                            const py::array& sizes, const py::array& windows,
                            const py::array& flips, py::array& out, int32_t num_threads,
@@ -169,6 +201,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("decode_crop", &PyDecodeCrop, py::arg("data"), py::arg("window"), py::arg("out_h"),
         py::arg("out_w"), py::arg("flip") = false, py::arg("scale_policy") = 0,
         "Fused decode + crop [y, x, h, w] + antialiased resize (+ flip) of one sample.");
+  m.def("decode_crop_views", &PyDecodeCropViews, py::arg("data"), py::arg("windows"),
+        py::arg("out_h"), py::arg("out_w"), py::arg("flips"), py::arg("policy") = 0,
+        "K views [K, 4] of one JPEG from a single decode -> uint8 [K, out_h, out_w, 3].");
   m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0,

@@ -15,6 +15,7 @@ namespace {
 struct CropScratch {
   ResizeCoeffs cx, cy;
   std::vector<uint8_t> tmp;
+  std::vector<ResizeCoeffs> view_cx, view_cy;  // DecodeCropResizeViews
 };
 
 CropScratch& ThreadCropScratch() {
@@ -112,6 +113,87 @@ Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window
   ResampleHorizontal(region.pixels, region.stride, region.width, rows, s.cx, region.x0, flip,
                      s.tmp.data(), tmp_stride);
   ResampleVertical(s.tmp.data(), tmp_stride, s.cy, s.cy.first, out_w * 3, out, tmp_stride);
+  return Result::Ok();
+}
+
+Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
+                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
+                             uint8_t* out, int32_t policy, int32_t* failed_view) {
+  *failed_view = 0;
+  if (views < 1) return Result::Fail(kInvalidArgument, "need at least one view");
+  if (views == 1) {
+    return DecodeCropResize(data, size, windows, out_h, out_w, flips[0] != 0, out, policy);
+  }
+  if (out_h < 1 || out_w < 1) {
+    return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+  }
+  JpegDecoder& dec = JpegDecoder::ThreadLocal();
+  JpegHeader header;
+  Result r = dec.ReadHeader(data, size, &header);
+  if (!r.ok()) return r;
+  int32_t m = 1;
+  for (int32_t k = 0; k < views; ++k) {
+    const int32_t* w = windows + 4 * k;
+    if (w[2] < 1 || w[3] < 1 || w[0] < 0 || w[1] < 0 ||
+        static_cast<int64_t>(w[0]) + w[2] > header.height ||
+        static_cast<int64_t>(w[1]) + w[3] > header.width) {
+      dec.Abort();
+      *failed_view = k;
+      return Result::Fail(kInvalidArgument,
+                          "crop window " + WindowString(w) + " is outside the " +
+                              std::to_string(header.height) + "x" +
+                              std::to_string(header.width) + " (HxW) image");
+    }
+    const int32_t mk = ChooseScale(w[2], w[3], out_h, out_w, policy);
+    if (mk > m) m = mk;
+  }
+  const int32_t sw = ScaledDim(header.width, m);
+  const int32_t sh = ScaledDim(header.height, m);
+  const double f = m / 8.0;
+  CropScratch& s = ThreadCropScratch();
+  s.view_cx.resize(static_cast<size_t>(views));
+  s.view_cy.resize(static_cast<size_t>(views));
+  int32_t x0 = sw, x1 = 0, y0 = sh, y1 = 0;
+  for (int32_t k = 0; k < views; ++k) {
+    const int32_t* w = windows + 4 * k;
+    int32_t vx0, vx1, vy0, vy1;
+    if (m == 8 && w[2] == out_h && w[3] == out_w) {  // copied, see DecodeCropResize
+      vx0 = w[1] - 1, vx1 = w[1] + w[3] + 1, vy0 = w[0], vy1 = w[0] + w[2];
+    } else {
+      ResizeCoeffs& cx = s.view_cx[k];
+      ResizeCoeffs& cy = s.view_cy[k];
+      ComputeResizeCoeffs(sw, w[1] * f, (static_cast<int64_t>(w[1]) + w[3]) * f, out_w, &cx);
+      ComputeResizeCoeffs(sh, w[0] * f, (static_cast<int64_t>(w[0]) + w[2]) * f, out_h, &cy);
+      vx0 = cx.first - 1, vx1 = cx.last + 1, vy0 = cy.first, vy1 = cy.last;
+    }
+    if (vx0 < x0) x0 = vx0;
+    if (vx1 > x1) x1 = vx1;
+    if (vy0 < y0) y0 = vy0;
+    if (vy1 > y1) y1 = vy1;
+  }
+  Region region;
+  r = dec.DecodeRegion(m, x0, y0, x1, y1, &region);
+  if (!r.ok()) return r;
+  const int64_t view_bytes = static_cast<int64_t>(out_h) * out_w * 3;
+  const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
+  for (int32_t k = 0; k < views; ++k) {
+    const int32_t* w = windows + 4 * k;
+    uint8_t* view_out = out + k * view_bytes;
+    const bool flip = flips[k] != 0;
+    if (m == 8 && w[2] == out_h && w[3] == out_w) {
+      CopyRegion(region, w[1], w[0], w[2], w[3], flip, view_out);
+      continue;
+    }
+    const ResizeCoeffs& cx = s.view_cx[k];
+    const ResizeCoeffs& cy = s.view_cy[k];
+    const int32_t rows = cy.last - cy.first;
+    s.tmp.resize(static_cast<size_t>(tmp_stride) * rows);
+    const uint8_t* first_row =
+        region.pixels + static_cast<int64_t>(cy.first - region.y0) * region.stride;
+    ResampleHorizontal(first_row, region.stride, region.width, rows, cx, region.x0, flip,
+                       s.tmp.data(), tmp_stride);
+    ResampleVertical(s.tmp.data(), tmp_stride, cy, cy.first, out_w * 3, view_out, tmp_stride);
+  }
   return Result::Ok();
 }
 

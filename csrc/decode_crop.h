@@ -31,6 +31,16 @@ Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window
                         int32_t out_h, int32_t out_w, bool flip, uint8_t* out,
                         int32_t policy = kScaleAny);
 
+// Decodes K views of one image with a single entropy decode: the region covering every
+// view's window is decoded once at the largest DCT scale any view needs, then each view is
+// resampled (and flipped when flips[k] != 0) into out + k * out_h * out_w * 3. A view whose
+// own scale is that largest one is bit-identical to DecodeCropResize of its window; the others
+// are resampled from a finer decode (closer to a full-resolution resize). On failure,
+// *failed_view gets the view at fault (0 for an error of the image itself).
+Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
+                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
+                             uint8_t* out, int32_t policy, int32_t* failed_view);
+
 // Batch entry point. Sample i has bytes data[offsets[i] : offsets[i] + sizes[i]] (bounds
 // checked against data_size), window windows[4*i : 4*i+4], flip flips[i] != 0 and output
 // out + i * out_h * out_w * 3. Runs on the persistent pool for num_threads (<= 0: hardware

@@ -1,6 +1,6 @@
 // DALI CPU operator `SlipstreamDecodeCrop` (Python: fn.slipstream_decode_crop): a thin wrapper
-// over slipstream::DecodeCropResize (csrc/decode_crop.h), the kernel the native backend uses,
-// so both CPU paths give bit-identical crops for the same windows.
+// over slipstream::DecodeCropResize and DecodeCropResizeViews (csrc/decode_crop.h), the
+// kernels the native backend uses, so both CPU paths give bit-identical crops.
 //
 // Inputs:  0  encoded JPEG bytes, uint8 1-D per sample (ragged)
 //          1  crop windows, int32 [4] = (y, x, h, w) per sample, or [K, 4] for K views
@@ -94,17 +94,19 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
             const uint8_t *data = jpegs.tensor<uint8_t>(i);
             const int32_t *win = windows.tensor<int32_t>(i);
             uint8_t *out = output.mutable_tensor<uint8_t>(i);
+            std::vector<uint8_t> view_flips(static_cast<size_t>(views));
             for (int64_t k = 0; k < views; k++) {
-              const bool flip = flips_[flip_offsets_[i] + (flip_counts_[i] == 1 ? 0 : k)] != 0;
-              slipstream::Result r = slipstream::DecodeCropResize(
-                  data, static_cast<uint64_t>(nbytes), win + 4 * k, out_h_, out_w_, flip,
-                  out + k * view_bytes);
-              if (!r.ok()) {
-                std::memset(out, 0, static_cast<size_t>(views * view_bytes));
-                results_[i] = std::move(r);
-                failed_view_[i] = k;
-                return;
-              }
+              view_flips[k] = flips_[flip_offsets_[i] + (flip_counts_[i] == 1 ? 0 : k)];
+            }
+            int32_t failed = 0;
+            // K views: one entropy decode of the region covering every window.
+            slipstream::Result r = slipstream::DecodeCropResizeViews(
+                data, static_cast<uint64_t>(nbytes), win, static_cast<int32_t>(views), out_h_,
+                out_w_, view_flips.data(), out, slipstream::kScaleAny, &failed);
+            if (!r.ok()) {
+              std::memset(out, 0, static_cast<size_t>(views * view_bytes));
+              results_[i] = std::move(r);
+              failed_view_[i] = failed;
             }
           },
           nbytes);  // larger files first: better load balance
@@ -200,7 +202,9 @@ Wraps slipstream's C++ kernel (libjpeg-turbo DCT scaling + region-of-interest de
 Pillow-compatible antialiased bilinear resize): outputs are bit-identical to
 ``slipstream.native.decode_crop`` for the same windows. Gray and CMYK JPEGs are converted to
 RGB. Output is uint8 ``[H, W, 3]`` (layout ``HWC``) per sample, or ``[K, H, W, 3]`` when the
-windows of a sample have shape ``[K, 4]`` (the image is then decoded once per view).
+windows of a sample have shape ``[K, 4]``: the region covering all K windows is then
+entropy-decoded once, at the largest DCT scale any view needs, and each view is resized
+from it (bit-identical to ``slipstream.native.decode_crop_views``).
 A corrupt sample or a window outside the image raises an error naming the sample index.)")
     .NumInput(2)
     .NumOutput(1)

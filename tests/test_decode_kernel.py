@@ -19,6 +19,7 @@ from slipstream.native import (  # noqa: E402
     NativeDecoder,
     choose_scale,
     decode_crop,
+    decode_crop_views,
     decode_full,
     read_jpeg_header,
 )
@@ -553,3 +554,55 @@ def test_pool_works_after_fork(fixtures):
     with mp.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(_child_decode, ((data, offsets, sizes, windows, flips),))
         assert got.get(timeout=60) == ref.tobytes()
+
+
+# ------------------------------------------------------------------------------ multi-view
+
+
+@pytest.mark.parametrize("name", ["astronaut_q95_420", "chelsea_gray", "odd_size_420"])
+def test_views_from_one_decode(fixtures, name):
+    """Views at the shared (largest) DCT scale equal single decodes; others stay close."""
+    data = fixtures[name]
+    hdr = read_jpeg_header(data)
+    h, w = hdr.height, hdr.width
+    size = (40, 48)
+    windows = np.array(
+        [
+            [0, 0, h, w],  # large: decoded at a reduced scale on its own
+            [h // 4, w // 5, h // 2, w // 2],
+            [3, 5, 44, 50],  # needs the full scale: sets the shared one
+            [h - 45, w - 60, 45, 60],
+            [7, 9, 40, 48],  # the output size: copied
+        ],
+        dtype=np.int32,
+    )
+    flips = np.array([0, 1, 1, 0, 1], dtype=np.uint8)
+    got = decode_crop_views(data, windows, size, flips)
+    assert got.shape == (5, 40, 48, 3) and got.dtype == np.uint8
+    shared = max(choose_scale(int(wi[2]), int(wi[3]), *size) for wi in windows)
+    assert shared == 8
+    for k, (window, flip) in enumerate(zip(windows, flips, strict=True)):
+        single = decode_crop(data, window, size, flip=bool(flip))
+        if choose_scale(int(window[2]), int(window[3]), *size) == shared:
+            np.testing.assert_array_equal(got[k], single, err_msg=f"view {k}")
+        else:  # finer source than the single decode's: a resampling difference only
+            diff = np.abs(got[k].astype(np.int16) - single)
+            assert diff.mean() < 2.0 and np.percentile(diff, 99) <= 16, (k, diff.mean())
+
+
+def test_views_one_view_and_errors(fixtures):
+    data = fixtures["astronaut_q95_420"]
+    window = np.array([[10, 20, 100, 90]], dtype=np.int32)
+    np.testing.assert_array_equal(
+        decode_crop_views(data, window, (32, 32), [True])[0],
+        decode_crop(data, window[0], (32, 32), flip=True),
+    )
+    bad = np.array([[0, 0, 10, 10], [0, 0, 10**6, 10]], dtype=np.int32)
+    with pytest.raises(DecodeError, match="view 1: crop window"):
+        decode_crop_views(data, bad, (8, 8))
+    with pytest.raises(ValueError, match=r"\[K, 4\]"):
+        decode_crop_views(data, np.zeros((2, 3), np.int32), (8, 8))
+    with pytest.raises(ValueError, match="flips must hold"):
+        decode_crop_views(data, window, (8, 8), [0, 1])
+    with pytest.raises(DecodeError):
+        decode_crop_views(data[: len(data) // 2], window, (8, 8))

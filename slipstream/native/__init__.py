@@ -6,6 +6,7 @@ from slipstream.native.decode import (
     NativeDecoder,
     choose_scale,
     decode_crop,
+    decode_crop_views,
     decode_full,
     read_jpeg_header,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "NativeDecoder",
     "choose_scale",
     "decode_crop",
+    "decode_crop_views",
     "decode_full",
     "read_jpeg_header",
 ]

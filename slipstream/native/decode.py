@@ -166,6 +166,50 @@ def decode_crop(
         raise DecodeError([(0, str(exc))]) from None
 
 
+def decode_crop_views(
+    data: BytesLike,
+    windows: Sequence[Sequence[int]] | np.ndarray,
+    size: tuple[int, int],
+    flips: Sequence[bool] | np.ndarray | None = None,
+) -> np.ndarray:
+    """K crops of one image from a single decode (multi-crop, e.g. 2 global + 6 local views).
+
+    The region covering every window is entropy-decoded once, at the largest DCT scale any
+    view needs; each view is then resized (and flipped) from it. A view whose own scale is
+    that largest one is bit-identical to :func:`decode_crop` of its window; smaller views
+    are resampled from a finer decode than :func:`decode_crop` would use (a few levels
+    apart, closer to a full-resolution resize).
+
+    Args:
+        data: Encoded JPEG bytes.
+        windows: ``[K, 4]`` crops ``[y, x, h, w]`` in source pixels.
+        size: Output ``(height, width)`` of every view.
+        flips: ``K`` flags; true mirrors that view horizontally (default: none).
+
+    Returns:
+        uint8 array ``[K, height, width, 3]``.
+
+    Raises:
+        DecodeError: If decoding fails or a window is outside the image (the message
+            names the view).
+        ValueError: If the windows, flips or size are malformed.
+    """
+    wins = np.ascontiguousarray(np.asarray(windows, dtype=np.int32))
+    if wins.ndim != 2 or wins.shape[1] != 4 or wins.shape[0] < 1:
+        raise ValueError(f"windows must have shape [K, 4] with K >= 1, got {wins.shape}")
+    if flips is None:
+        flip_flags = np.zeros(len(wins), dtype=np.uint8)
+    else:
+        flip_flags = np.ascontiguousarray(np.asarray(flips).astype(np.uint8))
+    if flip_flags.shape != (len(wins),):
+        raise ValueError(f"flips must hold K = {len(wins)} values, got {flip_flags.shape}")
+    out_h, out_w = _check_size(size)
+    try:
+        return _core.decode_crop_views(_as_u8(data), wins, out_h, out_w, flip_flags)
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+
+
 def choose_scale(crop_h: int, crop_w: int, out_h: int, out_w: int) -> int:
     """DCT scale numerator ``M`` (decode at ``M/8``) the fused kernel uses for a crop.
 
