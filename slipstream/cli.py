@@ -12,9 +12,18 @@ import numpy as np
 
 def _build(args: argparse.Namespace) -> int:
     from slipstream.cache import build_cache
-    from slipstream.readers import ImageFolderReader
+    from slipstream.readers import FfcvFile, ImageFolderReader
+    from slipstream.readers.ffcv_format import FFCV_SUFFIXES
 
-    reader = ImageFolderReader(args.src)
+    if Path(args.src).suffix.lower() in FFCV_SUFFIXES and Path(args.src).is_file():
+        reader = FfcvFile(args.src)  # FFCV .beton / .ffcv
+    elif str(args.src).startswith("s3://") or (Path(args.src) / "index.json").is_file():
+        from slipstream.dataset import default_cache_root
+        from slipstream.readers.litdata_source import open_litdata_reader
+
+        reader = open_litdata_reader(args.src, default_cache_root())  # LitData folder / s3://
+    else:
+        reader = ImageFolderReader(args.src)
     dest = build_cache(
         reader,
         args.dest,
@@ -75,7 +84,11 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build", help="build a slip cache from an image folder")
-    build.add_argument("src", type=Path, help="image folder (class sub-folders)")
+    build.add_argument(
+        "src",
+        help="image folder (class sub-folders), FFCV .beton/.ffcv file, LitData folder or "
+        "s3://bucket/prefix",
+    )
     build.add_argument("dest", type=Path, help="cache folder to create")
     build.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     build.add_argument("--jpeg-quality", type=int, default=95, help="for re-encoded non-JPEGs")

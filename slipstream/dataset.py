@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
-from slipstream.readers import ImageFolderReader
+from slipstream.readers import FfcvFile, ImageFolderReader
+from slipstream.readers.ffcv_format import FFCV_SUFFIXES
 
 CACHE_DIR_ENV = "SLIPSTREAM_CACHE_DIR"
 
@@ -34,10 +35,17 @@ class SlipstreamDataset:
     ``source`` may be a slip cache folder, or an image folder (class sub-folders,
     as torchvision's ``ImageFolder``). An image folder is converted once into a
     cache under ``cache_root`` whose name carries the source fingerprint and the
-    cache format version, so a changed folder never reuses a stale cache.
+    cache format version, so a changed folder never reuses a stale cache. A LitData
+    dataset (a folder with ``index.json`` written by ``litdata.optimize``, or an
+    ``s3://bucket/prefix`` URL, downloaded first) is converted the same way
+    (:mod:`slipstream.readers.litdata_source`). An FFCV ``.beton`` / ``.ffcv`` file is read
+    in place (:class:`~slipstream.readers.FfcvFile`) when all its images are JPEGs, and
+    converted the same way when an image field holds raw pixels (``raw``, ``smart`` or
+    ``proportion`` write modes), since the decoders take JPEG.
 
     Args:
-        source: Path of a slip cache or of an image folder.
+        source: Path of a slip cache, an image folder, a LitData folder or an FFCV
+            file, or an ``s3://`` URL of a LitData dataset.
         cache_root: Where to build caches (default :func:`default_cache_root`).
         on_error: ``"raise"`` (default) or ``"skip"`` unreadable images while building.
         progress: Show a progress bar while building.
@@ -58,10 +66,25 @@ class SlipstreamDataset:
     ) -> None:
         """Open ``source``, building its cache first where it is not one."""
         path = Path(source).expanduser()
+        if str(source).startswith("s3://") or (path / "index.json").is_file():
+            from slipstream.readers.litdata_source import litdata_cache  # LitData / S3
+
+            root = Path(cache_root) if cache_root is not None else default_cache_root()
+            built = litdata_cache(source, root, on_error=on_error, progress=progress)
+            self.cache = SlipCache.open(built)
+            return
         if not path.exists():
             raise FileNotFoundError(f"dataset source {str(path)!r} does not exist")
         if is_slip_cache(path):
             cache_path = path
+        elif path.is_file() and path.suffix.lower() in FFCV_SUFFIXES:
+            beton = FfcvFile(path)
+            if not beton.has_raw_images:  # all JPEG: read in place, no conversion
+                self.cache = beton
+                return
+            root = Path(cache_root) if cache_root is not None else default_cache_root()
+            name = f"{path.stem}-{beton.fingerprint()[:16]}-v{FORMAT_VERSION}"
+            cache_path = build_cache(beton, root / name, on_error=on_error, progress=progress)
         elif path.is_dir():
             reader = ImageFolderReader(path)
             root = Path(cache_root) if cache_root is not None else default_cache_root()
@@ -69,13 +92,14 @@ class SlipstreamDataset:
             cache_path = build_cache(reader, root / name, on_error=on_error, progress=progress)
         else:
             raise ValueError(
-                f"cannot read {str(path)!r}: expected a slip cache folder or an image folder"
+                f"cannot read {str(path)!r}: expected a slip cache folder, an image folder "
+                f"or a .beton/.ffcv file"
             )
         self.cache = SlipCache.open(cache_path)
 
     @property
     def cache_path(self) -> Path:
-        """Folder of the slip cache being read."""
+        """Folder of the slip cache being read (or the FFCV file read in place)."""
         return self.cache.path
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from slipstream.cache.field_access import FieldAccess
 from slipstream.cache.format import (
     BYTES_TYPES,
     FORMAT_NAME,
@@ -51,7 +52,7 @@ def find_cache_dir(path: str | os.PathLike) -> Path | None:
     return None
 
 
-class SlipCache:
+class SlipCache(FieldAccess):
     """A read-only, memory-mapped slip cache.
 
     Owns the memory maps of one cache folder. Item access returns views into them; copy
@@ -103,28 +104,9 @@ class SlipCache:
             arrays[name] = _open_field(root, name, spec, int(manifest["num_samples"]))
         return cls(root, manifest, arrays)
 
-    def __len__(self) -> int:
-        """Number of samples."""
-        return self.num_samples
-
-    def __repr__(self) -> str:
-        """Folder, sample count and field types."""
-        return f"SlipCache({str(self.path)!r}, num_samples={self.num_samples}, {self.field_types})"
-
     def _field(self, field: str, kinds: frozenset[str] | set[str], what: str) -> Any:
-        if field not in self.field_types:
-            raise KeyError(f"{self.path}: no field {field!r}; fields: {list(self.field_types)}")
-        if self.field_types[field] not in kinds:
-            raise TypeError(
-                f"{self.path}: field {field!r} is {self.field_types[field]!r}, not {what}"
-            )
+        self._check_field(field, kinds, what)
         return self._arrays[field]
-
-    def _check_index(self, index: int) -> int:
-        index = int(index)
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f"{self.path}: index {index} out of range [0, {self.num_samples})")
-        return index
 
     def data(self, field: str) -> np.ndarray:
         """The ``uint8`` memory map of ``<field>.bin`` (bytes, image or string field).
@@ -176,37 +158,6 @@ class SlipCache:
         else:
             start, size = int(table[index]["data_ptr"]), int(table[index]["data_size"])
         return data[start : start + size]
-
-    def string(self, field: str, index: int) -> str:
-        """One string of a ``str`` field.
-
-        Args:
-            field: Field name.
-            index: Sample index.
-        """
-        self._field(field, {STRING_TYPE}, "str")
-        return self.item_bytes(field, index).tobytes().decode("utf-8")
-
-    def sample(self, index: int) -> dict[str, Any]:
-        """All fields of one sample, copied out (images and bytes as ``bytes``).
-
-        Args:
-            index: Sample index.
-
-        Returns:
-            Field name -> ``bytes`` | ``str`` | Python scalar | ``np.ndarray``.
-        """
-        index = self._check_index(index)
-        out: dict[str, Any] = {}
-        for name, kind in self.field_types.items():
-            if kind in BYTES_TYPES:
-                out[name] = self.item_bytes(name, index).tobytes()
-            elif kind == STRING_TYPE:
-                out[name] = self.string(name, index)
-            else:
-                value = self._arrays[name][index]
-                out[name] = value.item() if np.ndim(value) == 0 else np.array(value)
-        return out
 
 
 def _load_manifest(root: Path) -> dict[str, Any]:

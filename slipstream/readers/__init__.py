@@ -5,6 +5,18 @@ A reader has ``field_types`` (name -> ``"ImageBytes"`` | ``"bytes"`` | ``"str"``
 (a human name for error messages) and ``fingerprint() -> str`` (source identity).
 """
 
+from slipstream.readers.ffcv_file import FfcvFile
+from slipstream.readers.ffcv_format import FfcvFormatError
 from slipstream.readers.image_folder import IMG_EXTENSIONS, ImageFolderReader
+from slipstream.readers.litdata_dataset import LitDataFormatError, LitDataReader
 
-__all__ = ["IMG_EXTENSIONS", "ImageFolderReader"]
+# s3:// support (slipstream.readers.s3_download, slipstream.readers.litdata_source) imports
+# boto3 only when an s3:// source is opened.
+__all__ = [
+    "IMG_EXTENSIONS",
+    "FfcvFile",
+    "FfcvFormatError",
+    "ImageFolderReader",
+    "LitDataFormatError",
+    "LitDataReader",
+]

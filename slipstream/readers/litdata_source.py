@@ -1,0 +1,77 @@
+"""Turn a LitData source (a local folder or ``s3://bucket/prefix``) into a slip cache.
+
+For ``s3://`` only ``index.json`` is fetched before the cache name is known; when a cache of
+that exact index already exists, no chunk is downloaded. Otherwise the chunks are
+downloaded (:mod:`slipstream.readers.s3_download`) into ``<cache_root>/s3/...`` and the
+cache is built from there. The downloaded chunks are kept, so a rebuild does not download
+again; delete ``<cache_root>/s3`` to reclaim the space once the cache is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from slipstream.cache import FORMAT_VERSION, build_cache
+from slipstream.readers.litdata_dataset import LitDataReader
+from slipstream.readers.s3_download import download_chunks, fetch_index, is_s3_url, parse_s3_url
+
+
+def open_litdata_reader(
+    source: str | os.PathLike,
+    download_root: str | os.PathLike,
+    *,
+    progress: bool = True,
+) -> LitDataReader:
+    """A reader of a LitData folder, or of an ``s3://`` dataset downloaded first.
+
+    Args:
+        source: Local folder with ``index.json``, or ``s3://bucket/prefix``.
+        download_root: Where ``s3://`` datasets are downloaded to.
+        progress: Show the download progress bar.
+
+    Returns:
+        The reader, every chunk present locally.
+    """
+    if not is_s3_url(source):
+        return LitDataReader(source)
+    folder = fetch_index(str(source), download_root)
+    download_chunks(str(source), folder, progress=progress)
+    return LitDataReader(folder)
+
+
+def litdata_cache(
+    source: str | os.PathLike,
+    cache_root: str | os.PathLike,
+    *,
+    on_error: str = "raise",
+    progress: bool = True,
+) -> Path:
+    """Build (once) the slip cache of a LitData source; return its folder.
+
+    The cache is ``<cache_root>/<name>-<fingerprint16>-v<FORMAT_VERSION>``, ``name`` being
+    the folder's name or the URL's last path component (the bucket for a bare bucket).
+
+    Args:
+        source: Local folder with ``index.json``, or ``s3://bucket/prefix``.
+        cache_root: Where caches (and ``s3://`` downloads) go.
+        on_error: ``"raise"`` or ``"skip"`` bad samples while building.
+        progress: Show progress bars.
+
+    Returns:
+        The cache folder.
+    """
+    cache_root = Path(cache_root)
+    if is_s3_url(source):
+        bucket, prefix = parse_s3_url(str(source))
+        name = prefix.rsplit("/", 1)[-1] or bucket
+        folder = fetch_index(str(source), cache_root)
+        reader = LitDataReader(folder, check_chunks=False)
+    else:
+        reader = LitDataReader(source)
+        name = reader.root.resolve().name
+    dest = cache_root / f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
+    if not (dest / "manifest.json").is_file() and is_s3_url(source):
+        download_chunks(str(source), reader.root, progress=progress)
+        reader.check_chunks()
+    return build_cache(reader, dest, on_error=on_error, progress=progress)
