@@ -28,3 +28,27 @@ def test_dali_pipeline_example(photo_dataset):
     lines = result.stdout.splitlines()
     assert "epoch 0: 240 images" in lines and "epoch 1: 240 images" in lines, result.stdout
     assert "image (64, 3, 224, 224) torch.float32" in lines[0], result.stdout
+
+
+def test_train_supervised_example(photo_dataset):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "train_supervised.py"),
+            str(photo_dataset.cache_path),
+            "--steps",
+            "10",
+            "--batch-size",
+            "16",
+            "--size",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    losses = [float(line.split("loss ")[1].split()[0]) for line in lines if " loss " in line]
+    assert len(losses) == 2 and all(loss == loss for loss in losses), result.stdout  # not NaN
+    assert "checkpoint: loader at {'epoch': 0, 'batch': 10, 'seed': 0}" in lines, result.stdout
