@@ -101,8 +101,9 @@ class SlipstreamLoader:
     Args:
         dataset: The dataset to read.
         batch_size: Samples per batch.
-        pipelines: Output name (an image field of the dataset) -> :class:`ImagePipeline`,
-            e.g. ``supervised_train(224)``.
+        pipelines: Output name -> :class:`ImagePipeline` (reading the image field of that
+            name, or its ``field``), e.g. ``supervised_train(224)`` or a multi-view preset
+            such as ``dino()``.
         seed: Seed of the shuffle order and of every random crop and flip.
         shuffle: Shuffle the order each epoch (keyed by ``seed`` and the epoch).
         drop_last: Drop the last partial batch (and, distributed, the tail that does
@@ -196,11 +197,13 @@ class SlipstreamLoader:
         self._resume_batch = 0
 
         types = self.cache.field_types
-        for name in self.pipelines:
-            if types.get(name) != "ImageBytes":
+        # output name -> the image field it reads (several outputs may share one: views)
+        self._sources = {name: p.field or name for name, p in self.pipelines.items()}
+        for name, source in self._sources.items():
+            if types.get(source) != "ImageBytes":
                 raise KeyError(
-                    f"pipeline output {name!r} is not an image field; image fields: "
-                    f"{self.cache.image_fields}"
+                    f"pipeline output {name!r} reads {source!r}, which is not an image field; "
+                    f"image fields: {self.cache.image_fields}"
                 )
         if fields is None:
             fields = [name for name, kind in types.items() if kind in NUMBER_DTYPES]
@@ -209,14 +212,18 @@ class SlipstreamLoader:
                 raise KeyError(f"unknown field {name!r}; fields: {list(types)}")
         self.fields = list(fields)
 
-        self._image_data = {name: np.asarray(self.cache.data(name)) for name in self.pipelines}
-        self._image_meta = {}
-        for name in self.pipelines:
-            meta = self.cache.meta(name)
-            self._image_meta[name] = {
-                key: np.ascontiguousarray(meta[key])
-                for key in ("data_ptr", "data_size", "height", "width")
-            }
+        by_field: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        for source in set(self._sources.values()):
+            meta = self.cache.meta(source)
+            by_field[source] = (
+                np.asarray(self.cache.data(source)),
+                {
+                    key: np.ascontiguousarray(meta[key])
+                    for key in ("data_ptr", "data_size", "height", "width")
+                },
+            )
+        self._image_data = {name: by_field[source][0] for name, source in self._sources.items()}
+        self._image_meta = {name: by_field[source][1] for name, source in self._sources.items()}
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
         self._slots: list[BatchSlot] = []
         self._backend_impl = None
@@ -273,7 +280,7 @@ class SlipstreamLoader:
     def _setup(self) -> None:
         if self._backend_impl is not None:
             return
-        fields = {name: name for name in self.pipelines}
+        fields = dict(self._sources)
         if self.backend == "dali":
             self._backend_impl = _import_dali_backend()(
                 self.batch_size,
@@ -355,11 +362,20 @@ class SlipstreamLoader:
                 image.offsets[:n],
             )
             image.windows[:n] = pipeline.crop.windows(
-                meta["height"][ids], meta["width"][ids], ids, seed=self.seed, epoch=epoch
+                meta["height"][ids],
+                meta["width"][ids],
+                ids,
+                seed=self.seed,
+                epoch=epoch,
+                view=pipeline.view,
             )
             if pipeline.flip_probability > 0:
                 image.flips[:n] = flips(
-                    ids, seed=self.seed, epoch=epoch, probability=pipeline.flip_probability
+                    ids,
+                    seed=self.seed,
+                    epoch=epoch,
+                    view=pipeline.view,
+                    probability=pipeline.flip_probability,
                 )
             else:
                 image.flips[:n] = 0

@@ -9,6 +9,7 @@ from slipstream.pipelines.spec import (
     RandomResizedCrop,
     ResizeShortCenterCrop,
 )
+from slipstream.pipelines.ssl import byol, dino, ipcl, lejepa, multi_crop, simclr
 from slipstream.pipelines.supervised import supervised_train, supervised_val
 
 __all__ = [
@@ -19,6 +20,12 @@ __all__ = [
     "Normalize",
     "RandomResizedCrop",
     "ResizeShortCenterCrop",
+    "byol",
+    "dino",
+    "ipcl",
+    "lejepa",
+    "multi_crop",
+    "simclr",
     "supervised_train",
     "supervised_val",
 ]

@@ -152,7 +152,10 @@ class Normalize:
 
 @dataclass(frozen=True)
 class ImagePipeline:
-    """What happens to one image field: crop window, flip, normalization, dtype.
+    """What happens to one image output: source field, crop window, flip, normalization, dtype.
+
+    Several outputs may read the same image field (multi-view / multi-crop SSL): give each
+    its own ``view`` so its crops and flips are independent draws of the keyed generator.
 
     Args:
         crop: How crop windows are chosen (before decoding).
@@ -162,12 +165,17 @@ class ImagePipeline:
             keep raw pixel values.
         dtype: Output dtype name: ``"uint8"`` (only without ``normalize``),
             ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+        field: The dataset's image field to read (default: the output's name).
+        view: View index keying this output's random crops and flips, so two outputs with
+            the same crop spec on one field get different crops.
     """
 
     crop: CropSpec
     flip_probability: float = 0.0
     normalize: Normalize | None = None
     dtype: str = "float32"
+    field: str | None = None
+    view: int = 0
 
     def __post_init__(self) -> None:
         """Check the combination of fields."""
@@ -177,3 +185,5 @@ class ImagePipeline:
             raise ValueError(f"unknown dtype {self.dtype!r}")
         if self.dtype == "uint8" and self.normalize is not None:
             raise ValueError("dtype='uint8' cannot hold normalized values; use a float dtype")
+        if self.view < 0:
+            raise ValueError(f"view must be >= 0, got {self.view}")

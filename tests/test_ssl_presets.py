@@ -1,0 +1,67 @@
+"""Multi-view presets through the loader: every view is the keyed crop of its own view index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from slipstream import SlipstreamLoader
+from slipstream.native import decode_crop
+from slipstream.pipelines import byol, dino, ipcl, lejepa, simclr
+from slipstream.sampling import crops
+
+
+def test_preset_shapes_and_views():
+    d = dino()
+    assert list(d) == ["global_0", "global_1"] + [f"local_{k}" for k in range(8)]
+    assert [p.view for p in d.values()] == list(range(10))
+    assert {p.crop.output_size for p in d.values()} == {(224, 224), (96, 96)}
+    assert d["global_0"].crop.scale == (0.4, 1.0) and d["local_3"].crop.scale == (0.05, 0.4)
+    assert list(lejepa()) == ["global_0", "global_1", "local_0", "local_1", "local_2", "local_3"]
+    assert len(ipcl()) == 5 and ipcl()["view_4"].crop.scale == (0.2, 1.0)
+    assert list(simclr()) == list(byol()) == ["view_0", "view_1"]
+    assert all(p.field == "image" for p in dino(field="image").values())
+
+
+def _uint8(preset):
+    return {
+        name: type(p)(p.crop, p.flip_probability, None, "uint8", p.field, p.view)
+        for name, p in preset.items()
+    }
+
+
+@pytest.mark.parametrize("backend", ["native", pytest.param("dali", marks=pytest.mark.dali)])
+def test_multi_crop_views_equal_their_single_decodes(photo_dataset, backend):
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    pipelines = _uint8(dino(64, 32, num_local=3))
+    loader = SlipstreamLoader(
+        photo_dataset, 40, pipelines, seed=3, device="cpu", num_threads=2, backend=backend
+    )
+    cache = photo_dataset.cache
+    heights, widths = photo_dataset.image_sizes()
+    batch = next(iter(loader))
+    ids = batch["index"].numpy()
+    assert set(batch) >= set(pipelines)
+    for name, pipeline in pipelines.items():
+        images = batch[name]
+        size = pipeline.crop.output_size
+        assert images.shape == (40, 3, *size)
+        windows = crops.random_resized_crop(
+            heights[ids], widths[ids], ids, seed=3, epoch=0, view=pipeline.view,
+            scale=pipeline.crop.scale,
+        )  # fmt: skip
+        flips = crops.flips(ids, seed=3, epoch=0, view=pipeline.view)
+        for i in (0, 17, 39):
+            want = decode_crop(
+                cache.item_bytes("image", int(ids[i])), windows[i], size, flip=bool(flips[i])
+            )
+            np.testing.assert_array_equal(images[i].permute(1, 2, 0).numpy(), want)
+    assert not torch.equal(batch["global_0"], batch["global_1"])  # independent draws
+    assert not torch.equal(batch["local_0"], batch["local_1"])
+
+
+def test_unknown_field_is_named(photo_dataset):
+    with pytest.raises(KeyError, match="reads 'nope'"):
+        SlipstreamLoader(photo_dataset, 8, simclr(32, field="nope"), device="cpu")
