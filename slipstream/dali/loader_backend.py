@@ -148,7 +148,10 @@ class DaliBackend:
         self._describe = describe
         self._device_id: int | None = None
         if device.type == "cuda":
-            self._device_id = device.index if device.index is not None else 0
+            # "cuda" without an index: the current device (torch.cuda.set_device per rank)
+            self._device_id = (
+                device.index if device.index is not None else torch.cuda.current_device()
+            )
         self.decode_device = decode_device
         self._feed = SlotFeed(list(self._pipelines))
         self._pipeline: Pipeline | None = None
