@@ -1,4 +1,4 @@
-"""The ``slipstream`` command: ``build``, ``inspect`` and ``demo``."""
+"""The ``slipstream`` command: ``build``, ``verify``, ``inspect`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -12,18 +12,9 @@ import numpy as np
 
 def _build(args: argparse.Namespace) -> int:
     from slipstream.cache import build_cache
-    from slipstream.readers import FfcvFile, ImageFolderReader
-    from slipstream.readers.ffcv_format import FFCV_SUFFIXES
+    from slipstream.readers.open_source import open_reader
 
-    if Path(args.src).suffix.lower() in FFCV_SUFFIXES and Path(args.src).is_file():
-        reader = FfcvFile(args.src)  # FFCV .beton / .ffcv
-    elif str(args.src).startswith("s3://") or (Path(args.src) / "index.json").is_file():
-        from slipstream.dataset import default_cache_root
-        from slipstream.readers.litdata_source import open_litdata_reader
-
-        reader = open_litdata_reader(args.src, default_cache_root())  # LitData folder / s3://
-    else:
-        reader = ImageFolderReader(args.src)
+    reader = open_reader(args.src)  # .beton/.ffcv, LitData folder or s3://, file list, folder
     dest = build_cache(
         reader,
         args.dest,
@@ -33,6 +24,14 @@ def _build(args: argparse.Namespace) -> int:
     )
     print(f"slip cache ready: {dest} ({len(reader)} source images)")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from slipstream.cache.verify import verify_cache
+
+    report = verify_cache(args.cache, args.source, progress=not args.quiet)
+    print(report.format(limit=args.limit))
+    return 0 if report.ok else 1
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -83,17 +82,32 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slipstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    build = commands.add_parser("build", help="build a slip cache from an image folder")
+    build = commands.add_parser(
+        "build", help="build a slip cache from an image folder, file list, .beton or LitData"
+    )
     build.add_argument(
         "src",
-        help="image folder (class sub-folders), FFCV .beton/.ffcv file, LitData folder or "
-        "s3://bucket/prefix",
+        help="image folder (class sub-folders), file list (.txt/.csv/.tsv of 'path label' "
+        "lines), FFCV .beton/.ffcv file, LitData folder or s3://bucket/prefix",
     )
     build.add_argument("dest", type=Path, help="cache folder to create")
     build.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     build.add_argument("--jpeg-quality", type=int, default=95, help="for re-encoded non-JPEGs")
-    build.add_argument("--workers", type=int, default=8, help="reader threads")
+    build.add_argument(
+        "--workers", type=int, default=2, help="reader threads (more for network file systems)"
+    )
     build.set_defaults(run=_build)
+
+    verify = commands.add_parser(
+        "verify", help="compare every sample of a cache with its source; exit 1 on a mismatch"
+    )
+    verify.add_argument("cache", type=Path, help="the slip cache folder")
+    verify.add_argument(
+        "--source", default=None, help="source to compare with (default: the manifest's source)"
+    )
+    verify.add_argument("--limit", type=int, default=20, help="mismatches to list")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.set_defaults(run=_verify)
 
     inspect = commands.add_parser("inspect", help="describe a slip cache")
     inspect.add_argument("path", type=Path)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
-from slipstream.readers import FfcvFile, ImageFolderReader
+from slipstream.cache.field_index import FieldIndex
+from slipstream.readers import FILE_LIST_SUFFIXES, FfcvFile, FileListReader, ImageFolderReader
 from slipstream.readers.ffcv_format import FFCV_SUFFIXES
 
 CACHE_DIR_ENV = "SLIPSTREAM_CACHE_DIR"
@@ -32,11 +33,12 @@ def is_slip_cache(path: Path) -> bool:
 class SlipstreamDataset:
     """A dataset the loader can stream: a slip cache, built once from the source if needed.
 
-    ``source`` may be a slip cache folder, or an image folder (class sub-folders,
-    as torchvision's ``ImageFolder``). An image folder is converted once into a
-    cache under ``cache_root`` whose name carries the source fingerprint and the
-    cache format version, so a changed folder never reuses a stale cache. A LitData
-    dataset (a folder with ``index.json`` written by ``litdata.optimize``, or an
+    ``source`` may be a slip cache folder, an image folder (class sub-folders,
+    as torchvision's ``ImageFolder``) or a file list (``.txt``/``.csv``/``.tsv`` of
+    ``path label`` lines, :mod:`slipstream.readers.file_list`). An image folder or a file
+    list is converted once into a cache under ``cache_root`` whose name carries the source
+    fingerprint and the cache format version, so a changed source never reuses a stale
+    cache. A LitData dataset (a folder with ``index.json`` written by ``litdata.optimize``, or an
     ``s3://bucket/prefix`` URL, downloaded first) is converted the same way
     (:mod:`slipstream.readers.litdata_source`). An FFCV ``.beton`` / ``.ffcv`` file is read
     in place (:class:`~slipstream.readers.FfcvFile`) when all its images are JPEGs, and
@@ -44,8 +46,8 @@ class SlipstreamDataset:
     ``proportion`` write modes), since the decoders take JPEG.
 
     Args:
-        source: Path of a slip cache, an image folder, a LitData folder or an FFCV
-            file, or an ``s3://`` URL of a LitData dataset.
+        source: Path of a slip cache, an image folder, a file list, a LitData folder or
+            an FFCV file, or an ``s3://`` URL of a LitData dataset.
         cache_root: Where to build caches (default :func:`default_cache_root`).
         on_error: ``"raise"`` (default) or ``"skip"`` unreadable images while building.
         progress: Show a progress bar while building.
@@ -85,15 +87,18 @@ class SlipstreamDataset:
             root = Path(cache_root) if cache_root is not None else default_cache_root()
             name = f"{path.stem}-{beton.fingerprint()[:16]}-v{FORMAT_VERSION}"
             cache_path = build_cache(beton, root / name, on_error=on_error, progress=progress)
-        elif path.is_dir():
-            reader = ImageFolderReader(path)
+        elif path.is_dir() or path.suffix.lower() in FILE_LIST_SUFFIXES:
+            if path.is_dir():
+                reader, name = ImageFolderReader(path), path.resolve().name
+            else:
+                reader, name = FileListReader(path), path.stem
             root = Path(cache_root) if cache_root is not None else default_cache_root()
-            name = f"{path.resolve().name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
+            name = f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
             cache_path = build_cache(reader, root / name, on_error=on_error, progress=progress)
         else:
             raise ValueError(
-                f"cannot read {str(path)!r}: expected a slip cache folder, an image folder "
-                f"or a .beton/.ffcv file"
+                f"cannot read {str(path)!r}: expected a slip cache folder, an image folder, "
+                f"a file list ({'/'.join(FILE_LIST_SUFFIXES)}) or a .beton/.ffcv file"
             )
         self.cache = SlipCache.open(cache_path)
 
@@ -111,6 +116,33 @@ class SlipstreamDataset:
         """Stored ``(heights, widths)`` of an image field, one entry per sample."""
         meta = self.cache.meta(field)
         return np.asarray(meta["height"]), np.asarray(meta["width"])
+
+    def field_index(self, field: str) -> FieldIndex:
+        """The ``value -> sample indices`` index of a field, built once and kept.
+
+        Args:
+            field: A numeric field (one value per sample) or a string field.
+        """
+        indexes = self.__dict__.setdefault("_field_indexes", {})
+        if field not in indexes:
+            indexes[field] = FieldIndex.of_field(self.cache, field)
+        return indexes[field]
+
+    def indices_where(self, field: str, values: Any) -> np.ndarray:
+        """Sorted sample indices whose ``field`` equals one of ``values``.
+
+        Args:
+            field: A numeric or string field, e.g. ``"label"``.
+            values: One value or a sequence of values (values no sample has are ignored).
+
+        Returns:
+            Sorted ``int64`` indices, ready for ``SlipstreamLoader(..., indices=...)``.
+
+        Example:
+            >>> ten_classes = ds.indices_where("label", range(10))  # doctest: +SKIP
+            >>> loader = SlipstreamLoader(ds, 256, pipelines, indices=ten_classes)  # doctest: +SKIP
+        """
+        return self.field_index(field).indices_of(values)
 
     def __len__(self) -> int:
         """Number of samples."""

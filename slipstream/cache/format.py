@@ -40,6 +40,8 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
                   "files": {"path.bin": <bytes>, "path.offsets.npy": <bytes>}}
       },
       "source": {"kind": "ImageFolderReader", "root": "...", "fingerprint": "<hex>"},
+                                             # FileListReader: root = the list file, plus
+                                             # "list_root" (where its relative paths start)
       "build": {"reencoded": [{"index": i, "name": "...", "reason": "..."}, ...],
                 "skipped":   [{"index": i, "name": "...", "reason": "..."}, ...]}
     }

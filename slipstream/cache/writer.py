@@ -1,21 +1,30 @@
-"""Build a slip cache from any reader, atomically.
+"""Build a slip cache from any reader: atomic, verified, one builder at a time.
 
 A reader is any object with ``field_types`` (name -> type), ``__len__``,
-``read_sample(i) -> dict``, ``describe(i) -> str`` and ``fingerprint() -> str``.
+``read_sample(i) -> dict``, ``describe(i) -> str`` and ``fingerprint() -> str``; an optional
+``read_batch(start, stop) -> dict of columns`` lets it hand over many samples per call
+(:mod:`slipstream.cache.build_batches`).
 
 How a build runs:
 
 1. If ``dest`` already opens as a cache, it is returned as is (unless ``overwrite``);
-   its source fingerprint is not compared, so pass ``overwrite=True`` after the source
-   changed.
-2. Leftover ``<dest>.tmp-<pid>-*`` folders of processes that no longer run are removed.
-3. Samples are read and their images checked in a thread pool, and written in order into
-   ``<dest>.tmp-<pid>-<random>``: every ``ImageBytes`` item goes through
-   :func:`slipstream.cache.jpeg_check.prepare_image` (portable JPEGs byte for byte, any
+   its source fingerprint is not compared: name caches after the fingerprint (as
+   :class:`~slipstream.SlipstreamDataset` does, ``<name>-<fingerprint16>-v<version>``) or
+   pass ``overwrite=True`` after the source changed.
+2. The exclusive lock ``<dest>.lock`` is taken (:mod:`slipstream.cache.build_lock`). A
+   second process building the same ``dest`` waits here, then finds the cache built and
+   returns it. A dead builder's lock is released by the operating system.
+3. Leftover ``<dest>.tmp-<pid>-*`` folders of processes that no longer run are removed:
+   an interrupted or killed build is restarted from scratch, not resumed.
+4. Batches of samples are read and their images checked in a thread pool, and written in
+   order into ``<dest>.tmp-<pid>-<random>``: every ``ImageBytes`` item is checked
+   (:func:`slipstream.cache.jpeg_scan.prepare_images`: portable JPEGs byte for byte, any
    other image Pillow reads re-encoded to RGB JPEG and listed in
    ``manifest["build"]["reencoded"]``).
-4. Files are fsynced, ``manifest.json`` is written last, and the folder is renamed to
-   ``dest`` in one ``os.rename``. An interrupted build leaves nothing at ``dest``.
+5. Files are fsynced and ``manifest.json`` is written last. The folder is opened as a
+   cache and checked (sample counts, every item table contiguous and covering its
+   ``.bin`` exactly), then renamed to ``dest`` in one ``os.rename``. An interrupted build
+   leaves nothing at ``dest``.
 
 Bad items (empty, unreadable, truncated, not an image) raise :class:`CacheBuildError`
 naming the sample, or with ``on_error="skip"`` are left out and listed in
@@ -29,40 +38,39 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import os
 import secrets
 import shutil
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from slipstream.cache.build_batches import CacheBuildError, ordered_batches, read_checked_batch
+from slipstream.cache.build_lock import build_lock
+from slipstream.cache.field_writer import (
+    BackgroundWriter,
+    FieldValueError,
+    FieldWriter,
+    fsync_dir,
+)
 from slipstream.cache.format import (
     BYTES_TYPES,
     FORMAT_NAME,
     FORMAT_VERSION,
-    IMAGE_META_DTYPE,
-    IMAGE_TYPE,
     MANIFEST_NAME,
-    NUMBER_DTYPES,
-    STRING_OFFSETS_DTYPE,
     STRING_TYPE,
     is_valid_field_name,
 )
-from slipstream.cache.jpeg_check import ImageCheckError, PreparedImage, prepare_image
 from slipstream.cache.reader import CacheFormatError, SlipCache
 
 ON_ERROR_CHOICES = ("raise", "skip")
 
-
-class CacheBuildError(RuntimeError):
-    """A cache could not be built; names the sample (``reader.describe(i)``) at fault."""
+__all__ = ["ON_ERROR_CHOICES", "CacheBuildError", "build_cache", "remove_stale_tmp_dirs"]
 
 
 def build_cache(
@@ -71,11 +79,14 @@ def build_cache(
     *,
     on_error: str = "raise",
     jpeg_quality: int = 95,
-    num_workers: int = 8,
+    num_workers: int = 2,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
     """Write every sample of ``reader`` into a slip cache at ``dest``.
+
+    Safe to call from several processes at once for the same ``dest``: one builds, the
+    others wait for it and return the finished cache.
 
     Args:
         reader: Object with ``field_types``, ``__len__``, ``read_sample``, ``describe``
@@ -84,43 +95,65 @@ def build_cache(
         on_error: ``"raise"`` stops at the first bad sample; ``"skip"`` leaves bad
             samples out and lists them in the manifest.
         jpeg_quality: Quality for images that must be re-encoded as JPEG.
-        num_workers: Threads that read samples and check images; 0 reads inline.
-        progress: Show a tqdm progress bar.
-        overwrite: Rebuild even if ``dest`` already holds a cache (or a damaged one).
+        num_workers: Threads that read and check batches of samples; 0 reads inline.
+            File readers read without the GIL; more threads help on network file
+            systems and cold disks.
+        progress: Show a tqdm progress bar (and say so when waiting for another builder).
+        overwrite: Rebuild even if ``dest`` already holds a cache (or a damaged one),
+            unless another process finished building it while this one waited.
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
-        CacheBuildError: A bad sample (with ``on_error="raise"``), or ``dest`` exists and
-            is not a cache that opens (without ``overwrite``).
+        CacheBuildError: A bad sample (with ``on_error="raise"``), ``dest`` exists and
+            is not a cache that opens (without ``overwrite``), or the written cache failed
+            its check.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
     dest = Path(dest)
-    if dest.exists():
-        if not overwrite:
-            try:
-                SlipCache.open(dest)
-            except CacheFormatError as exc:
-                raise CacheBuildError(
-                    f"{dest} exists but is not a usable cache ({exc}); "
-                    f"pass overwrite=True to rebuild it"
-                ) from exc
-            return dest
-        _check_replaceable(dest)
+    if dest.exists() and not overwrite:
+        return _existing_cache(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp_dirs(dest)
-    tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    with build_lock(dest, announce=progress) as waited:
+        if dest.exists() and (not overwrite or (waited and _opens(dest))):
+            return _existing_cache(dest)  # built by the process this one waited for
+        if dest.exists():
+            _check_replaceable(dest)
+        remove_stale_tmp_dirs(dest)
+        tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
+        try:
+            manifest = _write_cache(
+                reader, tmp, on_error, jpeg_quality, num_workers, progress, dest.name
+            )
+            check_written_cache(tmp, manifest)
+            _publish(tmp, dest, overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return dest
+
+
+def _opens(dest: Path) -> bool:
     try:
-        _write_cache(reader, tmp, on_error, jpeg_quality, num_workers, progress, dest.name)
-        _publish(tmp, dest, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        SlipCache.open(dest)
+    except CacheFormatError:
+        return False
+    return True
+
+
+def _existing_cache(dest: Path) -> Path:
+    """``dest`` if it opens as a cache, else a :class:`CacheBuildError`."""
+    try:
+        SlipCache.open(dest)
+    except CacheFormatError as exc:
+        raise CacheBuildError(
+            f"{dest} exists but is not a usable cache ({exc}); pass overwrite=True to rebuild it"
+        ) from exc
     return dest
 
 
@@ -150,6 +183,7 @@ def remove_stale_tmp_dirs(dest: str | os.PathLike) -> list[Path]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (killed, not yet reaped by its parent) does not."""
     if pid <= 0:
         return False
     try:
@@ -157,8 +191,13 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: trust kill()
+    return state not in (b"Z", b"X")
 
 
 def _check_replaceable(dest: Path) -> None:
@@ -181,94 +220,56 @@ def _publish(tmp: Path, dest: Path, overwrite: bool) -> None:
     try:
         os.rename(tmp, dest)
     except OSError:
-        # Another process published first: keep its cache if it opens.
+        # Another process published first (one that did not take the lock): keep its
+        # cache if it opens.
         SlipCache.open(dest)
         shutil.rmtree(tmp, ignore_errors=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-class _FieldWriter:
-    """Appends one field's values to its files in ``folder``."""
+def check_written_cache(folder: str | os.PathLike, manifest: dict[str, Any]) -> None:
+    """Open a just-written cache and check it holds what the build wrote.
 
-    def __init__(self, folder: Path, name: str, kind: str, capacity: int) -> None:
-        self.folder, self.name, self.kind = folder, name, kind
-        self.count = 0
-        self.max_size = 0
-        self.bin: BinaryIO | None = None
-        self.offset = 0
+    Cheap checks, no image bytes read: the cache opens (format, version, every file's
+    size), has the sample count of ``manifest``, and every item table of a bytes, image or
+    string field is contiguous from byte 0 and ends exactly at the end of its ``.bin``.
+
+    Args:
+        folder: The cache folder.
+        manifest: The manifest the build wrote.
+
+    Raises:
+        CacheBuildError: Naming the folder and what does not match.
+    """
+    try:
+        cache = SlipCache.open(folder)
+    except CacheFormatError as exc:
+        raise CacheBuildError(f"the cache just written does not open: {exc}") from exc
+    if len(cache) != manifest["num_samples"] or set(cache.field_types) != set(manifest["fields"]):
+        raise CacheBuildError(
+            f"{folder}: wrote {manifest['num_samples']} samples of fields "
+            f"{sorted(manifest['fields'])}, it opens with {len(cache)} samples of "
+            f"{sorted(cache.field_types)}"
+        )
+    for name, kind in cache.field_types.items():
         if kind in BYTES_TYPES:
-            self.bin = open(folder / f"{name}.bin", "wb")  # closed in finish()
-            self.table = np.zeros(capacity, dtype=IMAGE_META_DTYPE)
+            meta = cache.meta(name)
+            starts, sizes = meta["data_ptr"], meta["data_size"]
         elif kind == STRING_TYPE:
-            self.bin = open(folder / f"{name}.bin", "wb")
-            self.table = np.zeros((capacity, 2), dtype=STRING_OFFSETS_DTYPE)
+            table = cache.offsets(name)
+            starts, sizes = table[:, 0], table[:, 1]
         else:
-            self.values: list[Any] = []
-
-    def append(self, value: Any) -> None:
-        if self.kind in BYTES_TYPES:
-            if isinstance(value, PreparedImage):
-                data, height, width = value.data, value.height, value.width
-            else:
-                data, height, width = _as_bytes(value), 0, 0
-            self.table[self.count] = (self.offset, len(data), height, width)
-        elif self.kind == STRING_TYPE:
-            data = str(value).encode("utf-8")
-            self.table[self.count] = (self.offset, len(data))
-        else:
-            self.values.append(value)
-            self.count += 1
-            return
-        self.bin.write(data)
-        self.offset += len(data)
-        self.max_size = max(self.max_size, len(data))
-        self.count += 1
-
-    def finish(self) -> dict[str, Any]:
-        """Close and fsync the files; return the manifest entry."""
-        spec: dict[str, Any] = {"type": self.kind, "num_samples": self.count}
-        if self.bin is not None:
-            _close_synced(self.bin)
-            self.bin = None
-            _save_npy(self.folder / self._table_name(), self.table[: self.count])
-        if self.kind in BYTES_TYPES:
-            spec["format"] = "jpeg" if self.kind == IMAGE_TYPE else "raw"
-            spec["max_size"] = self.max_size
-            files = [f"{self.name}.bin", self._table_name()]
-        elif self.kind == STRING_TYPE:
-            spec["format"] = "utf-8"
-            files = [f"{self.name}.bin", self._table_name()]
-        else:
-            array = _number_array(self.name, self.kind, self.values)
-            _save_npy(self.folder / f"{self.name}.npy", array)
-            spec["format"] = array.dtype.str
-            files = [f"{self.name}.npy"]
-        spec["files"] = {f: (self.folder / f).stat().st_size for f in files}
-        return spec
-
-    def _table_name(self) -> str:
-        return f"{self.name}.meta.npy" if self.kind in BYTES_TYPES else f"{self.name}.offsets.npy"
-
-    def abort(self) -> None:
-        if self.bin is not None:
-            self.bin.close()
-
-
-def _as_bytes(value: Any) -> bytes | memoryview:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return value
-    return np.ascontiguousarray(value, dtype=np.uint8).tobytes()
-
-
-def _number_array(name: str, kind: str, values: list[Any]) -> np.ndarray:
-    array = np.asarray(values, dtype=NUMBER_DTYPES.get(kind))
-    if array.dtype.hasobject:
-        raise CacheBuildError(f"field {name!r} ({kind}) does not form a numeric array")
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    return array
+            continue
+        ends = np.cumsum(sizes, dtype=np.uint64)
+        contiguous = len(starts) == 0 or (starts[0] == 0 and np.array_equal(starts[1:], ends[:-1]))
+        covered = (int(ends[-1]) if len(ends) else 0) == len(cache.data(name))
+        if not (contiguous and covered):
+            raise CacheBuildError(
+                f"{folder}: items of field {name!r} do not tile {name}.bin "
+                f"(contiguous: {contiguous}, cover it exactly: {covered})"
+            )
 
 
 def _write_cache(
@@ -279,7 +280,8 @@ def _write_cache(
     num_workers: int,
     progress: bool,
     label: str,
-) -> None:
+) -> dict[str, Any]:
+    """Write every sample into ``folder`` and its manifest last; return the manifest."""
     field_types = {
         k: (v if isinstance(v, str) else v.__name__) for k, v in reader.field_types.items()
     }
@@ -292,53 +294,40 @@ def _write_cache(
         "root": str(getattr(reader, "root", "")),
         "fingerprint": reader.fingerprint(),
     }
-    writers = {name: _FieldWriter(folder, name, kind, total) for name, kind in field_types.items()}
-    image_fields = [n for n, k in field_types.items() if k == IMAGE_TYPE]
+    if hasattr(reader, "list_file"):  # a file list: the list, and where its paths start
+        source["root"], source["list_root"] = str(reader.list_file), str(reader.root)
+    background = BackgroundWriter()
+    writers = {
+        name: FieldWriter(folder, name, kind, total, background)
+        for name, kind in field_types.items()
+    }
     reencoded: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-
-    def load(index: int) -> tuple[dict[str, Any] | None, str | None]:
-        try:
-            sample = reader.read_sample(index)
-            for name in image_fields:
-                sample[name] = prepare_image(sample[name], quality)
-        except (ImageCheckError, OSError) as exc:
-            return None, str(exc)
-        return sample, None
-
+    load = functools.partial(read_checked_batch, reader, field_types, quality=quality)
     bar = tqdm(total=total, disable=not progress, unit="img", desc=f"building {label}")
-    results = contextlib.closing(_ordered_map(load, total, num_workers))
+    batches = ordered_batches(load, total, num_workers)
     try:
-        with results as ordered:
-            for index, (sample, error) in ordered:
-                bar.update(1)
-                if error is not None:
-                    name = reader.describe(index)
-                    if on_error == "raise":
-                        raise CacheBuildError(f"{name}: {error}")
-                    skipped.append({"index": index, "name": name, "reason": error})
-                    continue
-                for field, writer in writers.items():
-                    if field not in sample:
-                        raise CacheBuildError(
-                            f"{reader.describe(index)}: sample has no field {field!r}"
-                        )
-                    writer.append(sample[field])
-                for field in image_fields:
-                    if sample[field].reencoded is not None:
-                        reencoded.append(
-                            {
-                                "index": index,
-                                "name": reader.describe(index),
-                                "reason": sample[field].reencoded,
-                            }
-                        )
+        for batch in batches:
+            for index, error in batch.errors:
+                if on_error == "raise":
+                    raise CacheBuildError(f"{reader.describe(index)}: {error}")
+                skipped.append({"index": index, "name": reader.describe(index), "reason": error})
+            for name, writer in writers.items():
+                sizes = batch.image_sizes.get(name, (None, None))
+                writer.append(batch.columns[name], *sizes)
+            reencoded += [
+                {"index": index, "name": reader.describe(index), "reason": reason}
+                for index, reason in batch.reencoded
+            ]
+            bar.update(batch.count)
         fields = {name: writer.finish() for name, writer in writers.items()}
-    except BaseException:
+    except FieldValueError as exc:
+        raise CacheBuildError(str(exc)) from exc
+    finally:
+        batches.close()  # stops the thread pool
+        background.close()
         for writer in writers.values():
             writer.abort()
-        raise
-    finally:
         bar.close()
     manifest = {
         "format": FORMAT_NAME,
@@ -357,45 +346,5 @@ def _write_cache(
         json.dump(manifest, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _ordered_map(fn: Any, total: int, num_workers: int) -> Any:
-    """Yield ``(i, fn(i))`` for ``i`` in ``range(total)`` in order, computed by threads."""
-    if num_workers <= 0:
-        for index in range(total):
-            yield index, fn(index)
-        return
-    window = 4 * num_workers
-    pool = ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="slip-build")
-    pending: deque[tuple[int, Future]] = deque()
-    try:
-        next_index = 0
-        while pending or next_index < total:
-            while next_index < total and len(pending) < window:
-                pending.append((next_index, pool.submit(fn, next_index)))
-                next_index += 1
-            index, future = pending.popleft()
-            yield index, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        _close_synced(f)
-
-
-def _close_synced(f: BinaryIO) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(folder)
+    return manifest

@@ -7,15 +7,19 @@ A reader has ``field_types`` (name -> ``"ImageBytes"`` | ``"bytes"`` | ``"str"``
 
 from slipstream.readers.ffcv_file import FfcvFile
 from slipstream.readers.ffcv_format import FfcvFormatError
+from slipstream.readers.file_list import FILE_LIST_SUFFIXES, FileListError, FileListReader
 from slipstream.readers.image_folder import IMG_EXTENSIONS, ImageFolderReader
 from slipstream.readers.litdata_dataset import LitDataFormatError, LitDataReader
 
 # s3:// support (slipstream.readers.s3_download, slipstream.readers.litdata_source) imports
 # boto3 only when an s3:// source is opened.
 __all__ = [
+    "FILE_LIST_SUFFIXES",
     "IMG_EXTENSIONS",
     "FfcvFile",
     "FfcvFormatError",
+    "FileListError",
+    "FileListReader",
     "ImageFolderReader",
     "LitDataFormatError",
     "LitDataReader",

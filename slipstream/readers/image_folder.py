@@ -19,16 +19,16 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
-from typing import Any
+
+from slipstream.readers.file_samples import FileSamplesReader
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """The extensions torchvision's ``ImageFolder`` accepts (``torchvision.datasets.folder``)."""
 
 
-class ImageFolderReader:
+class ImageFolderReader(FileSamplesReader):
     """Samples of an image folder tree: the encoded file bytes plus label, index and path.
 
     Args:
@@ -44,16 +44,10 @@ class ImageFolderReader:
         root: The root folder.
         classes: Sorted class folder names.
         class_to_idx: Class name -> label.
-        samples: ``(absolute file path, label)`` in torchvision's order.
+        samples: ``(file path, label)`` in torchvision's order (root joined as given).
+        rel_paths: Each sample's path relative to root (its ``"path"`` field).
         field_types: Field name -> slip cache field type.
     """
-
-    field_types: dict[str, str] = {
-        "image": "ImageBytes",
-        "label": "int",
-        "index": "int",
-        "path": "str",
-    }
 
     def __init__(
         self,
@@ -75,6 +69,7 @@ class ImageFolderReader:
             raise FileNotFoundError(f"no class folders in {self.root}")
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.samples = self._scan(allow_empty)
+        self.rel_paths = [path[self._prefix_len :] for path, _ in self.samples]
 
     def _scan(self, allow_empty: bool) -> list[tuple[str, int]]:
         samples: list[tuple[str, int]] = []
@@ -96,10 +91,6 @@ class ImageFolderReader:
             )
         return samples
 
-    def __len__(self) -> int:
-        """Number of images."""
-        return len(self.samples)
-
     def __repr__(self) -> str:
         """Root, image count and class count."""
         return (
@@ -107,41 +98,6 @@ class ImageFolderReader:
             f"{len(self.classes)} classes)"
         )
 
-    def read_sample(self, index: int) -> dict[str, Any]:
-        """Read one sample.
-
-        Args:
-            index: Sample index in ``[0, len(self))``.
-
-        Returns:
-            ``{"image": file bytes, "label": int, "index": index, "path": path relative
-            to root}``.
-        """
-        path, label = self.samples[index]
-        with open(path, "rb") as f:
-            data = f.read()
-        return {
-            "image": data,
-            "label": label,
-            "index": int(index),
-            "path": path[self._prefix_len :],
-        }
-
-    def describe(self, index: int) -> str:
-        """The file path of a sample, for error messages."""
-        return self.samples[index][0]
-
-    def fingerprint(self) -> str:
-        """Hex digest of the source's identity.
-
-        Covers the class list and, for every sample in order, its path relative to root,
-        size and modification time (ns). Adding, removing, renaming, or rewriting a file
-        changes it; reading does not.
-        """
-        digest = hashlib.sha256()
-        digest.update("\0".join(self.classes).encode("utf-8"))
-        for path, label in self.samples:
-            stat = os.stat(path)
-            rel = path[self._prefix_len :]
-            digest.update(f"\n{rel}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-        return digest.hexdigest()
+    def _fingerprint_header(self) -> bytes:
+        """The class list: renaming a class folder changes the fingerprint."""
+        return "\0".join(self.classes).encode("utf-8")
