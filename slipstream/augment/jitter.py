@@ -1,0 +1,230 @@
+"""Color jitter with per-sample factors: HSV-style (torchvision) and a YIQ color matrix.
+
+:class:`RandomColorJitter` applies brightness, contrast, saturation and hue in that fixed
+order (torchvision's ``ColorJitter`` picks a random order per call), each with
+torchvision's definition; hue through a vectorized RGB -> HSV -> RGB round trip.
+
+:class:`RandomColorJitterYIQ` is the original slipstream / DALI ``color_twist``: one
+3x3 matrix and offset per sample, ``out = b * c * (YIQ->RGB @ HSV(h, s, v) @ RGB->YIQ) x
++ (0.5 - 0.5 c) b``, applied with one batched matmul.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from slipstream.augment.base import (
+    Params,
+    RandomTransform,
+    check_range,
+    per_sample,
+    scaled,
+    to_batch_device,
+)
+from slipstream.augment.color import adjust_brightness, adjust_contrast, rgb_to_gray
+from slipstream.augment.keys import AugmentStream, BatchKey
+
+__all__ = [
+    "RandomColorJitter",
+    "RandomColorJitterYIQ",
+    "adjust_hue",
+    "adjust_saturation",
+    "hsv_to_rgb",
+    "rgb_to_hsv",
+]
+
+_RGB_TO_YIQ = torch.tensor(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]],
+    dtype=torch.float64,
+)
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+def rgb_to_hsv(batch: torch.Tensor) -> torch.Tensor:
+    """RGB ``[B, 3, H, W]`` in ``0..1`` to HSV, every channel in ``0..1``."""
+    r, g, b = batch.unbind(dim=1)
+    minc, maxc = torch.aminmax(batch, dim=1)
+    delta = maxc - minc
+    flat = delta == 0
+    safe_delta = torch.where(flat, torch.ones_like(delta), delta)
+    saturation = delta / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
+    hue_r = torch.remainder((g - b) / safe_delta, 6.0)
+    hue_g = (b - r) / safe_delta + 2.0
+    hue_b = (r - g) / safe_delta + 4.0
+    hue = torch.where(maxc == r, hue_r, torch.where(maxc == g, hue_g, hue_b))
+    hue = torch.where(flat, torch.zeros_like(hue), hue) / 6.0
+    return torch.stack((hue, saturation, maxc), dim=1)
+
+
+def hsv_to_rgb(batch: torch.Tensor) -> torch.Tensor:
+    """HSV ``[B, 3, H, W]`` (channels in ``0..1``) to RGB."""
+    hue, saturation, value = batch.unbind(dim=1)
+    h6 = hue * 6.0
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(h6 + n, 6.0)
+        ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+        channels.append(value - value * saturation * ramp)
+    return torch.stack(channels, dim=1).clamp_(0.0, 1.0)
+
+
+def adjust_saturation(batch: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Blend each image with its grayscale, one factor per sample (``[B]``)."""
+    f = factors.view(-1, 1, 1, 1)
+    return (batch * f + rgb_to_gray(batch) * (1.0 - f)).clamp_(0.0, 1.0)
+
+
+def adjust_hue(batch: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Rotate hue by ``shifts[b]`` turns (``-0.5..0.5``) per sample."""
+    hsv = rgb_to_hsv(batch)
+    hue = torch.remainder(hsv[:, 0] + shifts.view(-1, 1, 1), 1.0)
+    return hsv_to_rgb(torch.stack((hue, hsv[:, 1], hsv[:, 2]), dim=1))
+
+
+def _factor_range(name: str, amount: float | Sequence[float], center: float) -> tuple[float, float]:
+    """Range by torchvision's convention: ``a`` means ``(center - a, center + a)``, or a pair."""
+    if isinstance(amount, (int, float)):
+        if amount < 0:
+            raise ValueError(f"{name} must be non-negative, got {amount}")
+        low = center - float(amount)
+        return (max(low, 0.0) if center == 1.0 else low), center + float(amount)
+    return check_range(name, amount)
+
+
+class RandomColorJitter(RandomTransform):
+    """Brightness, contrast, saturation and hue jitter (torchvision definitions).
+
+    Factors are drawn per sample; ``brightness=0.4`` means a factor in ``[0.6, 1.4]``
+    (a ``(low, high)`` pair is taken as is); ``hue=0.1`` a shift in ``[-0.1, 0.1]`` turns.
+    A zero amount leaves that component out. Applied in the order brightness, contrast,
+    saturation, hue. Params: ``apply``, ``brightness``, ``contrast``, ``saturation``,
+    ``hue`` (each ``[B]``).
+
+    Args:
+        p: Probability per sample.
+        brightness: Brightness amount.
+        contrast: Contrast amount.
+        saturation: Saturation amount.
+        hue: Hue amount, at most 0.5.
+    """
+
+    stream = AugmentStream.COLOR_JITTER
+    num_draws = 4
+
+    def __init__(
+        self,
+        p: float = 0.8,
+        brightness: float | Sequence[float] = 0.4,
+        contrast: float | Sequence[float] = 0.4,
+        saturation: float | Sequence[float] = 0.2,
+        hue: float | Sequence[float] = 0.1,
+    ) -> None:
+        """Store the ranges."""
+        super().__init__(p)
+        self.brightness = _factor_range("brightness", brightness, 1.0)
+        self.contrast = _factor_range("contrast", contrast, 1.0)
+        self.saturation = _factor_range("saturation", saturation, 1.0)
+        self.hue = _factor_range("hue", hue, 0.0)
+        if self.hue[0] < -0.5 or self.hue[1] > 0.5:
+            raise ValueError(f"hue must lie in [-0.5, 0.5], got {self.hue}")
+
+    def sample(self, batch: torch.Tensor, draws: torch.Tensor, key: BatchKey) -> Params:
+        """Draw the four factors."""
+        names = ("brightness", "contrast", "saturation", "hue")
+        return {
+            name: per_sample(scaled(draws[:, i], getattr(self, name)), batch)
+            for i, name in enumerate(names)
+        }
+
+    def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """Jitter every sample."""
+        if self.brightness != (1.0, 1.0):
+            batch = adjust_brightness(batch, params["brightness"])
+        if self.contrast != (1.0, 1.0):
+            batch = adjust_contrast(batch, params["contrast"])
+        if self.saturation != (1.0, 1.0):
+            batch = adjust_saturation(batch, params["saturation"])
+        if self.hue != (0.0, 0.0):
+            batch = adjust_hue(batch, params["hue"])
+        return batch
+
+
+def yiq_color_matrices(
+    hue: torch.Tensor,
+    saturation: torch.Tensor,
+    value: torch.Tensor,
+    brightness: torch.Tensor,
+    contrast: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample color twist: matrices ``[B, 3, 3]`` and offsets ``[B]``.
+
+    Args:
+        hue: Hue rotation in degrees, ``[B]``.
+        saturation: Chroma scale, ``[B]``.
+        value: Luma scale, ``[B]``.
+        brightness: Overall scale, ``[B]``.
+        contrast: Contrast around 0.5, ``[B]``.
+
+    Returns:
+        ``(matrices, offsets)``: ``out = matrices[b] @ rgb + offsets[b]``.
+    """
+    radians = hue * (math.pi / 180.0)
+    cos, sin = torch.cos(radians), torch.sin(radians)
+    zeros = torch.zeros_like(hue)
+    yiq = torch.stack(
+        (
+            torch.stack((value, zeros, zeros), dim=-1),
+            torch.stack((zeros, saturation * cos, saturation * sin), dim=-1),
+            torch.stack((zeros, -saturation * sin, saturation * cos), dim=-1),
+        ),
+        dim=-2,
+    )
+    to_rgb = to_batch_device(_YIQ_TO_RGB, hue, hue.dtype)
+    to_yiq = to_batch_device(_RGB_TO_YIQ, hue, hue.dtype)
+    matrices = (brightness * contrast).view(-1, 1, 1) * (to_rgb @ yiq @ to_yiq)
+    return matrices, (0.5 - 0.5 * contrast) * brightness
+
+
+class RandomColorJitterYIQ(RandomTransform):
+    """Hue/saturation/value/brightness/contrast as one 3x3 color matrix per sample.
+
+    Params: ``apply``, ``hue`` (degrees), ``saturation``, ``value``, ``brightness``,
+    ``contrast`` (each ``[B]``); the matrix is built from them in :meth:`apply`.
+
+    Args:
+        p: Probability per sample.
+        hue_range: Hue rotation range in degrees.
+        saturation_range: Chroma scale range.
+        value_range: Luma scale range.
+        brightness_range: Overall scale range.
+        contrast_range: Contrast range.
+    """
+
+    stream = AugmentStream.COLOR_JITTER_YIQ
+    uniform_params = ("hue", "saturation", "value", "brightness", "contrast")
+
+    def __init__(
+        self,
+        p: float = 0.8,
+        hue_range: Sequence[float] = (-36.0, 36.0),
+        saturation_range: Sequence[float] = (0.8, 1.2),
+        value_range: Sequence[float] = (1.0, 1.0),
+        brightness_range: Sequence[float] = (0.6, 1.4),
+        contrast_range: Sequence[float] = (0.6, 1.4),
+    ) -> None:
+        """Store the ranges."""
+        super().__init__(p)
+        self.hue_range = check_range("hue_range", hue_range)
+        self.saturation_range = check_range("saturation_range", saturation_range)
+        self.value_range = check_range("value_range", value_range)
+        self.brightness_range = check_range("brightness_range", brightness_range)
+        self.contrast_range = check_range("contrast_range", contrast_range)
+
+    def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """Apply each sample's color matrix."""
+        matrices, offsets = yiq_color_matrices(*(params[name] for name in self.uniform_params))
+        out = torch.einsum("bij,bjhw->bihw", matrices, batch) + offsets.view(-1, 1, 1, 1)
+        return out.clamp_(0.0, 1.0)
