@@ -12,6 +12,7 @@
 #include "jpeg_decoder.h"
 #include "resize.h"
 #include "thread_pool.h"
+#include "yuv420.h"
 
 namespace py = pybind11;
 using namespace slipstream;
@@ -41,6 +42,31 @@ const uint8_t* BytesOf(const py::array& a, uint64_t* size) {
   if (!(a.flags() & py::array::c_style)) throw py::value_error("data must be C-contiguous");
   *size = static_cast<uint64_t>(a.nbytes());
   return static_cast<const uint8_t*>(a.data());
+}
+
+// Checks a batch argument's dtype and contiguity.
+void Need(const py::array& a, bool dtype_ok, const char* name) {
+  if (!dtype_ok) throw py::value_error(std::string(name) + ": wrong dtype");
+  if (!(a.flags() & py::array::c_style)) {
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  }
+}
+
+// uint64 item offsets and sizes, and a writeable uint8 output.
+void NeedItemsAndOut(const py::array& offsets, const py::array& sizes, py::array& out) {
+  Need(offsets, HasDtype<uint64_t>(offsets), "offsets");
+  Need(sizes, HasDtype<uint64_t>(sizes), "sizes");
+  Need(out, HasDtype<uint8_t>(out), "out");
+  if (!out.writeable()) throw py::value_error("out must be writeable");
+}
+
+// [(index, code, message)] of the failed samples of a batch.
+py::list Failures(const std::vector<int32_t>& codes, const std::vector<std::string>& messages) {
+  py::list failures;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (codes[i] != kOk) failures.append(py::make_tuple(i, codes[i], messages[i]));
+  }
+  return failures;
 }
 
 py::tuple PyReadHeader(const py::array& data) {
@@ -96,8 +122,10 @@ U8Array PyDecodeCrop(const py::array& data, std::vector<int32_t> window, int32_t
   return out;
 }
 
-U8Array PyDecodeCropViews(const py::array& data, const py::array& windows, int32_t out_h,
-                          int32_t out_w, const py::array& flips, int32_t policy) {
+// K views [K, 4] of one stored image of either format (DecodeImageViews) -> [K, H, W, 3].
+U8Array ImageViews(const py::array& data, int32_t format, int32_t height, int32_t width,
+                   const py::array& windows, int32_t out_h, int32_t out_w,
+                   const py::array& flips, int32_t policy) {
   uint64_t size = 0;
   const uint8_t* p = BytesOf(data, &size);
   if (windows.ndim() != 2 || windows.shape(1) != 4 || !py::isinstance<py::array_t<int32_t>>(windows) ||
@@ -120,38 +148,65 @@ U8Array PyDecodeCropViews(const py::array& data, const py::array& windows, int32
   int32_t failed = 0;
   {
     py::gil_scoped_release release;
-    r = DecodeCropResizeViews(p, size, w, static_cast<int32_t>(views), out_h, out_w, fl, o,
-                              policy, &failed);
+    EncodedImage image;
+    image.data = p;
+    image.size = size;
+    image.format = format;
+    image.height = height;
+    image.width = width;
+    r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_h, out_w, fl, o, policy,
+                         &failed);
   }
   if (!r.ok()) r.message = "view " + std::to_string(failed) + ": " + r.message;
   Check(r);
   return out;
 }
 
+U8Array PyDecodeCropViews(const py::array& data, const py::array& windows, int32_t out_h,
+                          int32_t out_w, const py::array& flips, int32_t policy) {
+  return ImageViews(data, kFormatJpeg, 0, 0, windows, out_h, out_w, flips, policy);
+}
+
+U8Array PyYuv420CropViews(const py::array& data, int32_t h, int32_t w, const py::array& windows,
+                          int32_t out_h, int32_t out_w, const py::array& flips) {
+  return ImageViews(data, kFormatYuv420, h, w, windows, out_h, out_w, flips, kScaleAny);
+}
+
 py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
                            const py::array& sizes, const py::array& windows,
                            const py::array& flips, py::array& out, int32_t num_threads,
-                           int32_t policy) {
+                           int32_t policy, int32_t format, const py::object& heights,
+                           const py::object& widths) {
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
-  auto need = [](const py::array& a, bool dtype_ok, const char* name) {
-    if (!dtype_ok) throw py::value_error(std::string(name) + ": wrong dtype");
-    if (!(a.flags() & py::array::c_style)) {
-      throw py::value_error(std::string(name) + " must be C-contiguous");
-    }
-  };
-  need(offsets, HasDtype<uint64_t>(offsets), "offsets");
-  need(sizes, HasDtype<uint64_t>(sizes), "sizes");
-  need(windows, HasDtype<int32_t>(windows), "windows");
-  need(flips, HasDtype<uint8_t>(flips), "flips");
-  need(out, HasDtype<uint8_t>(out), "out");
-  if (!out.writeable()) throw py::value_error("out must be writeable");
+  NeedItemsAndOut(offsets, sizes, out);
+  Need(windows, HasDtype<int32_t>(windows), "windows");
+  Need(flips, HasDtype<uint8_t>(flips), "flips");
   if (out.ndim() != 4 || out.shape(3) != 3) throw py::value_error("out must be [B, H, W, 3]");
   const int64_t b = out.shape(0);
   if (offsets.size() != b || sizes.size() != b || flips.size() != b || windows.size() != 4 * b) {
     throw py::value_error("offsets, sizes, windows and flips must match out's batch size");
   }
   const int32_t oh = static_cast<int32_t>(out.shape(1)), ow = static_cast<int32_t>(out.shape(2));
+  const int32_t* ph = nullptr;
+  const int32_t* pwid = nullptr;
+  py::array h_arr, w_arr;
+  if (format == kFormatYuv420) {
+    if (heights.is_none() || widths.is_none()) {
+      throw py::value_error("format=YUV420 needs heights and widths");
+    }
+    h_arr = heights.cast<py::array>();
+    w_arr = widths.cast<py::array>();
+    Need(h_arr, HasDtype<int32_t>(h_arr), "heights");
+    Need(w_arr, HasDtype<int32_t>(w_arr), "widths");
+    if (h_arr.size() != b || w_arr.size() != b) {
+      throw py::value_error("heights and widths must match out's batch size");
+    }
+    ph = static_cast<const int32_t*>(h_arr.data());
+    pwid = static_cast<const int32_t*>(w_arr.data());
+  } else if (format != kFormatJpeg) {
+    throw py::value_error("format must be 0 (JPEG) or 1 (YUV420)");
+  }
   std::vector<int32_t> codes(static_cast<size_t>(b), 0);
   std::vector<std::string> messages;
   const auto* po = static_cast<const uint64_t*>(offsets.data());
@@ -162,13 +217,75 @@ py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
   {
     py::gil_scoped_release release;
     DecodeCropResizeBatch(d, data_size, po, ps, b, pw, pf, oh, ow, pout, num_threads,
-                          codes.data(), &messages, policy);
+                          codes.data(), &messages, policy, format, ph, pwid);
   }
-  py::list failures;
-  for (int64_t i = 0; i < b; ++i) {
-    if (codes[i] != kOk) failures.append(py::make_tuple(i, codes[i], messages[i]));
+  return Failures(codes, messages);
+}
+
+U8Array PyRgbToYuv420(const U8Array& img) {
+  if (img.ndim() != 3 || img.shape(2) != 3 || img.shape(0) < 1 || img.shape(1) < 1) {
+    throw py::value_error("img must be [H, W, 3] with H, W >= 1");
   }
-  return failures;
+  const int32_t h = static_cast<int32_t>(img.shape(0)), w = static_cast<int32_t>(img.shape(1));
+  U8Array out({static_cast<py::ssize_t>(I420Size(h, w))});
+  const uint8_t* in = img.data();
+  uint8_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    RgbToI420(in, static_cast<int64_t>(w) * 3, h, w, o);
+  }
+  return out;
+}
+
+U8Array PyYuv420ToRgb(const py::array& data, int32_t h, int32_t w) {
+  uint64_t size = 0;
+  const uint8_t* p = BytesOf(data, &size);
+  if (h < 1 || w < 1) throw py::value_error("height and width must be >= 1");
+  if (size < I420Size(h, w)) {
+    throw CoreError(kInvalidArgument, "YUV420 item is " + std::to_string(size) +
+                                          " bytes, a " + std::to_string(h) + "x" +
+                                          std::to_string(w) + " image needs " +
+                                          std::to_string(I420Size(h, w)));
+  }
+  U8Array out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w), py::ssize_t{3}});
+  uint8_t* o = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    I420ToRgbRegion(p, h, w, 0, 0, w, h, o, static_cast<int64_t>(w) * 3);
+  }
+  return out;
+}
+
+py::list PyJpegToYuv420Batch(const py::array& data, const py::array& offsets,
+                             const py::array& sizes, const py::array& heights,
+                             const py::array& widths, py::array& out,
+                             const py::array& out_offsets, int32_t num_threads) {
+  uint64_t data_size = 0;
+  const uint8_t* d = BytesOf(data, &data_size);
+  NeedItemsAndOut(offsets, sizes, out);
+  Need(heights, HasDtype<int32_t>(heights), "heights");
+  Need(widths, HasDtype<int32_t>(widths), "widths");
+  Need(out_offsets, HasDtype<uint64_t>(out_offsets), "out_offsets");
+  const int64_t b = offsets.size();
+  if (sizes.size() != b || heights.size() != b || widths.size() != b ||
+      out_offsets.size() != b) {
+    throw py::value_error("offsets, sizes, heights, widths and out_offsets must have one length");
+  }
+  std::vector<int32_t> codes(static_cast<size_t>(b), 0);
+  std::vector<std::string> messages;
+  const auto* po = static_cast<const uint64_t*>(offsets.data());
+  const auto* ps = static_cast<const uint64_t*>(sizes.data());
+  const auto* ph = static_cast<const int32_t*>(heights.data());
+  const auto* pw = static_cast<const int32_t*>(widths.data());
+  const auto* poo = static_cast<const uint64_t*>(out_offsets.data());
+  auto* pout = static_cast<uint8_t*>(out.mutable_data());
+  const uint64_t out_size = static_cast<uint64_t>(out.nbytes());
+  {
+    py::gil_scoped_release release;
+    JpegToI420Batch(d, data_size, po, ps, b, ph, pw, pout, out_size, poo, num_threads,
+                    codes.data(), &messages);
+  }
+  return Failures(codes, messages);
 }
 
 U8Array PyResizeBox(const U8Array& img, double x0, double y0, double x1, double y1,
@@ -206,8 +323,24 @@ PYBIND11_MODULE(_core, m) {
         "K views [K, 4] of one JPEG from a single decode -> uint8 [K, out_h, out_w, 3].");
   m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
-        py::arg("num_threads") = 0, py::arg("scale_policy") = 0,
-        "Batch fused decode into out [B, H, W, 3]; returns [(index, code, message)] failures.");
+        py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
+        py::arg("heights") = py::none(), py::arg("widths") = py::none(),
+        "Batch fused decode into out [B, H, W, 3]; returns [(index, code, message)] failures. "
+        "format 1 = YUV420 items (then heights, widths: int32 [B] true sizes).");
+  m.def("yuv420_crop_views", &PyYuv420CropViews, py::arg("data"), py::arg("height"),
+        py::arg("width"), py::arg("windows"), py::arg("out_h"), py::arg("out_w"),
+        py::arg("flips"),
+        "K views [K, 4] of one YUV420 item -> uint8 [K, out_h, out_w, 3].");
+  m.def("rgb_to_yuv420", &PyRgbToYuv420, py::arg("img"),
+        "RGB [H, W, 3] -> one planar I420 item (BT.601 full range, odd sides padded).");
+  m.def("yuv420_to_rgb", &PyYuv420ToRgb, py::arg("data"), py::arg("height"), py::arg("width"),
+        "One I420 item -> RGB [H, W, 3] (fancy chroma upsampling, BT.601 full range).");
+  m.def("yuv420_size", &I420Size, py::arg("height"), py::arg("width"),
+        "Bytes of one I420 item of that true size.");
+  m.def("jpeg_to_yuv420_batch", &PyJpegToYuv420Batch, py::arg("data"), py::arg("offsets"),
+        py::arg("sizes"), py::arg("heights"), py::arg("widths"), py::arg("out"),
+        py::arg("out_offsets"), py::arg("num_threads") = 0,
+        "Decode JPEG items and write their I420 items into out; returns failures.");
   m.def("choose_scale", &ChooseScale, py::arg("crop_h"), py::arg("crop_w"), py::arg("out_h"),
         py::arg("out_w"), py::arg("scale_policy") = 0,
         "DCT scale numerator M (decode at M/8) the fused decode uses; policy 1 = M in {1,2,4,8}.");
@@ -217,6 +350,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("default_num_threads", &DefaultNumThreads, "Hardware concurrency (>= 1).");
   m.attr("SCALE_ANY") = static_cast<int>(kScaleAny);
   m.attr("SCALE_POW2") = static_cast<int>(kScalePow2);
+  m.attr("FORMAT_JPEG") = static_cast<int>(kFormatJpeg);
+  m.attr("FORMAT_YUV420") = static_cast<int>(kFormatYuv420);
   m.attr("OK") = static_cast<int>(kOk);
   m.attr("INVALID_ARGUMENT") = static_cast<int>(kInvalidArgument);
   m.attr("DECODE_ERROR") = static_cast<int>(kDecodeError);

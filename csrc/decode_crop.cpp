@@ -1,12 +1,11 @@
 #include "decode_crop.h"
 
 #include <cstring>
-#include <exception>
-#include <new>
 
 #include "jpeg_decoder.h"
 #include "resize.h"
 #include "thread_pool.h"
+#include "yuv420.h"
 
 namespace slipstream {
 
@@ -21,11 +20,6 @@ struct CropScratch {
 CropScratch& ThreadCropScratch() {
   static thread_local CropScratch s;
   return s;
-}
-
-std::string WindowString(const int32_t* w) {
-  return "[y=" + std::to_string(w[0]) + ", x=" + std::to_string(w[1]) +
-         ", h=" + std::to_string(w[2]) + ", w=" + std::to_string(w[3]) + "]";
 }
 
 // Rows [y, y + h) and columns [x, x + w) of a decoded region into out (h x w x 3),
@@ -197,47 +191,55 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
   return Result::Ok();
 }
 
+Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
+                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* out,
+                        int32_t policy, int32_t* failed_view) {
+  switch (image.format) {
+    case kFormatJpeg:
+      return DecodeCropResizeViews(image.data, image.size, windows, views, out_h, out_w, flips,
+                                   out, policy, failed_view);
+    case kFormatYuv420:
+      return I420CropResizeViews(image.data, image.size, image.height, image.width, windows,
+                                 views, out_h, out_w, flips, out, failed_view);
+    default:
+      *failed_view = 0;
+      return Result::Fail(kInvalidArgument,
+                          "unknown image format code " + std::to_string(image.format));
+  }
+}
+
 int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                               const uint64_t* sizes, int64_t batch, const int32_t* windows,
                               const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
                               int32_t num_threads, int32_t* codes,
-                              std::vector<std::string>* messages, int32_t policy) {
-  messages->assign(static_cast<size_t>(batch > 0 ? batch : 0), std::string());
-  if (batch <= 0) return 0;
+                              std::vector<std::string>* messages, int32_t policy,
+                              int32_t format, const int32_t* heights, const int32_t* widths) {
   const int64_t sample_bytes = static_cast<int64_t>(out_h) * out_w * 3;
-  auto one = [&](int64_t i) {
-    Result r;
-    try {
-      const uint64_t off = offsets[i], n = sizes[i];
-      if (off > data_size || n > data_size - off) {
-        r = Result::Fail(kInvalidArgument,
-                         "byte range [" + std::to_string(off) + ", " + std::to_string(off) + "+" +
-                             std::to_string(n) + ") is outside the data buffer of " +
-                             std::to_string(data_size) + " bytes");
-      } else {
-        r = DecodeCropResize(data + off, n, windows + 4 * i, out_h, out_w, flips[i] != 0,
-                             out + i * sample_bytes, policy);
-      }
-    } catch (const std::bad_alloc&) {
-      r = Result::Fail(kInternalError, "out of memory");
-    } catch (const std::exception& e) {
-      r = Result::Fail(kInternalError, e.what());
+  auto sample = [&](int64_t i) -> Result {
+    const uint64_t off = offsets[i], n = sizes[i];
+    if (off > data_size || n > data_size - off) {
+      return Result::Fail(kInvalidArgument,
+                          "byte range [" + std::to_string(off) + ", " + std::to_string(off) +
+                              "+" + std::to_string(n) + ") is outside the data buffer of " +
+                              std::to_string(data_size) + " bytes");
     }
-    codes[i] = r.code;
-    if (!r.ok()) {
-      std::memset(out + i * sample_bytes, 0, static_cast<size_t>(sample_bytes));
-      (*messages)[i] = std::move(r.message);
+    if (format == kFormatYuv420 && (heights == nullptr || widths == nullptr)) {
+      return Result::Fail(kInvalidArgument,
+                          "a YUV420 batch needs the images' heights and widths");
     }
+    EncodedImage image;
+    image.data = data + off;
+    image.size = n;
+    image.format = format;
+    if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
+    int32_t failed_view = 0;
+    return DecodeImageViews(image, windows + 4 * i, 1, out_h, out_w, flips + i,
+                            out + i * sample_bytes, policy, &failed_view);
   };
-  const int32_t threads = num_threads <= 0 ? DefaultNumThreads() : num_threads;
-  if (threads == 1 || batch == 1) {
-    for (int64_t i = 0; i < batch; ++i) one(i);
-  } else {
-    ThreadPool::Get(threads).ParallelFor(batch, one);
-  }
-  int64_t failed = 0;
-  for (int64_t i = 0; i < batch; ++i) failed += codes[i] != kOk;
-  return failed;
+  auto zero = [&](int64_t i) {
+    std::memset(out + i * sample_bytes, 0, static_cast<size_t>(sample_bytes));
+  };
+  return RunSamples(batch, num_threads, sample, zero, codes, messages);
 }
 
 }  // namespace slipstream

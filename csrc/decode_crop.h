@@ -21,6 +21,22 @@ enum ScalePolicy : int32_t {
                    // plain C and here decode slower than 8/8 (then resized further)
 };
 
+// How an image item is stored: the one value every decode path dispatches on
+// (DecodeImageViews). YUV420 items carry no header: their true size travels with them.
+enum ImageFormat : int32_t {
+  kFormatJpeg = 0,    // encoded JPEG bytes
+  kFormatYuv420 = 1,  // planar I420, odd sides padded to even (csrc/yuv420.h)
+};
+
+// One stored image: its bytes, format and (YUV420: required) true size.
+struct EncodedImage {
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;
+  int32_t format = kFormatJpeg;
+  int32_t height = 0;  // YUV420 only
+  int32_t width = 0;   // YUV420 only
+};
+
 // Smallest allowed M with crop_w*M/8 >= out_w and crop_h*M/8 >= out_h (8 if none).
 int32_t ChooseScale(int32_t crop_h, int32_t crop_w, int32_t out_h, int32_t out_w,
                     int32_t policy = kScaleAny);
@@ -41,16 +57,25 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
                              int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
                              uint8_t* out, int32_t policy, int32_t* failed_view);
 
+// K views of one stored image of any format (the single JPEG / YUV420 dispatch): JPEG goes to
+// DecodeCropResizeViews (views == 1: DecodeCropResize), YUV420 to I420CropResizeViews.
+Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
+                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* out,
+                        int32_t policy, int32_t* failed_view);
+
 // Batch entry point. Sample i has bytes data[offsets[i] : offsets[i] + sizes[i]] (bounds
 // checked against data_size), window windows[4*i : 4*i+4], flip flips[i] != 0 and output
 // out + i * out_h * out_w * 3. Runs on the persistent pool for num_threads (<= 0: hardware
 // concurrency). codes[i] gets each sample's status and messages[i] its message (resized to
 // batch). A failed sample's output is zeroed; the others are still decoded. Returns the number
-// of failed samples.
+// of failed samples. Every sample of a batch has `format`; YUV420 batches also pass the true
+// sizes heights[i], widths[i] (ignored, and may be null, for JPEG).
 int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                               const uint64_t* sizes, int64_t batch, const int32_t* windows,
                               const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
                               int32_t num_threads, int32_t* codes,
-                              std::vector<std::string>* messages, int32_t policy = kScaleAny);
+                              std::vector<std::string>* messages, int32_t policy = kScaleAny,
+                              int32_t format = kFormatJpeg, const int32_t* heights = nullptr,
+                              const int32_t* widths = nullptr);
 
 }  // namespace slipstream

@@ -122,6 +122,7 @@ struct JpegDecoder::Impl {
   bool SetupOutput(int32_t scale_num) {
     cinfo.scale_num = static_cast<unsigned int>(scale_num);
     cinfo.scale_denom = 8;
+    cinfo.raw_data_out = FALSE;
     cinfo.dct_method = JDCT_ISLOW;
     cinfo.do_fancy_upsampling = TRUE;
     cinfo.do_block_smoothing = TRUE;
@@ -321,6 +322,76 @@ Result JpegDecoder::DecodeFull(int32_t scale_num, uint8_t* out, uint64_t capacit
   }
   jpeg_finish_decompress(&d->cinfo);
   d->open = false;
+  return Result::Ok();
+}
+
+bool JpegDecoder::IsYuv420() const {
+  const jpeg_decompress_struct& c = impl_->cinfo;
+  if (!impl_->open || c.jpeg_color_space != JCS_YCbCr || c.num_components != 3) return false;
+  const jpeg_component_info* comp = c.comp_info;
+  return comp[0].h_samp_factor == 2 && comp[0].v_samp_factor == 2 &&
+         comp[1].h_samp_factor == 1 && comp[1].v_samp_factor == 1 &&
+         comp[2].h_samp_factor == 1 && comp[2].v_samp_factor == 1;
+}
+
+Result JpegDecoder::DecodeRawI420(uint8_t* out, uint64_t capacity) {
+  Impl* d = impl_.get();
+  if (!d->open) return Result::Fail(kInternalError, "DecodeRawI420 called without ReadHeader");
+  if (!IsYuv420()) {
+    d->Close();
+    return Result::Fail(kUnsupported, "not a 4:2:0 YCbCr JPEG");
+  }
+  jpeg_decompress_struct& c = d->cinfo;
+  const int32_t h = static_cast<int32_t>(c.image_height), w = static_cast<int32_t>(c.image_width);
+  const int32_t hh = h + (h & 1), ww = w + (w & 1), ch = hh / 2, cw = ww / 2;
+  const uint64_t need = static_cast<uint64_t>(hh) * ww + 2 * static_cast<uint64_t>(ch) * cw;
+  if (need > capacity) {
+    d->Close();
+    return Result::Fail(kInvalidArgument, "output buffer too small for the YUV420 item");
+  }
+  if (setjmp(d->err.jump)) return d->FailFromLibjpeg();
+  c.raw_data_out = TRUE;
+  c.out_color_space = JCS_YCbCr;
+  c.scale_num = 8;
+  c.scale_denom = 8;
+  c.dct_method = JDCT_ISLOW;
+  c.do_block_smoothing = TRUE;
+  jpeg_start_decompress(&c);
+  // One iMCU row = 16 Y rows + 8 rows of each chroma plane, buffered in full padded planes.
+  const int32_t imcu_rows = static_cast<int32_t>((c.output_height + 15) / 16);
+  const int64_t ys = static_cast<int64_t>(c.comp_info[0].width_in_blocks) * DCTSIZE;
+  const int64_t cs = static_cast<int64_t>(c.comp_info[1].width_in_blocks) * DCTSIZE;
+  const int64_t y_bytes = ys * imcu_rows * 16, c_bytes = cs * imcu_rows * 8;
+  d->buffer.resize(static_cast<size_t>(y_bytes + 2 * c_bytes));
+  uint8_t* planes[3] = {d->buffer.data(), d->buffer.data() + y_bytes,
+                        d->buffer.data() + y_bytes + c_bytes};
+  d->rows.resize(32);
+  JSAMPARRAY bufs[3] = {d->rows.data(), d->rows.data() + 16, d->rows.data() + 24};
+  for (int32_t r = 0; r < imcu_rows; ++r) {
+    for (int32_t k = 0; k < 16; ++k) bufs[0][k] = planes[0] + (16 * r + k) * ys;
+    for (int32_t k = 0; k < 8; ++k) {
+      bufs[1][k] = planes[1] + (8 * r + k) * cs;
+      bufs[2][k] = planes[2] + (8 * r + k) * cs;
+    }
+    if (jpeg_read_raw_data(&c, bufs, 16) != 16) {
+      d->Close();
+      return Result::Fail(kDecodeError, "libjpeg returned no raw data");
+    }
+  }
+  jpeg_finish_decompress(&c);
+  d->open = false;
+  for (int32_t r = 0; r < hh; ++r) {  // Y, last row / column repeated to even sides
+    const uint8_t* src = planes[0] + (r < h ? r : h - 1) * ys;
+    uint8_t* dst = out + static_cast<int64_t>(r) * ww;
+    std::memcpy(dst, src, static_cast<size_t>(w));
+    if (ww > w) dst[w] = src[w - 1];
+  }
+  uint8_t* dst = out + static_cast<int64_t>(hh) * ww;
+  for (int32_t p = 1; p < 3; ++p) {
+    for (int32_t r = 0; r < ch; ++r, dst += cw) {
+      std::memcpy(dst, planes[p] + r * cs, static_cast<size_t>(cw));
+    }
+  }
   return Result::Ok();
 }
 

@@ -75,6 +75,16 @@ class JpegDecoder {
   // (ScaledDim(h) x ScaledDim(w) x 3, contiguous, `capacity` bytes). Leaves the decoder idle.
   Result DecodeFull(int32_t scale_num, uint8_t* out, uint64_t capacity);
 
+  // After ReadHeader: whether the image is YCbCr with 4:2:0 sampling (Y 2x2, Cb and Cr 1x1),
+  // i.e. DecodeRawI420 applies.
+  bool IsYuv420() const;
+
+  // After ReadHeader, for an IsYuv420() image: decodes the raw Y, Cb and Cr planes (no
+  // upsampling, no color conversion) into one planar I420 item at `out` (layout in yuv420.h:
+  // Y padded to even sides by repeating its last row / column, chroma as stored). Leaves the
+  // decoder idle.
+  Result DecodeRawI420(uint8_t* out, uint64_t capacity);
+
   // Returns the decoder to idle (safe to call at any time).
   void Abort();
 

@@ -26,4 +26,10 @@ struct Result {
   static Result Fail(int32_t c, std::string msg) { return Result{c, std::move(msg)}; }
 };
 
+// "[y=.., x=.., h=.., w=..]" of a crop window, for error messages.
+inline std::string WindowString(const int32_t* w) {
+  return "[y=" + std::to_string(w[0]) + ", x=" + std::to_string(w[1]) +
+         ", h=" + std::to_string(w[2]) + ", w=" + std::to_string(w[3]) + "]";
+}
+
 }  // namespace slipstream

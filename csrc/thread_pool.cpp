@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <exception>
 #include <map>
 #include <memory>
+#include <new>
 
 namespace slipstream {
 
@@ -92,6 +94,38 @@ ThreadPool& ThreadPool::Get(int32_t num_threads) {
   auto* pool = new ThreadPool(num_threads);
   (*pools)[num_threads] = pool;
   return *pool;
+}
+
+int64_t RunSamples(int64_t batch, int32_t num_threads,
+                   const std::function<Result(int64_t)>& sample,
+                   const std::function<void(int64_t)>& on_failure, int32_t* codes,
+                   std::vector<std::string>* messages) {
+  messages->assign(static_cast<size_t>(batch > 0 ? batch : 0), std::string());
+  if (batch <= 0) return 0;
+  auto one = [&](int64_t i) {
+    Result r;
+    try {
+      r = sample(i);
+    } catch (const std::bad_alloc&) {
+      r = Result::Fail(kInternalError, "out of memory");
+    } catch (const std::exception& e) {
+      r = Result::Fail(kInternalError, e.what());
+    }
+    codes[i] = r.code;
+    if (!r.ok()) {
+      on_failure(i);
+      (*messages)[i] = std::move(r.message);
+    }
+  };
+  const int32_t threads = num_threads <= 0 ? DefaultNumThreads() : num_threads;
+  if (threads == 1 || batch == 1) {
+    for (int64_t i = 0; i < batch; ++i) one(i);
+  } else {
+    ThreadPool::Get(threads).ParallelFor(batch, one);
+  }
+  int64_t failed = 0;
+  for (int64_t i = 0; i < batch; ++i) failed += codes[i] != kOk;
+  return failed;
 }
 
 }  // namespace slipstream

@@ -7,8 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "status.h"
 
 namespace slipstream {
 
@@ -48,5 +51,15 @@ class ThreadPool {
 };
 
 int32_t DefaultNumThreads();
+
+// The per-sample loop of every batch entry point: runs sample(i) for i in [0, batch) on the
+// pool for num_threads (<= 0: hardware concurrency; serially for one thread or one sample),
+// turning exceptions into kInternalError. codes[i] and (*messages)[i] (resized to batch) get
+// each sample's status and message; on_failure(i) runs for each failed sample. Returns the
+// number of failed samples.
+int64_t RunSamples(int64_t batch, int32_t num_threads,
+                   const std::function<Result(int64_t)>& sample,
+                   const std::function<void(int64_t)>& on_failure, int32_t* codes,
+                   std::vector<std::string>* messages);
 
 }  // namespace slipstream

@@ -27,6 +27,7 @@ from slipstream.sampling import epoch_order, flips, num_batches
 from slipstream.transforms.output import ImageOutput
 
 BACKENDS = ("native", "dali")
+IMAGE_FORMATS = ("jpeg", "yuv420")
 DECODE_DEVICES = ("cpu", "mixed")
 DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
 
@@ -129,6 +130,10 @@ class SlipstreamLoader:
             the CPU pixels). Default: ``"mixed"`` for ``backend="dali"`` with a CUDA
             ``device``, else ``"cpu"``.
         fields: Non-image fields to return (default: every numeric field).
+        image_format: What the decoders read: ``"jpeg"`` (the image fields themselves) or
+            ``"yuv420"`` (each field's YUV420 companion, built on first use by
+            :func:`slipstream.cache.yuv420.build_yuv420`, then opened: about 3.5x the JPEG
+            bytes, decoded without entropy decoding). Native backend only for now.
 
     Example:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -158,8 +163,11 @@ class SlipstreamLoader:
         backend: str | None = None,
         decode_device: str | None = None,
         fields: list[str] | None = None,
+        image_format: str = "jpeg",
     ) -> None:
         """Validate the arguments and prepare the per-field arrays."""
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 1:
@@ -168,6 +176,12 @@ class SlipstreamLoader:
             backend = default_backend()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if backend == "dali" and image_format == "yuv420":
+            raise NotImplementedError(
+                "image_format='yuv420' runs on backend='native' only: the DALI operator "
+                "(dali_ops/slipstream_decode_crop.cc) does not yet take the YUV420 format code "
+                "and per-sample image sizes, and the DALI loader backend does not pass them"
+            )
         if backend == "dali":
             _import_dali_backend()
         if not pipelines:
@@ -192,6 +206,7 @@ class SlipstreamLoader:
         self.prefetch = prefetch
         self.backend = backend
         self.decode_device = _resolve_decode_device(decode_device, backend, self.device)
+        self.image_format = image_format
         self.epoch = 0
         self._batches_done = 0
         self._resume_batch = 0
@@ -214,9 +229,14 @@ class SlipstreamLoader:
 
         by_field: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         for source in set(self._sources.values()):
-            meta = self.cache.meta(source)
+            data, meta = self.cache.data(source), self.cache.meta(source)
+            if image_format == "yuv420":
+                from slipstream.cache.yuv420 import build_yuv420
+
+                companion = build_yuv420(self.cache, source)
+                data, meta = companion.data, companion.meta
             by_field[source] = (
-                np.asarray(self.cache.data(source)),
+                np.asarray(data),
                 {
                     key: np.ascontiguousarray(meta[key])
                     for key in ("data_ptr", "data_size", "height", "width")
@@ -298,7 +318,9 @@ class SlipstreamLoader:
         else:
             from slipstream.native.backend import NativeBackend
 
-            self._backend_impl = NativeBackend(self.num_threads, fields, self._describe)
+            self._backend_impl = NativeBackend(
+                self.num_threads, fields, self._describe, self.image_format, self._image_meta
+            )
             # + the slot being decoded, and the one whose pixels the user holds
             self._allocate_slots(self.prefetch + 2, with_pixels=True)
 

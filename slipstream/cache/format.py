@@ -16,6 +16,9 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
     │                                └──────────────┴───────────────┴────────────┴───────────┘
     │                                item i = bin[data_ptr : data_ptr + data_size];
     │                                height = width = 0 for "bytes" fields
+    ├── <field>_yuv420.bin           optional, per image field: its YUV420 companion (planar
+    ├── <field>_yuv420.meta.npy      I420 items + IMAGE_META_DTYPE table), recorded last under
+    │                                the field's "yuv420" key; see slipstream.cache.yuv420
     │
     │   per field of type "str"
     ├── <field>.bin                  UTF-8 bytes of string 0 | string 1 | ...

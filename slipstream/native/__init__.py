@@ -1,6 +1,7 @@
-"""Native decode: the C++ fused JPEG decode-crop-resize kernels and their thread pool."""
+"""Native decode: the C++ fused decode-crop-resize kernels (JPEG, YUV420) and their thread pool."""
 
 from slipstream.native.decode import (
+    IMAGE_FORMATS,
     DecodeError,
     JpegHeader,
     NativeDecoder,
@@ -10,8 +11,16 @@ from slipstream.native.decode import (
     decode_full,
     read_jpeg_header,
 )
+from slipstream.native.yuv420 import (
+    decode_crop_views_yuv420,
+    decode_crop_yuv420,
+    rgb_to_yuv420,
+    yuv420_size,
+    yuv420_to_rgb,
+)
 
 __all__ = [
+    "IMAGE_FORMATS",
     "DecodeError",
     "JpegHeader",
     "NativeDecoder",
@@ -20,4 +29,9 @@ __all__ = [
     "decode_crop_views",
     "decode_full",
     "read_jpeg_header",
+    "rgb_to_yuv420",
+    "yuv420_size",
+    "yuv420_to_rgb",
+    "decode_crop_views_yuv420",
+    "decode_crop_yuv420",
 ]

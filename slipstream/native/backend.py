@@ -16,6 +16,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
+import numpy as np
+
 from slipstream.native.decode import DecodeError, NativeDecoder
 from slipstream.prefetch.slots import BatchSlot, DecodedBatch
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, take
@@ -42,6 +44,9 @@ class NativeBackend:
         num_threads: Decoder threads (the pool is owned by the decoder).
         fields: Output name -> dataset image field, for error messages.
         describe: ``sample_id -> str`` naming a sample (its source path when known).
+        image_format: How the gathered items are stored: ``"jpeg"`` or ``"yuv420"``.
+        image_meta: Output name -> its items' ``height`` / ``width`` arrays (one entry per
+            sample; needed for ``"yuv420"``, whose items carry no header).
     """
 
     def __init__(
@@ -49,11 +54,17 @@ class NativeBackend:
         num_threads: int,
         fields: dict[str, str],
         describe: Callable[[int], str],
+        image_format: str = "jpeg",
+        image_meta: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> None:
         """Create the decoder pool."""
+        if image_format != "jpeg" and image_meta is None:
+            raise ValueError(f"image_format={image_format!r} needs image_meta (true sizes)")
         self._decoder = NativeDecoder(num_threads)
         self._fields = fields
         self._describe = describe
+        self._format = image_format
+        self._meta = image_meta or {}
 
     def batches(
         self, gathered: queue.Queue, free: queue.Queue, stop: threading.Event, depth: int
@@ -93,7 +104,13 @@ class NativeBackend:
         """Decode the slot's encoded bytes into its pixel buffers, in place."""
         slot.wait_until_reusable()
         n = slot.count
+        ids = slot.sample_ids[:n]
         for name, image in slot.images.items():
+            heights = widths = None
+            if self._format != "jpeg":
+                meta = self._meta[name]
+                heights = np.take(meta["height"], ids).astype(np.int32)
+                widths = np.take(meta["width"], ids).astype(np.int32)
             try:
                 self._decoder.decode_crop_batch(
                     image.encoded,
@@ -102,6 +119,9 @@ class NativeBackend:
                     image.windows[:n],
                     image.flips[:n],
                     image.pixels_np[:n],
+                    self._format,
+                    heights,
+                    widths,
                 )
             except DecodeError as error:
                 failures = []

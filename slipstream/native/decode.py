@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     ) from exc
 
 __all__ = [
+    "IMAGE_FORMATS",
     "DecodeError",
     "JpegHeader",
     "NativeDecoder",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 BytesLike = bytes | bytearray | memoryview | np.ndarray
+
+IMAGE_FORMATS = {"jpeg": int(_core.FORMAT_JPEG), "yuv420": int(_core.FORMAT_YUV420)}
+"""Storage format name -> the kernel's format code (the one JPEG / YUV420 dispatch value)."""
 
 
 class DecodeError(ValueError):
@@ -269,17 +273,25 @@ class NativeDecoder:
         windows: np.ndarray,
         flips: np.ndarray,
         out: np.ndarray,
+        image_format: str = "jpeg",
+        heights: np.ndarray | None = None,
+        widths: np.ndarray | None = None,
     ) -> None:
         """Decode, crop, resize and flip a batch into ``out`` in place.
 
         Args:
             data: uint8 1-D buffer holding every sample's bytes (may be a slice of a larger
-                preallocated buffer or a memmap).
+                preallocated buffer or a memmap): JPEG files, or YUV420 items
+                (:mod:`slipstream.native.yuv420`) when ``image_format="yuv420"``.
             offsets: uint64 ``[B]`` start of each sample in ``data``.
             sizes: uint64 ``[B]`` byte length of each sample.
             windows: int32 ``[B, 4]`` crops ``[y, x, h, w]`` in source pixels.
             flips: uint8 ``[B]``; non-zero mirrors that sample horizontally.
             out: uint8 C-contiguous ``[B, H, W, 3]`` output, written in place.
+            image_format: ``"jpeg"`` or ``"yuv420"``: how every item of the batch is stored.
+            heights: int32 ``[B]`` true image heights (``"yuv420"`` only: items carry no
+                header).
+            widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
 
         Raises:
             ValueError: On wrong dtypes, shapes or contiguity.
@@ -297,10 +309,29 @@ class NativeDecoder:
         _check_array("sizes", sizes, np.uint64, (b,))
         _check_array("windows", windows, np.int32, (b, 4))
         _check_array("flips", flips, np.uint8, (b,))
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(
+                f"image_format must be one of {list(IMAGE_FORMATS)}, got {image_format!r}"
+            )
+        if image_format == "yuv420":
+            if heights is None or widths is None:
+                raise ValueError("image_format='yuv420' needs heights and widths")
+            _check_array("heights", heights, np.int32, (b,))
+            _check_array("widths", widths, np.int32, (b,))
         if b == 0:
             return
         failures = _core.decode_crop_batch(
-            data, offsets, sizes, windows, flips, out, self.num_threads
+            data,
+            offsets,
+            sizes,
+            windows,
+            flips,
+            out,
+            self.num_threads,
+            0,
+            IMAGE_FORMATS[image_format],
+            heights,
+            widths,
         )
         if failures:
             raise DecodeError([(int(i), str(msg)) for i, _code, msg in failures])

@@ -1,0 +1,142 @@
+"""JPEG field vs its YUV420 companion, side by side in one process run.
+
+For the same images: RandomResizedCrop 224 + flip, uint8 CPU output, batch 256, all cores,
+through ``SlipstreamLoader(backend="native")`` with ``image_format="jpeg"`` and
+``"yuv420"``, in alternating rounds (img/s = median of the warm epochs of a round); then
+the raw gather throughput of both fields (the prefetcher's Numba gather, no decode) and
+their sizes.
+
+Usage:
+    python benchmarks/bench_yuv420.py [--data /tmp/corpus/train] [--rounds 3] [--epochs 3]
+
+The reference corpus: ``../shared/tools/make_photo_corpus.py OUT --n 5000``, ``--data
+OUT/train``; its slip cache goes under ``--cache-root``, the companion inside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+from slipstream import SlipstreamDataset, SlipstreamLoader
+from slipstream.cache.yuv420 import build_yuv420
+from slipstream.pipelines import ImagePipeline, RandomResizedCrop
+from slipstream.prefetch import gather_bytes
+from slipstream.sampling import epoch_order
+
+BATCH = 256
+FORMATS = ("jpeg", "yuv420")
+
+
+def loader_rates(loader: SlipstreamLoader, epochs: int) -> list[float]:
+    """img/s of each epoch."""
+    rates = []
+    for _ in range(epochs):
+        start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += batch["image"].shape[0]
+        rates.append(count / (time.perf_counter() - start))
+    return rates
+
+
+def gather_rate(data: np.ndarray, meta: np.ndarray, epochs: int) -> tuple[float, float]:
+    """Median ``(img/s, GB/s)`` of gathering every item in epoch order, batch by batch."""
+    pointers = np.ascontiguousarray(meta["data_ptr"])
+    sizes = np.ascontiguousarray(meta["data_size"])
+    buffer = np.empty(int(np.sort(sizes)[-BATCH:].sum()), dtype=np.uint8)
+    offsets = np.zeros(BATCH, dtype=np.uint64)
+    rates, speeds = [], []
+    for epoch in range(epochs):
+        ids = epoch_order(len(meta), seed=0, epoch=epoch)
+        start = time.perf_counter()
+        for b in range(0, len(ids), BATCH):
+            batch = ids[b : b + BATCH]
+            gather_bytes(data, pointers[batch], sizes[batch], buffer, offsets[: len(batch)])
+        seconds = time.perf_counter() - start
+        rates.append(len(ids) / seconds)
+        speeds.append(float(sizes.sum()) / seconds / 1e9)
+    return statistics.median(rates), statistics.median(speeds)
+
+
+def main() -> None:
+    """Run the comparison and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="/tmp/corpus/train")
+    parser.add_argument("--cache-root", default="/tmp/slipstream-bench/caches")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="per round; the first is cold")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+
+    dataset = SlipstreamDataset(args.data, cache_root=args.cache_root)
+    start = time.perf_counter()
+    companion = build_yuv420(dataset.cache, "image")
+    print(f"{dataset}\nYUV420 companion ready in {time.perf_counter() - start:.1f} s")
+    pipeline = {"image": ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")}
+    loaders = {
+        fmt: SlipstreamLoader(
+            dataset,
+            BATCH,
+            pipeline,
+            seed=0,
+            device="cpu",
+            backend="native",
+            num_threads=args.threads,
+            image_format=fmt,
+        )
+        for fmt in FORMATS
+    }
+    rounds: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
+    for r in range(args.rounds):
+        for fmt in FORMATS:
+            rates = loader_rates(loaders[fmt], args.epochs)
+            rounds[fmt].append(statistics.median(rates[1:] or rates))
+        ratio = rounds["yuv420"][-1] / rounds["jpeg"][-1]
+        print(
+            f"round {r + 1}: RRC224+flip jpeg {rounds['jpeg'][-1]:,.0f} img/s, "
+            f"yuv420 {rounds['yuv420'][-1]:,.0f} img/s, ratio {ratio:.2f}"
+        )
+    ratios = [y / j for y, j in zip(rounds["yuv420"], rounds["jpeg"], strict=True)]
+
+    jpeg_meta = dataset.cache.meta("image")
+    raw = {
+        "jpeg": gather_rate(np.asarray(dataset.cache.data("image")), jpeg_meta, args.epochs),
+        "yuv420": gather_rate(np.asarray(companion.data), companion.meta, args.epochs),
+    }
+    print(f"\n{args.threads} threads, batch {BATCH}, {len(dataset)} images, {args.rounds} rounds")
+    print("| | jpeg | yuv420 | yuv420 / jpeg |")
+    print("| --- | ---: | ---: | ---: |")
+    print(
+        "| RRC224+flip img/s, per round | "
+        + " / ".join(f"{v:,.0f}" for v in rounds["jpeg"])
+        + " | "
+        + " / ".join(f"{v:,.0f}" for v in rounds["yuv420"])
+        + " | "
+        + " / ".join(f"{v:.2f}" for v in ratios)
+        + " |"
+    )
+    med_j, med_y = statistics.median(rounds["jpeg"]), statistics.median(rounds["yuv420"])
+    print(
+        f"| RRC224+flip img/s, median | {med_j:,.0f} | {med_y:,.0f} | "
+        f"{statistics.median(ratios):.2f} (median of same-run ratios) |"
+    )
+    print(
+        f"| raw gather img/s | {raw['jpeg'][0]:,.0f} | {raw['yuv420'][0]:,.0f} | "
+        f"{raw['yuv420'][0] / raw['jpeg'][0]:.2f} |"
+    )
+    print(
+        f"| raw gather GB/s | {raw['jpeg'][1]:.2f} | {raw['yuv420'][1]:.2f} | "
+        f"{raw['yuv420'][1] / raw['jpeg'][1]:.2f} |"
+    )
+    print(
+        f"| field size MB | {companion.source_bytes / 1e6:,.1f} | {companion.nbytes / 1e6:,.1f} | "
+        f"{companion.size_ratio:.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

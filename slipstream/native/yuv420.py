@@ -1,0 +1,150 @@
+"""Planar YUV420 (I420) images: conversion and the fused crop-window decode of one item.
+
+An item stores one image of true size ``h x w`` without entropy coding (1.5 bytes per
+pixel); ``H = h + h % 2`` and ``W = w + w % 2`` (odd sides padded by repeating the last row
+or column)::
+
+    offset 0                 Y   H x W          uint8, row-major
+    offset H*W               U   H/2 x W/2      Cb, sited at the center of its 2x2 block
+    offset H*W + H*W/4       V   H/2 x W/2      Cr
+    size   H*W + 2*(H/2)*(W/2) = yuv420_size(h, w)
+
+Colors are BT.601 full range (as JFIF/JPEG). The item has no header: its true size comes
+from the companion's ``.meta.npy`` (:mod:`slipstream.cache.yuv420`). Decoding converts only
+the crop window's rows and columns (chroma upsampled with libjpeg's "fancy" triangle
+filter) and resizes them with the same Pillow-exact antialiased passes as the JPEG path.
+
+GPU path (design, not built yet): the gather stage already holds each item's bytes; for a
+window only its rows of Y, U and V (about 1.5 bytes per pixel of the window's bounding rows)
+would be copied to pinned memory and on to the GPU, where one CUDA kernel converts and
+resamples (the same coefficients as here) straight into the batch tensor. A DALI GPU
+operator is the other option; raw planes fed to our own kernels avoid a DALI dependency and
+keep "only cropped pixels cross to the GPU" true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from slipstream.native.decode import BytesLike, DecodeError, _as_u8, _check_size, _core
+
+__all__ = [
+    "decode_crop_views_yuv420",
+    "decode_crop_yuv420",
+    "rgb_to_yuv420",
+    "yuv420_size",
+    "yuv420_to_rgb",
+]
+
+
+def yuv420_size(height: int, width: int) -> int:
+    """Bytes of one YUV420 item of true size ``height x width`` (odd sides padded).
+
+    Args:
+        height: Image height in pixels.
+        width: Image width in pixels.
+    """
+    return int(_core.yuv420_size(int(height), int(width)))
+
+
+def rgb_to_yuv420(image: np.ndarray) -> np.ndarray:
+    """Convert an RGB image to one YUV420 item.
+
+    Args:
+        image: uint8 ``[H, W, 3]`` RGB.
+
+    Returns:
+        uint8 1-D array of :func:`yuv420_size` bytes.
+    """
+    return _core.rgb_to_yuv420(np.ascontiguousarray(image, dtype=np.uint8))
+
+
+def yuv420_to_rgb(data: BytesLike, height: int, width: int) -> np.ndarray:
+    """Convert a whole YUV420 item back to RGB.
+
+    Args:
+        data: The item's bytes.
+        height: True image height.
+        width: True image width.
+
+    Returns:
+        uint8 ``[height, width, 3]``.
+
+    Raises:
+        DecodeError: If the item is shorter than :func:`yuv420_size` says.
+    """
+    try:
+        return _core.yuv420_to_rgb(_as_u8(data), int(height), int(width))
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+
+
+def decode_crop_views_yuv420(
+    data: BytesLike,
+    height: int,
+    width: int,
+    windows: Sequence[Sequence[int]] | np.ndarray,
+    size: tuple[int, int],
+    flips: Sequence[bool] | np.ndarray | None = None,
+) -> np.ndarray:
+    """K crops of one YUV420 item, each converted and resized from full resolution.
+
+    Args:
+        data: The item's bytes.
+        height: True image height.
+        width: True image width.
+        windows: ``[K, 4]`` crops ``[y, x, h, w]`` in source pixels.
+        size: Output ``(height, width)`` of every view.
+        flips: ``K`` flags; true mirrors that view horizontally (default: none).
+
+    Returns:
+        uint8 ``[K, height, width, 3]``.
+
+    Raises:
+        DecodeError: If the item is too short or a window is outside the image.
+        ValueError: If the windows, flips or size are malformed.
+    """
+    wins = np.ascontiguousarray(np.asarray(windows, dtype=np.int32))
+    if wins.ndim != 2 or wins.shape[1] != 4 or wins.shape[0] < 1:
+        raise ValueError(f"windows must have shape [K, 4] with K >= 1, got {wins.shape}")
+    flip_flags = np.zeros(len(wins), dtype=np.uint8) if flips is None else np.asarray(flips)
+    flip_flags = np.ascontiguousarray(flip_flags.astype(np.uint8))
+    if flip_flags.shape != (len(wins),):
+        raise ValueError(f"flips must hold K = {len(wins)} values, got {flip_flags.shape}")
+    out_h, out_w = _check_size(size)
+    try:
+        return _core.yuv420_crop_views(
+            _as_u8(data), int(height), int(width), wins, out_h, out_w, flip_flags
+        )
+    except _core.CoreError as exc:
+        raise DecodeError([(0, str(exc))]) from None
+
+
+def decode_crop_yuv420(
+    data: BytesLike,
+    height: int,
+    width: int,
+    window: Sequence[int] | np.ndarray,
+    size: tuple[int, int],
+    flip: bool = False,
+) -> np.ndarray:
+    """Crop-window conversion, antialiased resize and optional flip of one YUV420 item.
+
+    Args:
+        data: The item's bytes.
+        height: True image height.
+        width: True image width.
+        window: Crop ``[y, x, h, w]`` in source pixels.
+        size: Output ``(height, width)``.
+        flip: Mirror the output horizontally.
+
+    Returns:
+        uint8 ``[height, width, 3]``.
+
+    Raises:
+        DecodeError: If the item is too short or the window is outside the image.
+    """
+    win = np.asarray(window, dtype=np.int32).reshape(1, 4)
+    return decode_crop_views_yuv420(data, height, width, win, size, [flip])[0]
