@@ -403,11 +403,17 @@ class SlipstreamLoader:
                 image.flips[:n] = 0
         return slot
 
-    def _to_batch(self, decoded: DecodedBatch) -> dict[str, Any]:
+    def _to_batch(self, decoded: DecodedBatch, epoch: int) -> dict[str, Any]:
         ids = decoded.sample_ids
         batch: dict[str, Any] = {}
-        for name in self.pipelines:
-            batch[name] = self._outputs[name](decoded.images[name], decoded.normalized)
+        for name, pipeline in self.pipelines.items():
+            images = self._outputs[name](decoded.images[name], decoded.normalized)
+            if pipeline.augment is not None:
+                from slipstream.augment.keys import BatchKey
+
+                key = BatchKey(self.seed, epoch, ids, view=pipeline.view)
+                images = pipeline.augment(images, key)
+            batch[name] = images
         if self.device.type == "cuda" and decoded.slot is not None:
             event = torch.cuda.Event()
             event.record()
@@ -434,7 +440,7 @@ class SlipstreamLoader:
         decoded = self._backend_impl.batches(gathered, free, stop, self.prefetch)
         try:
             for item in decoded:
-                batch = self._to_batch(item)
+                batch = self._to_batch(item, epoch)
                 self._batches_done += 1
                 yield batch
             self.epoch = epoch + 1

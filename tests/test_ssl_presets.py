@@ -31,11 +31,35 @@ def _uint8(preset):
     }
 
 
+@pytest.mark.parametrize("preset", [simclr, byol, ipcl])
+def test_augmented_views_equal_the_chain_on_decoded_crops(photo_dataset, preset):
+    """Loader output = the preset's keyed augment chain applied to the uint8 crops."""
+    from slipstream.augment.keys import BatchKey
+
+    augmented = preset(32)
+    plain = _uint8(preset(32, augment=False))
+    kwargs = {"seed": 8, "device": "cpu", "num_threads": 2, "backend": "native"}
+    loader = SlipstreamLoader(photo_dataset, 24, augmented, **kwargs)
+    reference = SlipstreamLoader(photo_dataset, 24, plain, **kwargs)
+    loader.set_epoch(1)
+    reference.set_epoch(1)
+    got, crops_only = next(iter(loader)), next(iter(reference))
+    ids = got["index"].numpy()
+    for name, pipeline in augmented.items():
+        assert got[name].dtype == torch.float32 and got[name].shape == (24, 3, 32, 32)
+        key = BatchKey(8, 1, ids, view=pipeline.view)
+        want = pipeline.augment(crops_only[name], key)
+        torch.testing.assert_close(got[name], want, rtol=0, atol=0)
+    assert not torch.equal(got["view_0"], got["view_1"])
+    with pytest.raises(ValueError, match="augment chain converts"):
+        type(augmented["view_0"])(augmented["view_0"].crop, augment=augmented["view_0"].augment)
+
+
 @pytest.mark.parametrize("backend", ["native", pytest.param("dali", marks=pytest.mark.dali)])
 def test_multi_crop_views_equal_their_single_decodes(photo_dataset, backend):
     if backend == "dali":
         pytest.importorskip("nvidia.dali")
-    pipelines = _uint8(dino(64, 32, num_local=3))
+    pipelines = _uint8(dino(64, 32, num_local=3, augment=False))
     loader = SlipstreamLoader(
         photo_dataset, 40, pipelines, seed=3, device="cpu", num_threads=2, backend=backend
     )

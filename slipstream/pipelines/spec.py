@@ -9,6 +9,7 @@ output device). Presets such as :func:`slipstream.pipelines.supervised_train` re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -168,6 +169,11 @@ class ImagePipeline:
         field: The dataset's image field to read (default: the output's name).
         view: View index keying this output's random crops and flips, so two outputs with
             the same crop spec on one field get different crops.
+        augment: A batch transform (:mod:`slipstream.augment`, e.g. a ``Compose`` starting
+            with ``ToFloatImage`` and ending with ``Normalize``) run on the output device
+            on the decoded uint8 ``[B, 3, H, W]`` batch, keyed by ``(seed, epoch, sample
+            ids, view)``. It produces the output itself, so ``normalize`` must be None and
+            ``dtype`` ``"uint8"`` (the decoders' output).
     """
 
     crop: CropSpec
@@ -176,6 +182,7 @@ class ImagePipeline:
     dtype: str = "float32"
     field: str | None = None
     view: int = 0
+    augment: Any = None
 
     def __post_init__(self) -> None:
         """Check the combination of fields."""
@@ -187,3 +194,8 @@ class ImagePipeline:
             raise ValueError("dtype='uint8' cannot hold normalized values; use a float dtype")
         if self.view < 0:
             raise ValueError(f"view must be >= 0, got {self.view}")
+        if self.augment is not None and (self.normalize is not None or self.dtype != "uint8"):
+            raise ValueError(
+                "with augment, the augment chain converts and normalizes: pass "
+                "normalize=None and dtype='uint8'"
+            )

@@ -1,17 +1,69 @@
 """Self-supervised multi-view presets: SimCLR, BYOL, DINO, IPCL, LeJEPA.
 
 Each preset returns plain data, ``{output name: ImagePipeline}``, where every output reads
-the same image field with its own ``view`` index, so each view's crop window and flip are
-independent keyed draws of ``(seed, epoch, sample id, view)``: reproducible across batch
-sizes, world sizes and resumes. A batch then holds one tensor per view, e.g.
-``batch["view_0"]``, ``batch["view_1"]``.
+the same image field with its own ``view`` index, so each view's crop window, flip and
+augmentation parameters are independent keyed draws of ``(seed, epoch, sample id, view)``:
+reproducible across batch sizes, world sizes and resumes. A batch then holds one tensor per
+view, e.g. ``batch["view_0"]``, ``batch["view_1"]``.
 
-Crop scales follow each method's reference setting (stated per preset).
+Crops and flips happen in the decoder; the color augmentations run as a
+:mod:`slipstream.augment` chain on the output device (the GPU when there is one):
+``ToFloatImage -> RandomColorJitter -> RandomGrayscale -> RandomGaussianBlur ->
+RandomSolarization -> Normalize`` with each method's probabilities (stated per preset).
+``augment=False`` returns the crop-only pipelines (uint8, or normalized with
+``normalize=True``).
 """
 
 from __future__ import annotations
 
 from slipstream.pipelines.spec import ImagePipeline, Normalize, RandomResizedCrop
+
+
+def color_augment(
+    *,
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.2, 0.1),
+    jitter_p: float = 0.8,
+    grayscale_p: float = 0.2,
+    blur_p: float = 0.0,
+    solarize_p: float = 0.0,
+    normalize: bool = True,
+):
+    """The SimCLR/BYOL/DINO color chain as a :class:`slipstream.augment.Compose`.
+
+    Args:
+        jitter: Brightness, contrast, saturation, hue strengths.
+        jitter_p: Probability of the color jitter.
+        grayscale_p: Probability of grayscale.
+        blur_p: Probability of a Gaussian blur (kernel 23, sigma 0.1-2).
+        solarize_p: Probability of solarization.
+        normalize: End with ImageNet normalization.
+
+    Returns:
+        The transform (uint8 ``[B, 3, H, W]`` in, float32 out).
+    """
+    from slipstream.augment import (
+        Compose,
+        RandomColorJitter,
+        RandomGaussianBlur,
+        RandomGrayscale,
+        RandomSolarization,
+        ToFloatImage,
+    )
+    from slipstream.augment import Normalize as NormalizeBatch
+
+    brightness, contrast, saturation, hue = jitter
+    steps = [
+        ToFloatImage(),
+        RandomColorJitter(jitter_p, brightness, contrast, saturation, hue),
+        RandomGrayscale(grayscale_p),
+    ]
+    if blur_p > 0:
+        steps.append(RandomGaussianBlur(blur_p))
+    if solarize_p > 0:
+        steps.append(RandomSolarization(solarize_p))
+    if normalize:
+        steps.append(NormalizeBatch())
+    return Compose(steps)
 
 
 def _views(
@@ -23,18 +75,21 @@ def _views(
     field: str,
     normalize: bool,
     dtype: str,
+    augments: list | None = None,
 ) -> dict[str, ImagePipeline]:
-    return {
-        name: ImagePipeline(
+    views = {}
+    for k, name in enumerate(names):
+        augment = augments[k] if augments is not None else None
+        views[name] = ImagePipeline(
             crop=RandomResizedCrop(size, scale=scale),
             flip_probability=0.5,
-            normalize=Normalize() if normalize else None,
-            dtype=dtype,
+            normalize=Normalize() if normalize and augment is None else None,
+            dtype="uint8" if augment is not None else dtype,
             field=field,
             view=first_view + k,
+            augment=augment,
         )
-        for k, name in enumerate(names)
-    }
+    return views
 
 
 def simclr(
@@ -42,19 +97,24 @@ def simclr(
     *,
     num_views: int = 2,
     scale: tuple[float, float] = (0.08, 1.0),
+    augment: bool = True,
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
 ) -> dict[str, ImagePipeline]:
     """SimCLR views (Chen et al. 2020): ``num_views`` RandomResizedCrop(0.08-1) + flip each.
 
+    Augmentation per view: color jitter (0.8, 0.8, 0.8, 0.2) with p=0.8, grayscale p=0.2,
+    Gaussian blur p=0.5 (the paper's ImageNet setting, color strength 1.0).
+
     Args:
         size: Output side of every view.
         num_views: Number of views (2 in SimCLR).
         scale: RandomResizedCrop area range.
+        augment: Attach the color augmentation chain (float32 output).
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
-        dtype: Output dtype name.
+        dtype: Output dtype name without ``augment``.
 
     Returns:
         ``{"view_0": ..., "view_1": ...}``.
@@ -64,33 +124,58 @@ def simclr(
         ['view_0', 'view_1']
     """
     names = [f"view_{k}" for k in range(num_views)]
-    return _views(names, size, scale, first_view=0, field=field, normalize=normalize, dtype=dtype)
+    chain = color_augment(jitter=(0.8, 0.8, 0.8, 0.2), blur_p=0.5, normalize=normalize)
+    return _views(
+        names,
+        size,
+        scale,
+        first_view=0,
+        field=field,
+        normalize=normalize,
+        dtype=dtype,
+        augments=[chain] * num_views if augment else None,
+    )
 
 
 def byol(
     size: int = 224,
     *,
     scale: tuple[float, float] = (0.08, 1.0),
+    augment: bool = True,
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
 ) -> dict[str, ImagePipeline]:
     """BYOL views (Grill et al. 2020): two RandomResizedCrop(0.08-1) + flip views.
 
-    BYOL's asymmetry (blur always on view 0, rarely on view 1; solarization on view 1 only)
-    lives in the batch augmentations applied after decoding.
+    Asymmetric augmentation: color jitter (0.4, 0.4, 0.2, 0.1) p=0.8 and grayscale p=0.2 on
+    both; Gaussian blur p=1.0 on view 0 and p=0.1 on view 1; solarization p=0.2 on view 1.
 
     Args:
         size: Output side of both views.
         scale: RandomResizedCrop area range.
+        augment: Attach the color augmentation chains (float32 output).
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
-        dtype: Output dtype name.
+        dtype: Output dtype name without ``augment``.
 
     Returns:
         ``{"view_0": ..., "view_1": ...}``.
     """
-    return simclr(size, num_views=2, scale=scale, field=field, normalize=normalize, dtype=dtype)
+    chains = [
+        color_augment(blur_p=1.0, normalize=normalize),
+        color_augment(blur_p=0.1, solarize_p=0.2, normalize=normalize),
+    ]
+    return _views(
+        ["view_0", "view_1"],
+        size,
+        scale,
+        first_view=0,
+        field=field,
+        normalize=normalize,
+        dtype=dtype,
+        augments=chains if augment else None,
+    )
 
 
 def multi_crop(
@@ -101,6 +186,8 @@ def multi_crop(
     num_local: int,
     global_scale: tuple[float, float],
     local_scale: tuple[float, float],
+    global_augments: list | None = None,
+    local_augment=None,
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
@@ -114,9 +201,11 @@ def multi_crop(
         num_local: Number of local views (``local_0``, ...).
         global_scale: RandomResizedCrop area range of the global views.
         local_scale: RandomResizedCrop area range of the local views.
+        global_augments: One batch transform per global view (or None: crops only).
+        local_augment: The batch transform of every local view (or None).
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
-        dtype: Output dtype name.
+        dtype: Output dtype name of views without augmentation.
 
     Returns:
         ``{"global_0": ..., "local_0": ...}``, global views first.
@@ -127,6 +216,7 @@ def multi_crop(
         global_size,
         global_scale,
         first_view=0,
+        augments=global_augments,
         **options,
     )
     views.update(
@@ -135,10 +225,44 @@ def multi_crop(
             local_size,
             local_scale,
             first_view=num_global,
+            augments=None if local_augment is None else [local_augment] * num_local,
             **options,
         )
     )
     return views
+
+
+def _dino_style(
+    *,
+    global_size: int,
+    local_size: int,
+    num_local: int,
+    global_scale: tuple[float, float],
+    local_scale: tuple[float, float],
+    augment: bool,
+    normalize: bool = True,
+    **options: str,
+) -> dict[str, ImagePipeline]:
+    """Two global + local views with DINO's augmentation chains."""
+    global_augments = local_augment = None
+    if augment:
+        global_augments = [
+            color_augment(blur_p=1.0, normalize=normalize),
+            color_augment(blur_p=0.1, solarize_p=0.2, normalize=normalize),
+        ]
+        local_augment = color_augment(blur_p=0.5, normalize=normalize)
+    return multi_crop(
+        global_size=global_size,
+        local_size=local_size,
+        num_global=2,
+        num_local=num_local,
+        global_scale=global_scale,
+        local_scale=local_scale,
+        global_augments=global_augments,
+        local_augment=local_augment,
+        normalize=normalize,
+        **options,
+    )
 
 
 def dino(
@@ -148,12 +272,15 @@ def dino(
     num_local: int = 8,
     global_scale: tuple[float, float] = (0.4, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.4),
+    augment: bool = True,
     **options: str | bool,
 ) -> dict[str, ImagePipeline]:
     """DINO multi-crop (Caron et al. 2021): 2 global views and ``num_local`` local views.
 
     Defaults are the DINO repository's: global crops 224 at scale 0.4-1, 8 local crops 96
-    at scale 0.05-0.4.
+    at scale 0.05-0.4; color jitter (0.4, 0.4, 0.2, 0.1) p=0.8 and grayscale p=0.2 on all
+    views, blur p=1.0 on global 0, blur p=0.1 and solarization p=0.2 on global 1, blur
+    p=0.5 on the local views.
 
     Args:
         global_size: Output side of the 2 global views.
@@ -161,18 +288,19 @@ def dino(
         num_local: Number of local views.
         global_scale: Area range of the global crops.
         local_scale: Area range of the local crops.
+        augment: Attach the augmentation chains (float32 output).
         **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
 
     Returns:
         ``{"global_0", "global_1", "local_0", ...}``.
     """
-    return multi_crop(
+    return _dino_style(
         global_size=global_size,
         local_size=local_size,
-        num_global=2,
         num_local=num_local,
         global_scale=global_scale,
         local_scale=local_scale,
+        augment=augment,
         **options,
     )
 
@@ -182,20 +310,39 @@ def ipcl(
     *,
     num_views: int = 5,
     scale: tuple[float, float] = (0.2, 1.0),
-    **options: str | bool,
+    augment: bool = True,
+    field: str = "image",
+    normalize: bool = True,
+    dtype: str = "float32",
 ) -> dict[str, ImagePipeline]:
     """IPCL views (Konkle & Alvarez 2022): 5 RandomResizedCrop(0.2-1) + flip views.
+
+    Augmentation per view (instance-discrimination style): grayscale p=0.2 and color jitter
+    (0.4, 0.4, 0.4, 0.4) on every sample, no blur.
 
     Args:
         size: Output side of every view.
         num_views: Number of views (5 in IPCL).
         scale: RandomResizedCrop area range.
-        **options: ``field``, ``normalize``, ``dtype`` (see :func:`simclr`).
+        augment: Attach the color augmentation chain (float32 output).
+        field: Image field to read.
+        normalize: ImageNet normalization on the output device.
+        dtype: Output dtype name without ``augment``.
 
     Returns:
         ``{"view_0", ..., "view_4"}``.
     """
-    return simclr(size, num_views=num_views, scale=scale, **options)
+    chain = color_augment(jitter=(0.4, 0.4, 0.4, 0.4), jitter_p=1.0, normalize=normalize)
+    return _views(
+        [f"view_{k}" for k in range(num_views)],
+        size,
+        scale,
+        first_view=0,
+        field=field,
+        normalize=normalize,
+        dtype=dtype,
+        augments=[chain] * num_views if augment else None,
+    )
 
 
 def lejepa(
@@ -205,9 +352,12 @@ def lejepa(
     num_local: int = 4,
     global_scale: tuple[float, float] = (0.3, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.3),
+    augment: bool = True,
     **options: str | bool,
 ) -> dict[str, ImagePipeline]:
     """LeJEPA views (Balestriero & LeCun 2025): 2 global 224 and 4 local 96 views.
+
+    Global crops at scale 0.3-1, local crops at 0.05-0.3, with DINO's augmentation chains.
 
     Args:
         global_size: Output side of the 2 global views.
@@ -215,17 +365,18 @@ def lejepa(
         num_local: Number of local views.
         global_scale: Area range of the global crops.
         local_scale: Area range of the local crops.
+        augment: Attach the augmentation chains (float32 output).
         **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
 
     Returns:
         ``{"global_0", "global_1", "local_0", ...}``.
     """
-    return multi_crop(
+    return _dino_style(
         global_size=global_size,
         local_size=local_size,
-        num_global=2,
         num_local=num_local,
         global_scale=global_scale,
         local_scale=local_scale,
+        augment=augment,
         **options,
     )
