@@ -154,8 +154,10 @@ U8Array ImageViews(const py::array& data, int32_t format, int32_t height, int32_
     image.format = format;
     image.height = height;
     image.width = width;
-    r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_h, out_w, fl, o, policy,
-                         &failed);
+    std::vector<uint8_t*> outs(static_cast<size_t>(views));
+    for (int64_t k = 0; k < views; ++k) outs[k] = o + k * static_cast<int64_t>(out_h) * out_w * 3;
+    r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_h, out_w, fl, outs.data(),
+                         policy, &failed);
   }
   if (!r.ok()) r.message = "view " + std::to_string(failed) + ": " + r.message;
   Check(r);
@@ -172,22 +174,35 @@ U8Array PyYuv420CropViews(const py::array& data, int32_t h, int32_t w, const py:
   return ImageViews(data, kFormatYuv420, h, w, windows, out_h, out_w, flips, kScaleAny);
 }
 
-py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
-                           const py::array& sizes, const py::array& windows,
-                           const py::array& flips, py::array& out, int32_t num_threads,
-                           int32_t policy, int32_t format, const py::object& heights,
-                           const py::object& widths) {
+// Shared by decode_crop_batch (one output) and decode_views_batch (K outputs, one per view).
+py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
+                         const py::array& sizes, const py::array& windows,
+                         const py::array& flips, std::vector<py::array> outs,
+                         int32_t num_threads, int32_t policy, int32_t format,
+                         const py::object& heights, const py::object& widths) {
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
-  NeedItemsAndOut(offsets, sizes, out);
+  if (outs.empty()) throw py::value_error("need at least one output");
+  for (py::array& out : outs) {
+    NeedItemsAndOut(offsets, sizes, out);
+    if (out.ndim() != 4 || out.shape(3) != 3) throw py::value_error("out must be [B, H, W, 3]");
+    if (out.shape(0) != outs[0].shape(0) || out.shape(1) != outs[0].shape(1) ||
+        out.shape(2) != outs[0].shape(2)) {
+      throw py::value_error("every view's out must have the same shape [B, H, W, 3]");
+    }
+  }
   Need(windows, HasDtype<int32_t>(windows), "windows");
   Need(flips, HasDtype<uint8_t>(flips), "flips");
-  if (out.ndim() != 4 || out.shape(3) != 3) throw py::value_error("out must be [B, H, W, 3]");
-  const int64_t b = out.shape(0);
-  if (offsets.size() != b || sizes.size() != b || flips.size() != b || windows.size() != 4 * b) {
-    throw py::value_error("offsets, sizes, windows and flips must match out's batch size");
+  const int64_t b = outs[0].shape(0);
+  const int64_t k = static_cast<int64_t>(outs.size());
+  if (offsets.size() != b || sizes.size() != b || flips.size() != b * k ||
+      windows.size() != 4 * b * k) {
+    throw py::value_error(
+        "offsets and sizes must hold B values, windows B*K*4 and flips B*K (B = out's batch "
+        "size, K = number of outs)");
   }
-  const int32_t oh = static_cast<int32_t>(out.shape(1)), ow = static_cast<int32_t>(out.shape(2));
+  const int32_t oh = static_cast<int32_t>(outs[0].shape(1));
+  const int32_t ow = static_cast<int32_t>(outs[0].shape(2));
   const int32_t* ph = nullptr;
   const int32_t* pwid = nullptr;
   py::array h_arr, w_arr;
@@ -213,13 +228,33 @@ py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
   const auto* ps = static_cast<const uint64_t*>(sizes.data());
   const auto* pw = static_cast<const int32_t*>(windows.data());
   const auto* pf = static_cast<const uint8_t*>(flips.data());
-  auto* pout = static_cast<uint8_t*>(out.mutable_data());
+  std::vector<uint8_t*> pouts;
+  for (py::array& out : outs) pouts.push_back(static_cast<uint8_t*>(out.mutable_data()));
   {
     py::gil_scoped_release release;
-    DecodeCropResizeBatch(d, data_size, po, ps, b, pw, pf, oh, ow, pout, num_threads,
-                          codes.data(), &messages, policy, format, ph, pwid);
+    DecodeViewsBatch(d, data_size, po, ps, b, static_cast<int32_t>(k), pw, pf, oh, ow,
+                     pouts.data(), num_threads, codes.data(), &messages, policy, format, ph,
+                     pwid);
   }
   return Failures(codes, messages);
+}
+
+py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
+                           const py::array& sizes, const py::array& windows,
+                           const py::array& flips, py::array& out, int32_t num_threads,
+                           int32_t policy, int32_t format, const py::object& heights,
+                           const py::object& widths) {
+  return DecodeBatchInto(data, offsets, sizes, windows, flips, {out}, num_threads, policy,
+                         format, heights, widths);
+}
+
+py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
+                            const py::array& sizes, const py::array& windows,
+                            const py::array& flips, const std::vector<py::array>& outs,
+                            int32_t num_threads, int32_t policy, int32_t format,
+                            const py::object& heights, const py::object& widths) {
+  return DecodeBatchInto(data, offsets, sizes, windows, flips, outs, num_threads, policy,
+                         format, heights, widths);
 }
 
 U8Array PyRgbToYuv420(const U8Array& img) {
@@ -321,6 +356,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("decode_crop_views", &PyDecodeCropViews, py::arg("data"), py::arg("windows"),
         py::arg("out_h"), py::arg("out_w"), py::arg("flips"), py::arg("policy") = 0,
         "K views [K, 4] of one JPEG from a single decode -> uint8 [K, out_h, out_w, 3].");
+  m.def("decode_views_batch", &PyDecodeViewsBatch, py::arg("data"), py::arg("offsets"),
+        py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("outs"),
+        py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
+        py::arg("heights") = py::none(), py::arg("widths") = py::none(),
+        "K views per sample (windows [B, K, 4], flips [B, K]) into outs (K arrays "
+        "[B, H, W, 3]); one entropy decode per distinct DCT scale; returns failures.");
   m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,

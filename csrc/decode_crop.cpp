@@ -110,37 +110,14 @@ Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window
   return Result::Ok();
 }
 
-Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
-                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
-                             uint8_t* out, int32_t policy, int32_t* failed_view) {
-  *failed_view = 0;
-  if (views < 1) return Result::Fail(kInvalidArgument, "need at least one view");
-  if (views == 1) {
-    return DecodeCropResize(data, size, windows, out_h, out_w, flips[0] != 0, out, policy);
-  }
-  if (out_h < 1 || out_w < 1) {
-    return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
-  }
-  JpegDecoder& dec = JpegDecoder::ThreadLocal();
-  JpegHeader header;
-  Result r = dec.ReadHeader(data, size, &header);
-  if (!r.ok()) return r;
-  int32_t m = 1;
-  for (int32_t k = 0; k < views; ++k) {
-    const int32_t* w = windows + 4 * k;
-    if (w[2] < 1 || w[3] < 1 || w[0] < 0 || w[1] < 0 ||
-        static_cast<int64_t>(w[0]) + w[2] > header.height ||
-        static_cast<int64_t>(w[1]) + w[3] > header.width) {
-      dec.Abort();
-      *failed_view = k;
-      return Result::Fail(kInvalidArgument,
-                          "crop window " + WindowString(w) + " is outside the " +
-                              std::to_string(header.height) + "x" +
-                              std::to_string(header.width) + " (HxW) image");
-    }
-    const int32_t mk = ChooseScale(w[2], w[3], out_h, out_w, policy);
-    if (mk > m) m = mk;
-  }
+namespace {
+
+// Decodes, at DCT scale m, the union region of the views whose own scale is m (scales[k]),
+// and resamples each of them: bit-identical to DecodeCropResize of that view alone.
+Result DecodeScaleGroup(JpegDecoder& dec, const JpegHeader& header, int32_t m,
+                        const int32_t* windows, const int32_t* scales, int32_t views,
+                        int32_t out_h, int32_t out_w, const uint8_t* flips,
+                        uint8_t* const* outs) {
   const int32_t sw = ScaledDim(header.width, m);
   const int32_t sh = ScaledDim(header.height, m);
   const double f = m / 8.0;
@@ -149,6 +126,7 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
   s.view_cy.resize(static_cast<size_t>(views));
   int32_t x0 = sw, x1 = 0, y0 = sh, y1 = 0;
   for (int32_t k = 0; k < views; ++k) {
+    if (scales[k] != m) continue;
     const int32_t* w = windows + 4 * k;
     int32_t vx0, vx1, vy0, vy1;
     if (m == 8 && w[2] == out_h && w[3] == out_w) {  // copied, see DecodeCropResize
@@ -166,16 +144,15 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
     if (vy1 > y1) y1 = vy1;
   }
   Region region;
-  r = dec.DecodeRegion(m, x0, y0, x1, y1, &region);
+  Result r = dec.DecodeRegion(m, x0, y0, x1, y1, &region);
   if (!r.ok()) return r;
-  const int64_t view_bytes = static_cast<int64_t>(out_h) * out_w * 3;
   const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
   for (int32_t k = 0; k < views; ++k) {
+    if (scales[k] != m) continue;
     const int32_t* w = windows + 4 * k;
-    uint8_t* view_out = out + k * view_bytes;
     const bool flip = flips[k] != 0;
     if (m == 8 && w[2] == out_h && w[3] == out_w) {
-      CopyRegion(region, w[1], w[0], w[2], w[3], flip, view_out);
+      CopyRegion(region, w[1], w[0], w[2], w[3], flip, outs[k]);
       continue;
     }
     const ResizeCoeffs& cx = s.view_cx[k];
@@ -186,21 +163,81 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
         region.pixels + static_cast<int64_t>(cy.first - region.y0) * region.stride;
     ResampleHorizontal(first_row, region.stride, region.width, rows, cx, region.x0, flip,
                        s.tmp.data(), tmp_stride);
-    ResampleVertical(s.tmp.data(), tmp_stride, cy, cy.first, out_w * 3, view_out, tmp_stride);
+    ResampleVertical(s.tmp.data(), tmp_stride, cy, cy.first, out_w * 3, outs[k], tmp_stride);
+  }
+  return Result::Ok();
+}
+
+}  // namespace
+
+Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
+                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
+                             uint8_t* const* outs, int32_t policy, int32_t* failed_view) {
+  *failed_view = 0;
+  if (views < 1) return Result::Fail(kInvalidArgument, "need at least one view");
+  if (views == 1) {
+    return DecodeCropResize(data, size, windows, out_h, out_w, flips[0] != 0, outs[0], policy);
+  }
+  if (out_h < 1 || out_w < 1) {
+    return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+  }
+  JpegDecoder& dec = JpegDecoder::ThreadLocal();
+  JpegHeader header;
+  Result r = dec.ReadHeader(data, size, &header);
+  if (!r.ok()) return r;
+  thread_local std::vector<int32_t> scales;
+  scales.assign(static_cast<size_t>(views), 0);
+  bool used[9] = {false};
+  for (int32_t k = 0; k < views; ++k) {
+    const int32_t* w = windows + 4 * k;
+    if (w[2] < 1 || w[3] < 1 || w[0] < 0 || w[1] < 0 ||
+        static_cast<int64_t>(w[0]) + w[2] > header.height ||
+        static_cast<int64_t>(w[1]) + w[3] > header.width) {
+      dec.Abort();
+      *failed_view = k;
+      return Result::Fail(kInvalidArgument,
+                          "crop window " + WindowString(w) + " is outside the " +
+                              std::to_string(header.height) + "x" +
+                              std::to_string(header.width) + " (HxW) image");
+    }
+    scales[k] = ChooseScale(w[2], w[3], out_h, out_w, policy);
+    used[scales[k]] = true;
+  }
+  bool first = true;
+  for (int32_t m = 1; m <= 8; ++m) {
+    if (!used[m]) continue;
+    if (!first) {  // DecodeRegion finished the previous pass: read the header again
+      r = dec.ReadHeader(data, size, &header);
+      if (!r.ok()) return r;
+    }
+    first = false;
+    r = DecodeScaleGroup(dec, header, m, windows, scales.data(), views, out_h, out_w, flips,
+                         outs);
+    if (!r.ok()) return r;
   }
   return Result::Ok();
 }
 
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
-                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* out,
+                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view) {
   switch (image.format) {
     case kFormatJpeg:
       return DecodeCropResizeViews(image.data, image.size, windows, views, out_h, out_w, flips,
-                                   out, policy, failed_view);
+                                   outs, policy, failed_view);
     case kFormatYuv420:
-      return I420CropResizeViews(image.data, image.size, image.height, image.width, windows,
-                                 views, out_h, out_w, flips, out, failed_view);
+      // No entropy decode to share: one call per view, each into its own buffer.
+      for (int32_t k = 0; k < views; ++k) {
+        int32_t failed = 0;
+        Result r = I420CropResizeViews(image.data, image.size, image.height, image.width,
+                                       windows + 4 * k, 1, out_h, out_w, flips + k, outs[k],
+                                       &failed);
+        if (!r.ok()) {
+          *failed_view = k;
+          return r;
+        }
+      }
+      return Result::Ok();
     default:
       *failed_view = 0;
       return Result::Fail(kInvalidArgument,
@@ -208,13 +245,13 @@ Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32
   }
 }
 
-int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
-                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
-                              int32_t num_threads, int32_t* codes,
-                              std::vector<std::string>* messages, int32_t policy,
-                              int32_t format, const int32_t* heights, const int32_t* widths) {
-  const int64_t sample_bytes = static_cast<int64_t>(out_h) * out_w * 3;
+int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
+                         const uint64_t* sizes, int64_t batch, int32_t views,
+                         const int32_t* windows, const uint8_t* flips, int32_t out_h,
+                         int32_t out_w, uint8_t* const* outs, int32_t num_threads,
+                         int32_t* codes, std::vector<std::string>* messages, int32_t policy,
+                         int32_t format, const int32_t* heights, const int32_t* widths) {
+  const int64_t view_bytes = static_cast<int64_t>(out_h) * out_w * 3;
   auto sample = [&](int64_t i) -> Result {
     const uint64_t off = offsets[i], n = sizes[i];
     if (off > data_size || n > data_size - off) {
@@ -232,14 +269,32 @@ int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uin
     image.size = n;
     image.format = format;
     if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
+    thread_local std::vector<uint8_t*> sample_outs;
+    sample_outs.resize(static_cast<size_t>(views));
+    for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes;
     int32_t failed_view = 0;
-    return DecodeImageViews(image, windows + 4 * i, 1, out_h, out_w, flips + i,
-                            out + i * sample_bytes, policy, &failed_view);
+    Result r = DecodeImageViews(image, windows + 4 * views * i, views, out_h, out_w,
+                                flips + views * i, sample_outs.data(), policy, &failed_view);
+    if (!r.ok() && views > 1) r.message = "view " + std::to_string(failed_view) + ": " + r.message;
+    return r;
   };
   auto zero = [&](int64_t i) {
-    std::memset(out + i * sample_bytes, 0, static_cast<size_t>(sample_bytes));
+    for (int32_t k = 0; k < views; ++k) {
+      std::memset(outs[k] + i * view_bytes, 0, static_cast<size_t>(view_bytes));
+    }
   };
   return RunSamples(batch, num_threads, sample, zero, codes, messages);
+}
+
+int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
+                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
+                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
+                              int32_t num_threads, int32_t* codes,
+                              std::vector<std::string>* messages, int32_t policy,
+                              int32_t format, const int32_t* heights, const int32_t* widths) {
+  uint8_t* const outs[1] = {out};
+  return DecodeViewsBatch(data, data_size, offsets, sizes, batch, 1, windows, flips, out_h, out_w,
+                          outs, num_threads, codes, messages, policy, format, heights, widths);
 }
 
 }  // namespace slipstream

@@ -95,14 +95,16 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
             const int32_t *win = windows.tensor<int32_t>(i);
             uint8_t *out = output.mutable_tensor<uint8_t>(i);
             std::vector<uint8_t> view_flips(static_cast<size_t>(views));
+            std::vector<uint8_t *> view_outs(static_cast<size_t>(views));
             for (int64_t k = 0; k < views; k++) {
               view_flips[k] = flips_[flip_offsets_[i] + (flip_counts_[i] == 1 ? 0 : k)];
+              view_outs[k] = out + k * view_bytes;
             }
             int32_t failed = 0;
-            // K views: one entropy decode of the region covering every window.
+            // K views: one entropy decode per distinct DCT scale among them.
             slipstream::Result r = slipstream::DecodeCropResizeViews(
                 data, static_cast<uint64_t>(nbytes), win, static_cast<int32_t>(views), out_h_,
-                out_w_, view_flips.data(), out, slipstream::kScaleAny, &failed);
+                out_w_, view_flips.data(), view_outs.data(), slipstream::kScaleAny, &failed);
             if (!r.ok()) {
               std::memset(out, 0, static_cast<size_t>(views * view_bytes));
               results_[i] = std::move(r);
@@ -202,9 +204,9 @@ Wraps slipstream's C++ kernel (libjpeg-turbo DCT scaling + region-of-interest de
 Pillow-compatible antialiased bilinear resize): outputs are bit-identical to
 ``slipstream.native.decode_crop`` for the same windows. Gray and CMYK JPEGs are converted to
 RGB. Output is uint8 ``[H, W, 3]`` (layout ``HWC``) per sample, or ``[K, H, W, 3]`` when the
-windows of a sample have shape ``[K, 4]``: the region covering all K windows is then
-entropy-decoded once, at the largest DCT scale any view needs, and each view is resized
-from it (bit-identical to ``slipstream.native.decode_crop_views``).
+windows of a sample have shape ``[K, 4]``: the views sharing a DCT scale are then resized
+from one decode of the region covering their windows (one entropy decode per distinct
+scale, not per view), each bit-identical to its single-window decode.
 A corrupt sample or a window outside the image raises an error naming the sample index.)")
     .NumInput(2)
     .NumOutput(1)

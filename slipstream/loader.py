@@ -14,7 +14,7 @@ import torch
 
 from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
-from slipstream.pipelines.spec import ImagePipeline
+from slipstream.pipelines.spec import ImagePipeline, decode_groups
 from slipstream.prefetch import (
     BatchSlot,
     DecodedBatch,
@@ -245,6 +245,10 @@ class SlipstreamLoader:
         self._image_data = {name: by_field[source][0] for name, source in self._sources.items()}
         self._image_meta = {name: by_field[source][1] for name, source in self._sources.items()}
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
+        # outputs decoded together (same field and size); only a group's lead gathers bytes
+        self._groups = decode_groups(self.pipelines)
+        self._leads = {group[0] for group in self._groups}
+        self._lead_of = {name: group[0] for group in self._groups for name in group}
         self._slots: list[BatchSlot] = []
         self._backend_impl = None
 
@@ -310,6 +314,7 @@ class SlipstreamLoader:
                 self._describe,
                 self.device,
                 self.decode_device,
+                self._groups,
             )
             from slipstream.dali.loader_backend import PREFETCH_QUEUE_DEPTH
 
@@ -319,7 +324,12 @@ class SlipstreamLoader:
             from slipstream.native.backend import NativeBackend
 
             self._backend_impl = NativeBackend(
-                self.num_threads, fields, self._describe, self.image_format, self._image_meta
+                self.num_threads,
+                fields,
+                self._describe,
+                self.image_format,
+                self._image_meta,
+                self._groups,
             )
             # + the slot being decoded, and the one whose pixels the user holds
             self._allocate_slots(self.prefetch + 2, with_pixels=True)
@@ -332,7 +342,7 @@ class SlipstreamLoader:
         capacity = {}
         for name, meta in self._image_meta.items():
             sizes = np.sort(meta["data_size"])
-            capacity[name] = int(sizes[-self.batch_size :].sum())
+            capacity[name] = int(sizes[-self.batch_size :].sum()) if name in self._leads else 0
         pin = self.device.type == "cuda" and with_pixels
         self._slots = [
             allocate_slot(
@@ -374,15 +384,16 @@ class SlipstreamLoader:
         slot.sample_ids[:n] = ids
         for name, pipeline in self.pipelines.items():
             meta, image = self._image_meta[name], slot.images[name]
-            sizes = image.sizes[:n]
-            np.take(meta["data_size"], ids, out=sizes)
-            gather_bytes(
-                self._image_data[name],
-                meta["data_ptr"][ids],
-                sizes,
-                image.encoded,
-                image.offsets[:n],
-            )
+            if name in self._leads:  # the other members of its group decode these bytes
+                sizes = image.sizes[:n]
+                np.take(meta["data_size"], ids, out=sizes)
+                gather_bytes(
+                    self._image_data[name],
+                    meta["data_ptr"][ids],
+                    sizes,
+                    image.encoded,
+                    image.offsets[:n],
+                )
             image.windows[:n] = pipeline.crop.windows(
                 meta["height"][ids],
                 meta["width"][ids],

@@ -560,34 +560,58 @@ def test_pool_works_after_fork(fixtures):
 
 
 @pytest.mark.parametrize("name", ["astronaut_q95_420", "chelsea_gray", "odd_size_420"])
-def test_views_from_one_decode(fixtures, name):
-    """Views at the shared (largest) DCT scale equal single decodes; others stay close."""
+def test_views_equal_single_decodes(fixtures, name):
+    """Views sharing a decode (one per distinct DCT scale) equal their single decodes."""
     data = fixtures[name]
     hdr = read_jpeg_header(data)
     h, w = hdr.height, hdr.width
     size = (40, 48)
     windows = np.array(
         [
-            [0, 0, h, w],  # large: decoded at a reduced scale on its own
+            [0, 0, h, w],  # large: a reduced DCT scale
             [h // 4, w // 5, h // 2, w // 2],
-            [3, 5, 44, 50],  # needs the full scale: sets the shared one
+            [3, 5, 44, 50],  # the full scale
             [h - 45, w - 60, 45, 60],
             [7, 9, 40, 48],  # the output size: copied
+            [1, 2, h // 2 + 1, w // 2 + 3],
         ],
         dtype=np.int32,
     )
-    flips = np.array([0, 1, 1, 0, 1], dtype=np.uint8)
+    flips = np.array([0, 1, 1, 0, 1, 0], dtype=np.uint8)
+    scales = {choose_scale(int(wi[2]), int(wi[3]), *size) for wi in windows}
+    assert len(scales) >= 3  # several groups, some with several views
     got = decode_crop_views(data, windows, size, flips)
-    assert got.shape == (5, 40, 48, 3) and got.dtype == np.uint8
-    shared = max(choose_scale(int(wi[2]), int(wi[3]), *size) for wi in windows)
-    assert shared == 8
+    assert got.shape == (6, 40, 48, 3) and got.dtype == np.uint8
     for k, (window, flip) in enumerate(zip(windows, flips, strict=True)):
         single = decode_crop(data, window, size, flip=bool(flip))
-        if choose_scale(int(window[2]), int(window[3]), *size) == shared:
-            np.testing.assert_array_equal(got[k], single, err_msg=f"view {k}")
-        else:  # finer source than the single decode's: a resampling difference only
-            diff = np.abs(got[k].astype(np.int16) - single)
-            assert diff.mean() < 2.0 and np.percentile(diff, 99) <= 16, (k, diff.mean())
+        np.testing.assert_array_equal(got[k], single, err_msg=f"view {k}")
+
+
+def test_views_batch_into_per_view_buffers(fixtures):
+    names = ["astronaut_q95_420", "chelsea_gray", "odd_size_420", "chelsea_q90_444"]
+    samples = [fixtures[n] for n in names]
+    data, offsets, sizes = _pack(samples)
+    rng = np.random.default_rng(5)
+    windows = np.zeros((len(samples), 3, 4), dtype=np.int32)
+    for i, sample in enumerate(samples):
+        hdr = read_jpeg_header(sample)
+        for k in range(3):
+            ch, cw = rng.integers(20, hdr.height), rng.integers(20, hdr.width)
+            y, x = rng.integers(0, hdr.height - ch + 1), rng.integers(0, hdr.width - cw + 1)
+            windows[i, k] = (y, x, ch, cw)
+    flips = rng.integers(0, 2, (len(samples), 3)).astype(np.uint8)
+    outs = [np.zeros((len(samples), 24, 32, 3), np.uint8) for _ in range(3)]
+    NativeDecoder(2).decode_views_batch(data, offsets, sizes, windows, flips, outs)
+    for i, sample in enumerate(samples):
+        for k in range(3):
+            want = decode_crop(sample, windows[i, k], (24, 32), flip=bool(flips[i, k]))
+            np.testing.assert_array_equal(outs[k][i], want, err_msg=f"sample {i} view {k}")
+    bad = windows.copy()
+    bad[2, 1] = (0, 0, 10**6, 10)
+    with pytest.raises(DecodeError, match="view 1: crop window") as info:
+        NativeDecoder(2).decode_views_batch(data, offsets, sizes, bad, flips, outs)
+    assert [position for position, _ in info.value.failures] == [2]
+    assert not outs[0][2].any() and outs[0][1].any()  # the failed sample is zeroed
 
 
 def test_views_one_view_and_errors(fixtures):

@@ -25,20 +25,25 @@ class SlotFeed:
     """An iterable DALI source over the gathered slots of the current epoch.
 
     Args:
-        image_names: The image outputs, in pipeline order.
+        groups: The image outputs, grouped as decoded together (see
+            :func:`slipstream.pipelines.spec.decode_groups`); a group's lead holds the bytes.
 
     Attributes:
-        output_names: Names of the arrays of each batch, in order: ``jpegs/<name>``,
-            ``windows/<name>``, ``flips/<name>`` per image output, then ``ids``.
+        output_names: Names of the arrays of each batch, in order: per group
+            ``jpegs/<lead>``, then ``windows/<name>`` and ``flips/<name>`` per member; then
+            ``ids``.
         pending: Slots fed to DALI whose outputs were not returned yet, oldest first.
     """
 
-    def __init__(self, image_names: list[str]) -> None:
+    def __init__(self, groups: list[tuple[str, ...]]) -> None:
         """Set up an idle feed (see :meth:`attach`)."""
-        self._names = list(image_names)
-        self.output_names = [
-            f"{kind}/{name}" for name in self._names for kind in ("jpegs", "windows", "flips")
-        ] + ["ids"]
+        self._groups = [tuple(group) for group in groups]
+        self.output_names = []
+        for group in self._groups:
+            self.output_names.append(f"jpegs/{group[0]}")
+            for name in group:
+                self.output_names += [f"windows/{name}", f"flips/{name}"]
+        self.output_names.append("ids")
         self.pending: deque[BatchSlot] = deque()
         self._gathered: queue.Queue | None = None
         self._stop: threading.Event | None = None
@@ -67,9 +72,11 @@ class SlotFeed:
         self.pending.append(slot)
         n = slot.count
         arrays: list[object] = []
-        for name in self._names:
-            image = slot.images[name]
-            arrays += [image.items(n), image.windows[:n], image.flips[:n]]
+        for group in self._groups:
+            arrays.append(slot.images[group[0]].items(n))
+            for name in group:
+                image = slot.images[name]
+                arrays += [image.windows[:n], image.flips[:n]]
         arrays.append(slot.sample_ids[:n])
         return arrays
 

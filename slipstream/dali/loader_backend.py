@@ -5,9 +5,11 @@ sample ids, crop windows and flips, keyed by seed, epoch and sample id). One DAL
 decodes every image output of a slot, driven by a ``DALIGenericIterator``::
 
     SlotFeed (external_source, batch, no_copy, cycle="raise")
-      jpegs/<name>, windows/<name>, flips/<name> per image output, ids
+      per decode group (outputs of one field and size): jpegs/<lead>, then
+      windows/<name>, flips/<name> per member; ids
         decode_device="cpu":   fn.slipstream_decode_crop(jpegs, windows, size, flip=flips)
-                               [.gpu() when the loader's device is a GPU]
+                               (a group of K: fn.stack'ed [K, 4] windows, one call, view k
+                               = output[k]) [.gpu() when the loader's device is a GPU]
         decode_device="mixed": fn.decoders.image_slice (nvJPEG) -> fn.resize (antialiased)
                                -> fn.crop_mirror_normalize (flip, normalization, cast; HWC)
       -> DALIGenericIterator -> {name: [n, H, W, 3] tensor, "ids": [n]}
@@ -118,6 +120,9 @@ class DaliBackend:
         describe: ``sample_id -> str`` naming a sample (its source path when known).
         device: The loader's output device; a CUDA device puts the pipeline on that GPU.
         decode_device: ``"cpu"`` (slipstream's operator) or ``"mixed"`` (nvJPEG).
+        groups: Outputs decoded together from their lead's bytes (see
+            :func:`slipstream.pipelines.spec.decode_groups`; default: each alone). On the
+            CPU a group is one operator call with ``[K, 4]`` windows.
 
     Raises:
         ValueError: ``decode_device="mixed"`` without a CUDA output device.
@@ -132,6 +137,7 @@ class DaliBackend:
         describe: Callable[[int], str],
         device: torch.device,
         decode_device: str = "cpu",
+        groups: list[tuple[str, ...]] | None = None,
     ) -> None:
         """Check the arguments and load the operator plugin (the pipeline is built lazily)."""
         if decode_device == "mixed" and device.type != "cuda":
@@ -153,7 +159,8 @@ class DaliBackend:
                 device.index if device.index is not None else torch.cuda.current_device()
             )
         self.decode_device = decode_device
-        self._feed = SlotFeed(list(self._pipelines))
+        self._groups = groups or [(name,) for name in self._pipelines]
+        self._feed = SlotFeed(self._groups)
         self._pipeline: Pipeline | None = None
         self._iterator: DALIGenericIterator | None = None
         if decode_device == "cpu":
@@ -163,18 +170,28 @@ class DaliBackend:
 
     # ------------------------------------------------------------------ graph
     def _outputs(self, arrays: tuple[Any, ...]) -> list[Any]:
-        outputs = []
-        for k, pipeline in enumerate(self._pipelines.values()):
-            jpegs, windows, flips = arrays[3 * k : 3 * k + 3]
+        images: dict[str, Any] = {}
+        position = 0
+        for group in self._groups:
+            jpegs = arrays[position]
+            windows = arrays[position + 1 : position + 1 + 2 * len(group) : 2]
+            flips = arrays[position + 2 : position + 2 + 2 * len(group) : 2]
+            position += 1 + 2 * len(group)
+            size = self._pipelines[group[0]].crop.output_size
             if self.decode_device == "mixed":
-                images = normalized_images(jpegs, windows, flips, pipeline, "mixed")
-            else:
-                images = decode_crop(jpegs, windows, pipeline.crop.output_size, flip=flips)
-                if self._device_id is not None:
-                    images = images.gpu()
-            outputs.append(images)
-        outputs.append(arrays[-1])  # sample ids, checked against the pending slot
-        return outputs
+                for name, window, flip in zip(group, windows, flips, strict=True):
+                    pipeline = self._pipelines[name]
+                    images[name] = normalized_images(jpegs, window, flip, pipeline, "mixed")
+                continue
+            if len(group) == 1:
+                decoded = [decode_crop(jpegs, windows[0], size, flip=flips[0])]
+            else:  # [K, 4] windows: the views share the image's decode; view k is [k]
+                views = decode_crop(jpegs, fn.stack(*windows), size, flip=fn.stack(*flips))
+                decoded = [views[k] for k in range(len(group))]
+            for name, node in zip(group, decoded, strict=True):
+                images[name] = node.gpu() if self._device_id is not None else node
+        # sample ids last, checked against the pending slot
+        return [images[name] for name in self._pipelines] + [arrays[-1]]
 
     def _build(self) -> DALIGenericIterator:
         @pipeline_def(

@@ -127,8 +127,9 @@ class PrefetchedBatches:
     def _arrays(self, slot: BatchSlot) -> list[Any]:
         n = slot.count
         arrays: list[Any] = []
-        for image in slot.images.values():
-            arrays += [image.items(n), image.windows[:n], image.flips[:n]]
+        for name, image in slot.images.items():
+            lead = slot.images[self.loader._lead_of[name]]  # outputs of a group share bytes
+            arrays += [lead.items(n), image.windows[:n], image.flips[:n]]
         ids = slot.sample_ids[:n]
         for name in self.fields:
             arrays.append(np.ascontiguousarray(self.loader.cache.numbers(name)[ids]))

@@ -47,6 +47,8 @@ class NativeBackend:
         image_format: How the gathered items are stored: ``"jpeg"`` or ``"yuv420"``.
         image_meta: Output name -> its items' ``height`` / ``width`` arrays (one entry per
             sample; needed for ``"yuv420"``, whose items carry no header).
+        groups: Outputs decoded together from their first member's bytes (default: each
+            output alone).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class NativeBackend:
         describe: Callable[[int], str],
         image_format: str = "jpeg",
         image_meta: dict[str, dict[str, np.ndarray]] | None = None,
+        groups: list[tuple[str, ...]] | None = None,
     ) -> None:
         """Create the decoder pool."""
         if image_format != "jpeg" and image_meta is None:
@@ -65,6 +68,7 @@ class NativeBackend:
         self._describe = describe
         self._format = image_format
         self._meta = image_meta or {}
+        self._groups = groups
 
     def batches(
         self, gathered: queue.Queue, free: queue.Queue, stop: threading.Event, depth: int
@@ -101,24 +105,36 @@ class NativeBackend:
             thread.join()
 
     def decode(self, slot: BatchSlot) -> BatchSlot:
-        """Decode the slot's encoded bytes into its pixel buffers, in place."""
+        """Decode the slot's encoded bytes into its pixel buffers, in place.
+
+        Outputs of one decode group (same image field and output size) are decoded
+        together from their lead's gathered bytes (see
+        :func:`slipstream.pipelines.spec.decode_groups`).
+        """
         slot.wait_until_reusable()
         n = slot.count
         ids = slot.sample_ids[:n]
-        for name, image in slot.images.items():
+        for group in self._groups or [(name,) for name in slot.images]:
+            lead = slot.images[group[0]]
             heights = widths = None
             if self._format != "jpeg":
-                meta = self._meta[name]
+                meta = self._meta[group[0]]
                 heights = np.take(meta["height"], ids).astype(np.int32)
                 widths = np.take(meta["width"], ids).astype(np.int32)
+            images = [slot.images[name] for name in group]
+            if len(group) == 1:
+                windows, flips = lead.windows[:n], lead.flips[:n]
+            else:
+                windows = np.stack([image.windows[:n] for image in images], axis=1)
+                flips = np.stack([image.flips[:n] for image in images], axis=1)
             try:
-                self._decoder.decode_crop_batch(
-                    image.encoded,
-                    image.offsets[:n],
-                    image.sizes[:n],
-                    image.windows[:n],
-                    image.flips[:n],
-                    image.pixels_np[:n],
+                self._decoder.decode_views_batch(
+                    lead.encoded,
+                    lead.offsets[:n],
+                    lead.sizes[:n],
+                    windows,
+                    flips,
+                    [image.pixels_np[:n] for image in images],
                     self._format,
                     heights,
                     widths,
@@ -128,5 +144,5 @@ class NativeBackend:
                 for position, message in error.failures:
                     sample_id = int(slot.sample_ids[position])
                     failures.append((sample_id, self._describe(sample_id), message))
-                raise SampleDecodeError(self._fields[name], failures) from error
+                raise SampleDecodeError(self._fields[group[0]], failures) from error
         return slot

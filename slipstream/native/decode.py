@@ -178,11 +178,10 @@ def decode_crop_views(
 ) -> np.ndarray:
     """K crops of one image from a single decode (multi-crop, e.g. 2 global + 6 local views).
 
-    The region covering every window is entropy-decoded once, at the largest DCT scale any
-    view needs; each view is then resized (and flipped) from it. A view whose own scale is
-    that largest one is bit-identical to :func:`decode_crop` of its window; smaller views
-    are resampled from a finer decode than :func:`decode_crop` would use (a few levels
-    apart, closer to a full-resolution resize).
+    Views are grouped by the DCT scale each needs; the region covering a group's windows is
+    entropy-decoded once at that scale and each view is resized (and flipped) from it, so
+    every view is bit-identical to :func:`decode_crop` of its window, at the cost of one
+    entropy decode per distinct scale instead of one per view.
 
     Args:
         data: Encoded JPEG bytes.
@@ -298,17 +297,62 @@ class NativeDecoder:
             DecodeError: Listing every failed batch position with its message; the failed
                 samples' outputs are zeroed and all other samples are still decoded.
         """
-        _check_array("out", out, np.uint8, (None, None, None, 3))
-        if not out.flags.writeable:
-            raise ValueError("out must be writeable")
-        b = out.shape[0]
-        if out.shape[1] < 1 or out.shape[2] < 1:
-            raise ValueError(f"out must have H, W >= 1, got {list(out.shape)}")
+        _check_array("windows", windows, np.int32, (out.shape[0], 4))
+        _check_array("flips", flips, np.uint8, (out.shape[0],))
+        self.decode_views_batch(
+            data, offsets, sizes, windows, flips, [out], image_format, heights, widths
+        )
+
+    def decode_views_batch(
+        self,
+        data: np.ndarray,
+        offsets: np.ndarray,
+        sizes: np.ndarray,
+        windows: np.ndarray,
+        flips: np.ndarray,
+        outs: list[np.ndarray],
+        image_format: str = "jpeg",
+        heights: np.ndarray | None = None,
+        widths: np.ndarray | None = None,
+    ) -> None:
+        """Decode K views per sample (multi-crop) into K output buffers, in place.
+
+        The views of a sample share its decode: one entropy decode per distinct DCT scale
+        among them; each view is bit-identical to its own single-window decode.
+
+        Args:
+            data: uint8 1-D buffer holding every sample's bytes (see
+                :meth:`decode_crop_batch`).
+            offsets: uint64 ``[B]`` start of each sample in ``data``.
+            sizes: uint64 ``[B]`` byte length of each sample.
+            windows: int32 ``[B, K, 4]`` (or ``[B, 4]`` for K = 1), C-contiguous.
+            flips: uint8 ``[B, K]`` (or ``[B]``).
+            outs: K uint8 C-contiguous ``[B, H, W, 3]`` outputs, one per view, same shape.
+            image_format: ``"jpeg"`` or ``"yuv420"``.
+            heights: int32 ``[B]`` true image heights (``"yuv420"`` only).
+            widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
+
+        Raises:
+            ValueError: On wrong dtypes, shapes or contiguity.
+            DecodeError: Listing every failed batch position (with its view) and message.
+        """
+        if not outs:
+            raise ValueError("outs must hold at least one output buffer")
+        for out in outs:
+            _check_array("out", out, np.uint8, (None, None, None, 3))
+            if not out.flags.writeable:
+                raise ValueError("out must be writeable")
+            if out.shape != outs[0].shape:
+                raise ValueError(f"every out must have shape {outs[0].shape}, got {out.shape}")
+        b, k = outs[0].shape[0], len(outs)
+        if outs[0].shape[1] < 1 or outs[0].shape[2] < 1:
+            raise ValueError(f"out must have H, W >= 1, got {list(outs[0].shape)}")
         _check_array("data", data, np.uint8, (None,))
         _check_array("offsets", offsets, np.uint64, (b,))
         _check_array("sizes", sizes, np.uint64, (b,))
-        _check_array("windows", windows, np.int32, (b, 4))
-        _check_array("flips", flips, np.uint8, (b,))
+        if k > 1:
+            _check_array("windows", windows, np.int32, (b, k, 4))
+            _check_array("flips", flips, np.uint8, (b, k))
         if image_format not in IMAGE_FORMATS:
             raise ValueError(
                 f"image_format must be one of {list(IMAGE_FORMATS)}, got {image_format!r}"
@@ -320,13 +364,13 @@ class NativeDecoder:
             _check_array("widths", widths, np.int32, (b,))
         if b == 0:
             return
-        failures = _core.decode_crop_batch(
+        failures = _core.decode_views_batch(
             data,
             offsets,
             sizes,
             windows,
             flips,
-            out,
+            list(outs),
             self.num_threads,
             0,
             IMAGE_FORMATS[image_format],

@@ -199,3 +199,24 @@ class ImagePipeline:
                 "with augment, the augment chain converts and normalizes: pass "
                 "normalize=None and dtype='uint8'"
             )
+
+
+def decode_groups(pipelines: dict[str, ImagePipeline]) -> list[tuple[str, ...]]:
+    """Outputs decoded together: those reading the same image field at the same output size.
+
+    The decoders take each group's K windows per sample from one stored image: one entropy
+    decode per distinct DCT scale among the views, each view still bit-identical to its own
+    single-window decode. Groups and their members keep the order of ``pipelines``; the
+    first member of a group is its lead (whose gathered bytes every member uses).
+
+    Args:
+        pipelines: Output name -> pipeline.
+
+    Returns:
+        Tuples of output names, one per group.
+    """
+    groups: dict[tuple[str, tuple[int, int]], list[str]] = {}
+    for name, pipeline in pipelines.items():
+        key = (pipeline.field or name, pipeline.crop.output_size)
+        groups.setdefault(key, []).append(name)
+    return [tuple(names) for names in groups.values()]
