@@ -155,8 +155,12 @@ U8Array ImageViews(const py::array& data, int32_t format, int32_t height, int32_
     image.height = height;
     image.width = width;
     std::vector<uint8_t*> outs(static_cast<size_t>(views));
-    for (int64_t k = 0; k < views; ++k) outs[k] = o + k * static_cast<int64_t>(out_h) * out_w * 3;
-    r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_h, out_w, fl, outs.data(),
+    std::vector<int32_t> out_hw(static_cast<size_t>(2 * views));
+    for (int64_t k = 0; k < views; ++k) {
+      outs[k] = o + k * static_cast<int64_t>(out_h) * out_w * 3;
+      out_hw[2 * k] = out_h, out_hw[2 * k + 1] = out_w;
+    }
+    r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_hw.data(), fl, outs.data(),
                          policy, &failed);
   }
   if (!r.ok()) r.message = "view " + std::to_string(failed) + ": " + r.message;
@@ -183,13 +187,17 @@ py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
   if (outs.empty()) throw py::value_error("need at least one output");
+  std::vector<int32_t> out_hw;
   for (py::array& out : outs) {
     NeedItemsAndOut(offsets, sizes, out);
-    if (out.ndim() != 4 || out.shape(3) != 3) throw py::value_error("out must be [B, H, W, 3]");
-    if (out.shape(0) != outs[0].shape(0) || out.shape(1) != outs[0].shape(1) ||
-        out.shape(2) != outs[0].shape(2)) {
-      throw py::value_error("every view's out must have the same shape [B, H, W, 3]");
+    if (out.ndim() != 4 || out.shape(3) != 3 || out.shape(1) < 1 || out.shape(2) < 1) {
+      throw py::value_error("out must be [B, H, W, 3] with H, W >= 1");
     }
+    if (out.shape(0) != outs[0].shape(0)) {
+      throw py::value_error("every view's out must have the same batch size B");
+    }
+    out_hw.push_back(static_cast<int32_t>(out.shape(1)));
+    out_hw.push_back(static_cast<int32_t>(out.shape(2)));
   }
   Need(windows, HasDtype<int32_t>(windows), "windows");
   Need(flips, HasDtype<uint8_t>(flips), "flips");
@@ -201,8 +209,6 @@ py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
         "offsets and sizes must hold B values, windows B*K*4 and flips B*K (B = out's batch "
         "size, K = number of outs)");
   }
-  const int32_t oh = static_cast<int32_t>(outs[0].shape(1));
-  const int32_t ow = static_cast<int32_t>(outs[0].shape(2));
   const int32_t* ph = nullptr;
   const int32_t* pwid = nullptr;
   py::array h_arr, w_arr;
@@ -232,7 +238,7 @@ py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
   for (py::array& out : outs) pouts.push_back(static_cast<uint8_t*>(out.mutable_data()));
   {
     py::gil_scoped_release release;
-    DecodeViewsBatch(d, data_size, po, ps, b, static_cast<int32_t>(k), pw, pf, oh, ow,
+    DecodeViewsBatch(d, data_size, po, ps, b, static_cast<int32_t>(k), pw, pf, out_hw.data(),
                      pouts.data(), num_threads, codes.data(), &messages, policy, format, ph,
                      pwid);
   }
@@ -361,7 +367,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
         py::arg("heights") = py::none(), py::arg("widths") = py::none(),
         "K views per sample (windows [B, K, 4], flips [B, K]) into outs (K arrays "
-        "[B, H, W, 3]); one entropy decode per distinct DCT scale; returns failures.");
+        "[B, H_k, W_k, 3]); one entropy decode per distinct DCT scale; returns failures.");
   m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,

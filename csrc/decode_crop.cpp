@@ -116,8 +116,7 @@ namespace {
 // and resamples each of them: bit-identical to DecodeCropResize of that view alone.
 Result DecodeScaleGroup(JpegDecoder& dec, const JpegHeader& header, int32_t m,
                         const int32_t* windows, const int32_t* scales, int32_t views,
-                        int32_t out_h, int32_t out_w, const uint8_t* flips,
-                        uint8_t* const* outs) {
+                        const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs) {
   const int32_t sw = ScaledDim(header.width, m);
   const int32_t sh = ScaledDim(header.height, m);
   const double f = m / 8.0;
@@ -128,6 +127,7 @@ Result DecodeScaleGroup(JpegDecoder& dec, const JpegHeader& header, int32_t m,
   for (int32_t k = 0; k < views; ++k) {
     if (scales[k] != m) continue;
     const int32_t* w = windows + 4 * k;
+    const int32_t out_h = out_hw[2 * k], out_w = out_hw[2 * k + 1];
     int32_t vx0, vx1, vy0, vy1;
     if (m == 8 && w[2] == out_h && w[3] == out_w) {  // copied, see DecodeCropResize
       vx0 = w[1] - 1, vx1 = w[1] + w[3] + 1, vy0 = w[0], vy1 = w[0] + w[2];
@@ -146,10 +146,11 @@ Result DecodeScaleGroup(JpegDecoder& dec, const JpegHeader& header, int32_t m,
   Region region;
   Result r = dec.DecodeRegion(m, x0, y0, x1, y1, &region);
   if (!r.ok()) return r;
-  const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
   for (int32_t k = 0; k < views; ++k) {
     if (scales[k] != m) continue;
     const int32_t* w = windows + 4 * k;
+    const int32_t out_h = out_hw[2 * k], out_w = out_hw[2 * k + 1];
+    const int64_t tmp_stride = static_cast<int64_t>(out_w) * 3;
     const bool flip = flips[k] != 0;
     if (m == 8 && w[2] == out_h && w[3] == out_w) {
       CopyRegion(region, w[1], w[0], w[2], w[3], flip, outs[k]);
@@ -171,15 +172,19 @@ Result DecodeScaleGroup(JpegDecoder& dec, const JpegHeader& header, int32_t m,
 }  // namespace
 
 Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
-                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
+                             int32_t views, const int32_t* out_hw, const uint8_t* flips,
                              uint8_t* const* outs, int32_t policy, int32_t* failed_view) {
   *failed_view = 0;
   if (views < 1) return Result::Fail(kInvalidArgument, "need at least one view");
   if (views == 1) {
-    return DecodeCropResize(data, size, windows, out_h, out_w, flips[0] != 0, outs[0], policy);
+    return DecodeCropResize(data, size, windows, out_hw[0], out_hw[1], flips[0] != 0, outs[0],
+                            policy);
   }
-  if (out_h < 1 || out_w < 1) {
-    return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+  for (int32_t k = 0; k < views; ++k) {
+    if (out_hw[2 * k] < 1 || out_hw[2 * k + 1] < 1) {
+      *failed_view = k;
+      return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+    }
   }
   JpegDecoder& dec = JpegDecoder::ThreadLocal();
   JpegHeader header;
@@ -200,7 +205,7 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
                               std::to_string(header.height) + "x" +
                               std::to_string(header.width) + " (HxW) image");
     }
-    scales[k] = ChooseScale(w[2], w[3], out_h, out_w, policy);
+    scales[k] = ChooseScale(w[2], w[3], out_hw[2 * k], out_hw[2 * k + 1], policy);
     used[scales[k]] = true;
   }
   bool first = true;
@@ -211,27 +216,26 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
       if (!r.ok()) return r;
     }
     first = false;
-    r = DecodeScaleGroup(dec, header, m, windows, scales.data(), views, out_h, out_w, flips,
-                         outs);
+    r = DecodeScaleGroup(dec, header, m, windows, scales.data(), views, out_hw, flips, outs);
     if (!r.ok()) return r;
   }
   return Result::Ok();
 }
 
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
-                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* const* outs,
+                        const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view) {
   switch (image.format) {
     case kFormatJpeg:
-      return DecodeCropResizeViews(image.data, image.size, windows, views, out_h, out_w, flips,
-                                   outs, policy, failed_view);
+      return DecodeCropResizeViews(image.data, image.size, windows, views, out_hw, flips, outs,
+                                   policy, failed_view);
     case kFormatYuv420:
       // No entropy decode to share: one call per view, each into its own buffer.
       for (int32_t k = 0; k < views; ++k) {
         int32_t failed = 0;
         Result r = I420CropResizeViews(image.data, image.size, image.height, image.width,
-                                       windows + 4 * k, 1, out_h, out_w, flips + k, outs[k],
-                                       &failed);
+                                       windows + 4 * k, 1, out_hw[2 * k], out_hw[2 * k + 1],
+                                       flips + k, outs[k], &failed);
         if (!r.ok()) {
           *failed_view = k;
           return r;
@@ -247,11 +251,14 @@ Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32
 
 int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                          const uint64_t* sizes, int64_t batch, int32_t views,
-                         const int32_t* windows, const uint8_t* flips, int32_t out_h,
-                         int32_t out_w, uint8_t* const* outs, int32_t num_threads,
-                         int32_t* codes, std::vector<std::string>* messages, int32_t policy,
-                         int32_t format, const int32_t* heights, const int32_t* widths) {
-  const int64_t view_bytes = static_cast<int64_t>(out_h) * out_w * 3;
+                         const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
+                         uint8_t* const* outs, int32_t num_threads, int32_t* codes,
+                         std::vector<std::string>* messages, int32_t policy, int32_t format,
+                         const int32_t* heights, const int32_t* widths) {
+  std::vector<int64_t> view_bytes(static_cast<size_t>(views));
+  for (int32_t k = 0; k < views; ++k) {
+    view_bytes[k] = static_cast<int64_t>(out_hw[2 * k]) * out_hw[2 * k + 1] * 3;
+  }
   auto sample = [&](int64_t i) -> Result {
     const uint64_t off = offsets[i], n = sizes[i];
     if (off > data_size || n > data_size - off) {
@@ -271,16 +278,16 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
     if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
     thread_local std::vector<uint8_t*> sample_outs;
     sample_outs.resize(static_cast<size_t>(views));
-    for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes;
+    for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes[k];
     int32_t failed_view = 0;
-    Result r = DecodeImageViews(image, windows + 4 * views * i, views, out_h, out_w,
+    Result r = DecodeImageViews(image, windows + 4 * views * i, views, out_hw,
                                 flips + views * i, sample_outs.data(), policy, &failed_view);
     if (!r.ok() && views > 1) r.message = "view " + std::to_string(failed_view) + ": " + r.message;
     return r;
   };
   auto zero = [&](int64_t i) {
     for (int32_t k = 0; k < views; ++k) {
-      std::memset(outs[k] + i * view_bytes, 0, static_cast<size_t>(view_bytes));
+      std::memset(outs[k] + i * view_bytes[k], 0, static_cast<size_t>(view_bytes[k]));
     }
   };
   return RunSamples(batch, num_threads, sample, zero, codes, messages);
@@ -293,8 +300,9 @@ int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uin
                               std::vector<std::string>* messages, int32_t policy,
                               int32_t format, const int32_t* heights, const int32_t* widths) {
   uint8_t* const outs[1] = {out};
-  return DecodeViewsBatch(data, data_size, offsets, sizes, batch, 1, windows, flips, out_h, out_w,
-                          outs, num_threads, codes, messages, policy, format, heights, widths);
+  const int32_t out_hw[2] = {out_h, out_w};
+  return DecodeViewsBatch(data, data_size, offsets, sizes, batch, 1, windows, flips, out_hw, outs,
+                          num_threads, codes, messages, policy, format, heights, widths);
 }
 
 }  // namespace slipstream

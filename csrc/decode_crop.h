@@ -50,30 +50,31 @@ Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window
 // Decodes K views of one JPEG, each view exactly as DecodeCropResize would (bit-identical),
 // with one entropy decode per distinct DCT scale among the views instead of one per view:
 // the views sharing a scale are resampled from one decode of the region covering their
-// windows. View k (window windows[4k : 4k+4], flip flips[k] != 0) goes to outs[k]
-// (out_h * out_w * 3 bytes). On failure, *failed_view gets the view at fault (0 for an error
-// of the image itself).
+// windows, whatever their output sizes. View k (window windows[4k : 4k+4], output size
+// out_hw[2k], out_hw[2k+1], flip flips[k] != 0) goes to outs[k] (out_h * out_w * 3 bytes). On
+// failure, *failed_view gets the view at fault (0 for an error of the image itself).
 Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* windows,
-                             int32_t views, int32_t out_h, int32_t out_w, const uint8_t* flips,
+                             int32_t views, const int32_t* out_hw, const uint8_t* flips,
                              uint8_t* const* outs, int32_t policy, int32_t* failed_view);
 
 // K views of one stored image of any format (the single JPEG / YUV420 dispatch): JPEG goes to
 // DecodeCropResizeViews, YUV420 to I420CropResizeViews (one call per view: nothing to share).
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
-                        int32_t out_h, int32_t out_w, const uint8_t* flips, uint8_t* const* outs,
+                        const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view);
 
 // Multi-view batch entry point: sample i has K = views windows windows[4K*i : 4K*(i+1)] and
-// flips flips[K*i : K*(i+1)]; its view k goes to outs[k] + i * out_h * out_w * 3 (one
-// contiguous [batch, out_h, out_w, 3] buffer per view). Otherwise as DecodeCropResizeBatch; a
-// failed sample's message names its view when K > 1.
+// flips flips[K*i : K*(i+1)]; its view k, of size out_hw[2k] x out_hw[2k+1], goes to
+// outs[k] + i * out_hw[2k] * out_hw[2k+1] * 3 (one contiguous [batch, h_k, w_k, 3] buffer per
+// view). Otherwise as DecodeCropResizeBatch; a failed sample's message names its view when
+// K > 1.
 int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                          const uint64_t* sizes, int64_t batch, int32_t views,
-                         const int32_t* windows, const uint8_t* flips, int32_t out_h,
-                         int32_t out_w, uint8_t* const* outs, int32_t num_threads,
-                         int32_t* codes, std::vector<std::string>* messages,
-                         int32_t policy = kScaleAny, int32_t format = kFormatJpeg,
-                         const int32_t* heights = nullptr, const int32_t* widths = nullptr);
+                         const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
+                         uint8_t* const* outs, int32_t num_threads, int32_t* codes,
+                         std::vector<std::string>* messages, int32_t policy = kScaleAny,
+                         int32_t format = kFormatJpeg, const int32_t* heights = nullptr,
+                         const int32_t* widths = nullptr);
 
 // Batch entry point. Sample i has bytes data[offsets[i] : offsets[i] + sizes[i]] (bounds
 // checked against data_size), window windows[4*i : 4*i+4], flip flips[i] != 0 and output

@@ -96,15 +96,18 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
             uint8_t *out = output.mutable_tensor<uint8_t>(i);
             std::vector<uint8_t> view_flips(static_cast<size_t>(views));
             std::vector<uint8_t *> view_outs(static_cast<size_t>(views));
+            std::vector<int32_t> view_sizes(static_cast<size_t>(2 * views));
             for (int64_t k = 0; k < views; k++) {
               view_flips[k] = flips_[flip_offsets_[i] + (flip_counts_[i] == 1 ? 0 : k)];
               view_outs[k] = out + k * view_bytes;
+              view_sizes[2 * k] = out_h_, view_sizes[2 * k + 1] = out_w_;
             }
             int32_t failed = 0;
             // K views: one entropy decode per distinct DCT scale among them.
             slipstream::Result r = slipstream::DecodeCropResizeViews(
-                data, static_cast<uint64_t>(nbytes), win, static_cast<int32_t>(views), out_h_,
-                out_w_, view_flips.data(), view_outs.data(), slipstream::kScaleAny, &failed);
+                data, static_cast<uint64_t>(nbytes), win, static_cast<int32_t>(views),
+                view_sizes.data(), view_flips.data(), view_outs.data(), slipstream::kScaleAny,
+                &failed);
             if (!r.ok()) {
               std::memset(out, 0, static_cast<size_t>(views * view_bytes));
               results_[i] = std::move(r);

@@ -245,7 +245,7 @@ class SlipstreamLoader:
         self._image_data = {name: by_field[source][0] for name, source in self._sources.items()}
         self._image_meta = {name: by_field[source][1] for name, source in self._sources.items()}
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
-        # outputs decoded together (same field and size); only a group's lead gathers bytes
+        # outputs decoded together (same field); only a group's lead gathers bytes
         self._groups = decode_groups(self.pipelines)
         self._leads = {group[0] for group in self._groups}
         self._lead_of = {name: group[0] for group in self._groups for name in group}
@@ -314,7 +314,8 @@ class SlipstreamLoader:
                 self._describe,
                 self.device,
                 self.decode_device,
-                self._groups,
+                decode_groups(self.pipelines, by_size=True),
+                self._lead_of,
             )
             from slipstream.dali.loader_backend import PREFETCH_QUEUE_DEPTH
 

@@ -26,18 +26,21 @@ class SlotFeed:
 
     Args:
         groups: The image outputs, grouped as decoded together (see
-            :func:`slipstream.pipelines.spec.decode_groups`); a group's lead holds the bytes.
+            :func:`slipstream.pipelines.spec.decode_groups`).
+        lead_of: Output name -> the output whose slot buffers hold the bytes of its field
+            (outputs missing from it hold their own).
 
     Attributes:
         output_names: Names of the arrays of each batch, in order: per group
-            ``jpegs/<lead>``, then ``windows/<name>`` and ``flips/<name>`` per member; then
-            ``ids``.
+            ``jpegs/<first member>``, then ``windows/<name>`` and ``flips/<name>`` per member;
+            then ``ids``.
         pending: Slots fed to DALI whose outputs were not returned yet, oldest first.
     """
 
-    def __init__(self, groups: list[tuple[str, ...]]) -> None:
+    def __init__(self, groups: list[tuple[str, ...]], lead_of: dict[str, str]) -> None:
         """Set up an idle feed (see :meth:`attach`)."""
         self._groups = [tuple(group) for group in groups]
+        self._lead_of = dict(lead_of)
         self.output_names = []
         for group in self._groups:
             self.output_names.append(f"jpegs/{group[0]}")
@@ -73,7 +76,8 @@ class SlotFeed:
         n = slot.count
         arrays: list[object] = []
         for group in self._groups:
-            arrays.append(slot.images[group[0]].items(n))
+            holder = self._lead_of.get(group[0], group[0])
+            arrays.append(slot.images[holder].items(n))
             for name in group:
                 image = slot.images[name]
                 arrays += [image.windows[:n], image.flips[:n]]

@@ -120,9 +120,11 @@ class DaliBackend:
         describe: ``sample_id -> str`` naming a sample (its source path when known).
         device: The loader's output device; a CUDA device puts the pipeline on that GPU.
         decode_device: ``"cpu"`` (slipstream's operator) or ``"mixed"`` (nvJPEG).
-        groups: Outputs decoded together from their lead's bytes (see
+        groups: Outputs decoded together (same field and size, see
             :func:`slipstream.pipelines.spec.decode_groups`; default: each alone). On the
             CPU a group is one operator call with ``[K, 4]`` windows.
+        lead_of: Output name -> the output whose slot holds its field's gathered bytes
+            (default: itself).
 
     Raises:
         ValueError: ``decode_device="mixed"`` without a CUDA output device.
@@ -138,6 +140,7 @@ class DaliBackend:
         device: torch.device,
         decode_device: str = "cpu",
         groups: list[tuple[str, ...]] | None = None,
+        lead_of: dict[str, str] | None = None,
     ) -> None:
         """Check the arguments and load the operator plugin (the pipeline is built lazily)."""
         if decode_device == "mixed" and device.type != "cuda":
@@ -160,7 +163,7 @@ class DaliBackend:
             )
         self.decode_device = decode_device
         self._groups = groups or [(name,) for name in self._pipelines]
-        self._feed = SlotFeed(self._groups)
+        self._feed = SlotFeed(self._groups, lead_of or {})
         self._pipeline: Pipeline | None = None
         self._iterator: DALIGenericIterator | None = None
         if decode_device == "cpu":

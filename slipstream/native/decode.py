@@ -327,7 +327,8 @@ class NativeDecoder:
             sizes: uint64 ``[B]`` byte length of each sample.
             windows: int32 ``[B, K, 4]`` (or ``[B, 4]`` for K = 1), C-contiguous.
             flips: uint8 ``[B, K]`` (or ``[B]``).
-            outs: K uint8 C-contiguous ``[B, H, W, 3]`` outputs, one per view, same shape.
+            outs: K uint8 C-contiguous ``[B, H_k, W_k, 3]`` outputs, one per view (sizes may
+                differ: views of every size share the decodes).
             image_format: ``"jpeg"`` or ``"yuv420"``.
             heights: int32 ``[B]`` true image heights (``"yuv420"`` only).
             widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
@@ -342,11 +343,11 @@ class NativeDecoder:
             _check_array("out", out, np.uint8, (None, None, None, 3))
             if not out.flags.writeable:
                 raise ValueError("out must be writeable")
-            if out.shape != outs[0].shape:
-                raise ValueError(f"every out must have shape {outs[0].shape}, got {out.shape}")
+            if out.shape[0] != outs[0].shape[0] or min(out.shape[1:3]) < 1:
+                raise ValueError(
+                    f"every out must be [{outs[0].shape[0]}, H >= 1, W >= 1, 3], got {out.shape}"
+                )
         b, k = outs[0].shape[0], len(outs)
-        if outs[0].shape[1] < 1 or outs[0].shape[2] < 1:
-            raise ValueError(f"out must have H, W >= 1, got {list(outs[0].shape)}")
         _check_array("data", data, np.uint8, (None,))
         _check_array("offsets", offsets, np.uint64, (b,))
         _check_array("sizes", sizes, np.uint64, (b,))

@@ -201,22 +201,26 @@ class ImagePipeline:
             )
 
 
-def decode_groups(pipelines: dict[str, ImagePipeline]) -> list[tuple[str, ...]]:
-    """Outputs decoded together: those reading the same image field at the same output size.
+def decode_groups(
+    pipelines: dict[str, ImagePipeline], *, by_size: bool = False
+) -> list[tuple[str, ...]]:
+    """Outputs decoded together: those reading the same image field (and output size).
 
-    The decoders take each group's K windows per sample from one stored image: one entropy
+    The decoders take a group's K windows per sample from one stored image: one entropy
     decode per distinct DCT scale among the views, each view still bit-identical to its own
     single-window decode. Groups and their members keep the order of ``pipelines``; the
     first member of a group is its lead (whose gathered bytes every member uses).
 
     Args:
         pipelines: Output name -> pipeline.
+        by_size: Also split groups by output size (for decoders whose output per sample is
+            one ``[K, H, W, 3]`` tensor, such as the DALI operator).
 
     Returns:
         Tuples of output names, one per group.
     """
-    groups: dict[tuple[str, tuple[int, int]], list[str]] = {}
+    groups: dict[tuple[str, tuple[int, int] | None], list[str]] = {}
     for name, pipeline in pipelines.items():
-        key = (pipeline.field or name, pipeline.crop.output_size)
-        groups.setdefault(key, []).append(name)
+        size = pipeline.crop.output_size if by_size else None
+        groups.setdefault((pipeline.field or name, size), []).append(name)
     return [tuple(names) for names in groups.values()]
