@@ -630,3 +630,22 @@ def test_views_one_view_and_errors(fixtures):
         decode_crop_views(data, window, (8, 8), [0, 1])
     with pytest.raises(DecodeError):
         decode_crop_views(data[: len(data) // 2], window, (8, 8))
+
+
+def test_views_of_different_sizes_share_decodes(fixtures):
+    """One call, views of two output sizes: each equals its single-window decode."""
+    names = ["astronaut_q95_420", "odd_size_420"]
+    samples = [fixtures[n] for n in names]
+    data, offsets, sizes = _pack(samples)
+    windows = np.zeros((2, 3, 4), dtype=np.int32)
+    for i, sample in enumerate(samples):
+        hdr = read_jpeg_header(sample)
+        windows[i] = [[0, 0, hdr.height, hdr.width], [2, 3, 30, 40], [5, 1, 16, 16]]
+    flips = np.array([[0, 1, 0], [1, 0, 1]], dtype=np.uint8)
+    out_sizes = [(24, 32), (16, 16), (16, 16)]
+    outs = [np.zeros((2, h, w, 3), np.uint8) for h, w in out_sizes]
+    NativeDecoder(2).decode_views_batch(data, offsets, sizes, windows, flips, outs)
+    for i, sample in enumerate(samples):
+        for k, size in enumerate(out_sizes):
+            want = decode_crop(sample, windows[i, k], size, flip=bool(flips[i, k]))
+            np.testing.assert_array_equal(outs[k][i], want, err_msg=f"sample {i} view {k}")
