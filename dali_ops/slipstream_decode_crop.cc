@@ -15,8 +15,13 @@
 #include <string>
 #include <vector>
 
+// The plugin builds with -fvisibility=hidden (its copy of the csrc kernels stays private),
+// but DALI's own types keep default visibility: the DALIException thrown here (DALI_FAIL)
+// must share its type_info with libdali's, which catches it on the executor thread.
+#pragma GCC visibility push(default)
 #include "dali/core/error_handling.h"
 #include "dali/pipeline/operator/operator.h"
+#pragma GCC visibility pop
 #include "decode_crop.h"
 
 namespace slipstream_dali {

@@ -155,3 +155,19 @@ def test_prefetched_batches_in_a_user_pipeline(photo_dataset):
             assert torch.equal(a["image"].permute(0, 2, 3, 1), b["image"])
             assert torch.equal(a["label"], b["label"].flatten())
         assert source.epoch == epoch + 1
+
+
+def test_one_pipeline_serves_every_epoch(photo_dataset, monkeypatch):
+    """Epochs reuse the built pipeline (a rebuild costs nvJPEG's set-up on a GPU each epoch)."""
+    from slipstream.dali.loader_backend import DaliBackend
+
+    builds = []
+    build = DaliBackend._build
+    monkeypatch.setattr(DaliBackend, "_build", lambda self: builds.append(1) or build(self))
+    native = _loader(photo_dataset, "native", batch_size=48, seed=6)
+    dali = _loader(photo_dataset, "dali", batch_size=48, seed=6)
+    for epoch in range(3):
+        native.set_epoch(epoch)
+        dali.set_epoch(epoch)
+        _assert_same(_batches(native), _batches(dali))
+    assert len(builds) == 1

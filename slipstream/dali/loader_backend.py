@@ -16,9 +16,12 @@ decodes every image output of a slot, driven by a ``DALIGenericIterator``::
 
 DALI prefetches ``prefetch_queue_depth`` batches on its own, and its outputs reach torch
 without a copy (DLPack, ``exec_dynamic``): a batch's memory belongs to DALI and lives as
-long as the user holds the tensor. Epochs end when the feed runs dry (``cycle="raise"``);
-the iterator resets itself (``auto_reset``) for the next one, with partial last batches
-as they come (DALI takes any batch up to ``batch_size``). A break mid-epoch, or an error,
+long as the user holds the tensor. Epochs end when the feed runs dry (``cycle="raise"``),
+with partial last batches as they come (DALI takes any batch up to ``batch_size``). The
+same pipeline serves every epoch: it is reset at the start of the next epoch, once the
+feed reads that epoch's slots (a reset schedules DALI's first runs at once, so resetting
+at the end of an epoch, as ``auto_reset`` does, would ask the feed for batches of an
+epoch that has no slots yet). A break mid-epoch, or an error,
 shuts the pipeline down (so it no longer reads the slots) and the next epoch builds a
 fresh one.
 
@@ -166,6 +169,7 @@ class DaliBackend:
         self._feed = SlotFeed(self._groups, lead_of or {})
         self._pipeline: Pipeline | None = None
         self._iterator: DALIGenericIterator | None = None
+        self._needs_reset = False  # the iterator finished an epoch; reset after attach
         if decode_device == "cpu":
             from slipstream.dali.plugin import load_plugin
 
@@ -211,7 +215,7 @@ class DaliBackend:
         self._iterator = DALIGenericIterator(
             self._pipeline,
             [*self._pipelines, "ids"],
-            auto_reset=True,
+            auto_reset=False,
             last_batch_policy=LastBatchPolicy.PARTIAL,
             prepare_first_batch=False,
         )
@@ -220,6 +224,7 @@ class DaliBackend:
     def _discard(self) -> None:
         """Shut the pipeline down: it stops reading the slots it was fed."""
         self._iterator = None
+        self._needs_reset = False
         if self._pipeline is not None:
             self._pipeline._shutdown()  # blocks until DALI's workers are idle
             self._pipeline = None
@@ -245,7 +250,13 @@ class DaliBackend:
         """
         del depth
         self._feed.attach(gathered, stop)
-        iterator = self._iterator or self._build()
+        if self._iterator is None:
+            iterator = self._build()
+        else:
+            iterator = self._iterator
+            if self._needs_reset:  # schedules DALI's first runs: the feed is attached now
+                self._needs_reset = False
+                iterator.reset()
         complete = False
         try:
             while True:
@@ -253,6 +264,7 @@ class DaliBackend:
                     outputs = next(iterator)[0]
                 except StopIteration:
                     complete = True
+                    self._needs_reset = True
                     return
                 except Exception as error:
                     named = self._decode_error(error)
