@@ -94,7 +94,11 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     build.add_argument("--jpeg-quality", type=int, default=95, help="for re-encoded non-JPEGs")
     build.add_argument(
-        "--workers", type=int, default=2, help="reader threads (more for network file systems)"
+        "--workers",
+        type=int,
+        default=None,
+        help="reader threads (default: a quarter of the cores, at most 4; more for network "
+        "file systems)",
     )
     build.set_defaults(run=_build)
 

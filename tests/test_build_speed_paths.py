@@ -153,3 +153,11 @@ def test_file_vanishing_before_the_build_names_it(tmp_path, photo_folder):
     cache = build_cache(reader, tmp_path / "out.slip", progress=False, on_error="skip")
     skipped = SlipCache.open(cache).manifest["build"]["skipped"]
     assert [entry["index"] for entry in skipped] == [130]
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 0), (2, 0), (3, 0), (4, 1), (8, 2), (64, 4)])
+def test_default_build_workers(monkeypatch, cores, workers):
+    from slipstream.cache import writer
+
+    monkeypatch.setattr(writer.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert writer.default_build_workers() == workers

@@ -17,6 +17,7 @@ from PIL import Image
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
 from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
+from slipstream.cache.build_batches import has_batch_reads
 from slipstream.cli import main
 from slipstream.native import decode_full
 from slipstream.pipelines import supervised_train
@@ -291,3 +292,29 @@ def test_cli_builds_a_slip_cache_from_a_beton(tmp_path, capsys):
         for key in want:
             assert_array_equal(got[key], want[key])
     assert "slip cache ready" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["all_fields", "raw", "smart"])
+def test_read_batch_is_read_sample_column_by_column(name):
+    """The build's batched read gives exactly the per-sample reads, for every field."""
+    beton, _ = open_fixture(name)
+    assert has_batch_reads(beton)
+    n = len(beton)
+    for start, stop in ((0, n), (1, max(2, n // 2)), (n - 1, n)):
+        columns = beton.read_batch(start, stop)
+        assert set(columns) == set(beton.field_types)
+        for name_, column in columns.items():
+            assert len(column) == stop - start
+            for k, index in enumerate(range(start, stop)):
+                want = beton.read_sample(index)[name_]
+                got = column[k]
+                if isinstance(want, bytes):
+                    assert bytes(got) == want, (name_, index)
+                else:
+                    assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_read_batch_checks_its_range():
+    beton, _ = open_fixture("all_fields")
+    with pytest.raises(IndexError):
+        beton.read_batch(0, len(beton) + 1)
