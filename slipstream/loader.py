@@ -22,7 +22,7 @@ from slipstream.prefetch import (
     allocate_slot,
     gather_bytes,
 )
-from slipstream.prefetch.stages import get_until_stopped
+from slipstream.prefetch.stages import DecodeStage, get_until_stopped
 from slipstream.sampling import epoch_order, flips, num_batches
 from slipstream.transforms.output import ImageOutput
 
@@ -250,7 +250,7 @@ class SlipstreamLoader:
         self._leads = {group[0] for group in self._groups}
         self._lead_of = {name: group[0] for group in self._groups for name in group}
         self._slots: list[BatchSlot] = []
-        self._backend_impl = None
+        self._backend_impl: DecodeStage | None = None
 
     # ------------------------------------------------------------------ order
     def _epoch_ids(self, epoch: int) -> np.ndarray:
