@@ -6,6 +6,7 @@ their decode and resize operators:
 
 - ``image + resize``: full nvJPEG decode, then resize to 224 (no crop);
 - ``image_random_crop + resize``: DALI's own RRC (the decode DALI's GPU anchor uses);
+- ``image_crop(crop_pos, crop_w/h) + resize``: the same windows as per-sample arguments;
 - ``image_slice(windows) + resize + CMN``: slipstream's mixed graph
   (:func:`slipstream.dali.loader_backend.normalized_images`), uint8 output;
 - the two region decodes again with ``hw_decoder_load=0`` (no hardware JPEG decoder).
@@ -40,19 +41,36 @@ BATCH = 256
 SIZE = 224
 
 
-def batches_of(dataset: SlipstreamDataset, epoch: int) -> list[tuple[list, list]]:
-    """``(jpegs, windows)`` per batch for one epoch, in the loader's shuffled order."""
+def batches_of(dataset: SlipstreamDataset, epoch: int) -> list[tuple[list, list, list]]:
+    """``(jpegs, windows, crops)`` per batch for one epoch, in the loader's shuffled order.
+
+    ``crops`` are the same windows as ``image_crop`` takes them: float32 ``[pos_x, pos_y,
+    w, h]`` with ``pos = corner / (image side - window side)`` (0 where they are equal).
+    """
     cache = dataset.cache
     meta = cache.meta("image")
     ids = epoch_order(len(cache), seed=0, epoch=epoch)
     windows = random_resized_crop(
         meta["height"][ids], meta["width"][ids], ids, seed=0, epoch=epoch
     ).astype(np.int32)
+    y, x, h, w = (windows[:, k].astype(np.float32) for k in range(4))
+    free_y = meta["height"][ids].astype(np.float32) - h
+    free_x = meta["width"][ids].astype(np.float32) - w
+    crops = np.stack(
+        [
+            np.divide(x, free_x, out=np.zeros_like(x), where=free_x > 0),
+            np.divide(y, free_y, out=np.zeros_like(y), where=free_y > 0),
+            w,
+            h,
+        ],
+        axis=1,
+    )
     out = []
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
         jpegs = [np.frombuffer(cache.item_bytes("image", int(i)), np.uint8) for i in chunk]
-        out.append((jpegs, list(windows[start : start + BATCH])))
+        rows = slice(start, start + BATCH)
+        out.append((jpegs, list(windows[rows]), list(crops[rows])))
     return out
 
 
@@ -64,17 +82,20 @@ def run_graph(name: str, make_outputs, epochs: list, threads: int) -> float:
     position = [0]
 
     def source():
-        jpegs, windows = flat[position[0] % len(flat)]
+        jpegs, windows, crops = flat[position[0] % len(flat)]
         position[0] += 1
         flips = [np.uint8(k % 2) for k in range(len(jpegs))]
-        return jpegs, windows, flips
+        return jpegs, windows, flips, crops
 
     @pipeline_def(batch_size=BATCH, num_threads=threads, device_id=0, prefetch_queue_depth=2)
     def graph():
-        jpegs, windows, flips = fn.external_source(
-            source, num_outputs=3, batch=True, dtype=[types.UINT8, types.INT32, types.UINT8]
+        jpegs, windows, flips, crops = fn.external_source(
+            source,
+            num_outputs=4,
+            batch=True,
+            dtype=[types.UINT8, types.INT32, types.UINT8, types.FLOAT],
         )
-        return make_outputs(jpegs, windows, flips)
+        return make_outputs(jpegs, windows, flips, crops)
 
     pipe = graph()
     pipe.build()
@@ -100,12 +121,12 @@ def graphs() -> dict:
 
     pipeline = ImagePipeline(RandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8")
 
-    def full(jpegs, windows, flips):
+    def full(jpegs, windows, flips, crops):
         images = fn.decoders.image(jpegs, device="mixed", output_type=types.RGB)
         return fn.resize(images, resize_x=SIZE, resize_y=SIZE, antialias=True)
 
     def random_crop(hw_load):
-        def make(jpegs, windows, flips):
+        def make(jpegs, windows, flips, crops):
             images = fn.decoders.image_random_crop(
                 jpegs, device="mixed", output_type=types.RGB, hw_decoder_load=hw_load
             )
@@ -114,7 +135,7 @@ def graphs() -> dict:
         return make
 
     def sliced(hw_load):
-        def make(jpegs, windows, flips):
+        def make(jpegs, windows, flips, crops):
             anchor = fn.stack(windows[1], windows[0])
             shape = fn.stack(windows[3], windows[2])
             images = fn.decoders.image_slice(
@@ -126,13 +147,21 @@ def graphs() -> dict:
 
         return make
 
-    def slipstream_graph(jpegs, windows, flips):
+    def cropped(jpegs, windows, flips, crops):
+        images = fn.decoders.image_crop(
+            jpegs, device="mixed", output_type=types.RGB,
+            crop_pos_x=crops[0], crop_pos_y=crops[1], crop_w=crops[2], crop_h=crops[3],
+        )  # fmt: skip
+        return fn.resize(images, resize_x=SIZE, resize_y=SIZE, antialias=True)
+
+    def slipstream_graph(jpegs, windows, flips, crops):
         return normalized_images(jpegs, windows, flips, pipeline, "mixed")
 
     return {
         "image (full) + resize": full,
         "image_random_crop + resize": random_crop(0.65),
         "image_slice(windows) + resize": sliced(0.65),
+        "image_crop(crop_pos, crop_w/h) + resize": cropped,
         "slipstream graph: image_slice + resize + CMN": slipstream_graph,
         "image_random_crop + resize, hw_decoder_load=0": random_crop(0.0),
         "image_slice(windows) + resize, hw_decoder_load=0": sliced(0.0),
