@@ -1,13 +1,15 @@
 """JPEG field vs its YUV420 companion, side by side in one process run.
 
 For the same images: RandomResizedCrop 224 + flip, uint8 CPU output, batch 256, all cores,
-through ``SlipstreamLoader(backend="native")`` with ``image_format="jpeg"`` and
-``"yuv420"``, in alternating rounds (img/s = median of the warm epochs of a round); then
-the raw gather throughput of both fields (the prefetcher's Numba gather, no decode) and
-their sizes.
+through ``SlipstreamLoader`` with ``image_format="jpeg"`` and ``"yuv420"`` on each backend
+(``native``; ``dali`` with ``decode_device="cpu"``, slipstream's DALI operator, where DALI is
+installed), in alternating rounds (img/s = median of the warm epochs of a round; ratios are
+against native JPEG in the same round); then the raw gather throughput of both fields (the
+prefetcher's Numba gather, no decode) and their sizes.
 
 Usage:
     python benchmarks/bench_yuv420.py [--data /tmp/corpus/train] [--rounds 3] [--epochs 3]
+        [--backends native,dali]
 
 The reference corpus: ``../shared/tools/make_photo_corpus.py OUT --n 5000``, ``--data
 OUT/train``; its slip cache goes under ``--cache-root``, the companion inside it.
@@ -16,6 +18,7 @@ OUT/train``; its slip cache goes under ``--cache-root``, the companion inside it
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
@@ -30,6 +33,8 @@ from slipstream.sampling import epoch_order
 
 BATCH = 256
 FORMATS = ("jpeg", "yuv420")
+BASELINE = ("native", "jpeg")
+"""The run every other one is compared with, round by round."""
 
 
 def loader_rates(loader: SlipstreamLoader, epochs: int) -> list[float]:
@@ -62,6 +67,15 @@ def gather_rate(data: np.ndarray, meta: np.ndarray, epochs: int) -> tuple[float,
     return statistics.median(rates), statistics.median(speeds)
 
 
+def default_backends() -> str:
+    """``"native,dali"`` where DALI is installed, else ``"native"``."""
+    try:
+        found = importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):
+        found = False
+    return "native,dali" if found else "native"
+
+
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,37 +84,46 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="per round; the first is cold")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument(
+        "--backends",
+        default=default_backends(),
+        help="comma-separated loader backends (dali: its CPU operator); default: %(default)s",
+    )
     args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if "native" not in backends:
+        backends.insert(0, "native")  # the baseline of every ratio
 
     dataset = SlipstreamDataset(args.data, cache_root=args.cache_root)
     start = time.perf_counter()
     companion = build_yuv420(dataset.cache, "image")
     print(f"{dataset}\nYUV420 companion ready in {time.perf_counter() - start:.1f} s")
     pipeline = {"image": ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")}
+    runs = [(backend, fmt) for backend in backends for fmt in FORMATS]
     loaders = {
-        fmt: SlipstreamLoader(
+        (backend, fmt): SlipstreamLoader(
             dataset,
             BATCH,
             pipeline,
             seed=0,
             device="cpu",
-            backend="native",
+            backend=backend,
+            decode_device="cpu",
             num_threads=args.threads,
             image_format=fmt,
         )
-        for fmt in FORMATS
+        for backend, fmt in runs
     }
-    rounds: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
+    rounds: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     for r in range(args.rounds):
-        for fmt in FORMATS:
-            rates = loader_rates(loaders[fmt], args.epochs)
-            rounds[fmt].append(statistics.median(rates[1:] or rates))
-        ratio = rounds["yuv420"][-1] / rounds["jpeg"][-1]
+        for run in runs:
+            rates = loader_rates(loaders[run], args.epochs)
+            rounds[run].append(statistics.median(rates[1:] or rates))
         print(
-            f"round {r + 1}: RRC224+flip jpeg {rounds['jpeg'][-1]:,.0f} img/s, "
-            f"yuv420 {rounds['yuv420'][-1]:,.0f} img/s, ratio {ratio:.2f}"
+            f"round {r + 1}: RRC224+flip "
+            + ", ".join(f"{b} {f} {rounds[(b, f)][-1]:,.0f}" for b, f in runs)
+            + " img/s"
         )
-    ratios = [y / j for y, j in zip(rounds["yuv420"], rounds["jpeg"], strict=True)]
 
     jpeg_meta = dataset.cache.meta("image")
     raw = {
@@ -108,22 +131,18 @@ def main() -> None:
         "yuv420": gather_rate(np.asarray(companion.data), companion.meta, args.epochs),
     }
     print(f"\n{args.threads} threads, batch {BATCH}, {len(dataset)} images, {args.rounds} rounds")
-    print("| | jpeg | yuv420 | yuv420 / jpeg |")
+    print("RRC224+flip, uint8 CPU output; ratio: median of same-round ratios to native jpeg")
+    print("| backend | format | img/s, per round | median | vs native jpeg |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for run in runs:
+        ratios = [v / b for v, b in zip(rounds[run], rounds[BASELINE], strict=True)]
+        print(
+            f"| {run[0]} | {run[1]} | "
+            + " / ".join(f"{v:,.0f}" for v in rounds[run])
+            + f" | {statistics.median(rounds[run]):,.0f} | {statistics.median(ratios):.2f} |"
+        )
+    print("\n| | jpeg | yuv420 | yuv420 / jpeg |")
     print("| --- | ---: | ---: | ---: |")
-    print(
-        "| RRC224+flip img/s, per round | "
-        + " / ".join(f"{v:,.0f}" for v in rounds["jpeg"])
-        + " | "
-        + " / ".join(f"{v:,.0f}" for v in rounds["yuv420"])
-        + " | "
-        + " / ".join(f"{v:.2f}" for v in ratios)
-        + " |"
-    )
-    med_j, med_y = statistics.median(rounds["jpeg"]), statistics.median(rounds["yuv420"])
-    print(
-        f"| RRC224+flip img/s, median | {med_j:,.0f} | {med_y:,.0f} | "
-        f"{statistics.median(ratios):.2f} (median of same-run ratios) |"
-    )
     print(
         f"| raw gather img/s | {raw['jpeg'][0]:,.0f} | {raw['yuv420'][0]:,.0f} | "
         f"{raw['yuv420'][0] / raw['jpeg'][0]:.2f} |"

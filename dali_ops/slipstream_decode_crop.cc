@@ -1,18 +1,30 @@
 // DALI CPU operator `SlipstreamDecodeCrop` (Python: fn.slipstream_decode_crop): a thin wrapper
-// over slipstream::DecodeCropResize and DecodeCropResizeViews (csrc/decode_crop.h), the
-// kernels the native backend uses, so both CPU paths give bit-identical crops.
+// over slipstream::DecodeImageViews (csrc/decode_crop.h), the one JPEG / YUV420 dispatch the
+// native backend uses too, so both CPU paths give bit-identical crops.
 //
-// Inputs:  0  encoded JPEG bytes, uint8 1-D per sample (ragged)
+// Inputs:  0  encoded items, uint8 1-D per sample (ragged): JPEG bytes, or YUV420 (planar
+//             I420, csrc/yuv420.h) items with format="yuv420"
 //          1  crop windows, int32 [4] = (y, x, h, w) per sample, or [K, 4] for K views
-// Args:    size  (int or [out_h, out_w]), flip (per-sample tensor argument, default 0)
+// Args:    size    (int or [out_h, out_w])
+//          flip    (per-sample tensor argument, default 0)
+//          format  "jpeg" (default) or "yuv420"
+//          image_size  yuv420 only, and required there: each item's true size (h, w), as a
+//                  per-sample tensor argument (any integer type, 2 values per sample), or
+//                  one constant [h, w] for the whole batch. A YUV420 item has no header, so
+//                  its size travels beside it (from the companion's .meta.npy). An argument
+//                  input rather than a third regular input: it is a per-sample parameter of
+//                  the decode (as fn.resize's `size`), not data the operator transforms, and
+//                  JPEG graphs do not carry an unused input.
 // Output:  uint8 [H, W, 3] (layout HWC) per sample, or [K, H, W, 3] for [K, 4] windows.
 //
 // Samples are decoded on DALI's thread pool (one task per sample). A failed sample never
-// aborts: every failure of the batch is collected and reported by one DALI error naming the
-// sample index and the libjpeg message.
+// aborts: every failure of the batch (a corrupt JPEG, a YUV420 item too short for its
+// image_size, a window outside the image) is collected and reported by one DALI error naming
+// the sample index (and view) and the kernel's message.
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 // The plugin builds with -fvisibility=hidden (its copy of the csrc kernels stays private),
@@ -22,7 +34,7 @@
 #include "dali/core/error_handling.h"
 #include "dali/pipeline/operator/operator.h"
 #pragma GCC visibility pop
-#include "decode_crop.h"
+#include "decode_crop.h"  // DecodeImageViews: the one JPEG / YUV420 dispatch
 
 namespace slipstream_dali {
 
@@ -40,6 +52,25 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
                  "slipstream_decode_crop: `size` must be an int or [height, width], both >= 1");
     out_h_ = size[0];
     out_w_ = size[1];
+    const std::string format = spec.GetArgument<std::string>("format");
+    if (format == "jpeg") {
+      format_ = slipstream::kFormatJpeg;
+    } else if (format == "yuv420") {
+      format_ = slipstream::kFormatYuv420;
+    } else {
+      DALI_FAIL(dali::make_string("slipstream_decode_crop: `format` must be \"jpeg\" or "
+                                  "\"yuv420\", got \"", format, "\""));
+    }
+    const bool has_size = spec.ArgumentDefined("image_size");
+    if (format_ == slipstream::kFormatYuv420) {
+      DALI_ENFORCE(has_size,
+                   "slipstream_decode_crop: format=\"yuv420\" needs `image_size`, each item's "
+                   "true (height, width): a YUV420 item has no header");
+    } else {
+      DALI_ENFORCE(!has_size,
+                   "slipstream_decode_crop: `image_size` is for format=\"yuv420\" only (a "
+                   "JPEG carries its size in its header)");
+    }
   }
 
  protected:
@@ -48,8 +79,10 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     const auto &windows = ws.Input<CPUBackend>(1);
     const int batch = jpegs.num_samples();
     DALI_ENFORCE(jpegs.type() == DALI_UINT8,
-                 dali::make_string("slipstream_decode_crop: input 0 (encoded JPEG bytes) must be "
-                                   "uint8, got ", jpegs.type()));
+                 dali::make_string("slipstream_decode_crop: input 0 (",
+                                   format_ == slipstream::kFormatJpeg ? "encoded JPEG bytes"
+                                                                      : "YUV420 items",
+                                   ") must be uint8, got ", jpegs.type()));
     DALI_ENFORCE(windows.type() == DALI_INT32,
                  dali::make_string("slipstream_decode_crop: input 1 (crop windows) must be "
                                    "int32, got ", windows.type()));
@@ -57,6 +90,7 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     DALI_ENFORCE(wdim == 1 || wdim == 2,
                  "slipstream_decode_crop: crop windows must have shape [4] or [K, 4] per sample");
     ReadFlips(ws, batch);
+    if (format_ == slipstream::kFormatYuv420) ReadImageSizes(ws, batch);
     TensorListShape<> shape(batch, wdim + 2);
     for (int i = 0; i < batch; i++) {
       auto ws_shape = windows.tensor_shape_span(i);
@@ -107,12 +141,19 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
               view_outs[k] = out + k * view_bytes;
               view_sizes[2 * k] = out_h_, view_sizes[2 * k + 1] = out_w_;
             }
+            slipstream::EncodedImage image;
+            image.data = data;
+            image.size = static_cast<uint64_t>(nbytes);
+            image.format = format_;
+            if (format_ == slipstream::kFormatYuv420) {
+              image.height = image_hw_[2 * i];
+              image.width = image_hw_[2 * i + 1];
+            }
             int32_t failed = 0;
-            // K views: one entropy decode per distinct DCT scale among them.
-            slipstream::Result r = slipstream::DecodeCropResizeViews(
-                data, static_cast<uint64_t>(nbytes), win, static_cast<int32_t>(views),
-                view_sizes.data(), view_flips.data(), view_outs.data(), slipstream::kScaleAny,
-                &failed);
+            // JPEG: one entropy decode per distinct DCT scale among the K views.
+            slipstream::Result r = slipstream::DecodeImageViews(
+                image, win, static_cast<int32_t>(views), view_sizes.data(), view_flips.data(),
+                view_outs.data(), slipstream::kScaleAny, &failed);
             if (!r.ok()) {
               std::memset(out, 0, static_cast<size_t>(views * view_bytes));
               results_[i] = std::move(r);
@@ -170,6 +211,60 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     }
   }
 
+  // Per-sample true sizes (h, w) of YUV420 items, from the tensor argument (2 integers per
+  // sample, any integer type) or the constant [h, w].
+  void ReadImageSizes(const Workspace &ws, int batch) {
+    image_hw_.resize(2 * static_cast<size_t>(batch));
+    if (!spec_.HasTensorArgument("image_size")) {
+      std::vector<int> hw = spec_.GetRepeatedArgument<int>("image_size");
+      DALI_ENFORCE(hw.size() == 2,
+                   dali::make_string("slipstream_decode_crop: `image_size` must hold 2 values "
+                                     "(height, width), got ", hw.size()));
+      for (int i = 0; i < batch; i++) image_hw_[2 * i] = hw[0], image_hw_[2 * i + 1] = hw[1];
+      return;
+    }
+    const auto &arg = ws.ArgumentInput("image_size");
+    DALI_ENFORCE(arg.num_samples() == batch,
+                 dali::make_string("slipstream_decode_crop: `image_size` has ", arg.num_samples(),
+                                   " samples, the batch has ", batch));
+    for (int i = 0; i < batch; i++) {
+      DALI_ENFORCE(arg.tensor_shape(i).num_elements() == 2,
+                   dali::make_string("slipstream_decode_crop: sample ", i, ": `image_size` must "
+                                     "hold 2 values (height, width), got shape ",
+                                     arg.tensor_shape(i)));
+      switch (arg.type()) {
+#define SLIPSTREAM_SIZE_CASE(ID, T)                                           \
+  case ID: {                                                                  \
+    const T *p = arg.tensor<T>(i);                                            \
+    for (int k = 0; k < 2; k++) image_hw_[2 * i + k] = ClampToInt32(p[k]);    \
+    break;                                                                    \
+  }
+        SLIPSTREAM_SIZE_CASE(DALI_UINT8, uint8_t)
+        SLIPSTREAM_SIZE_CASE(DALI_INT8, int8_t)
+        SLIPSTREAM_SIZE_CASE(DALI_UINT16, uint16_t)
+        SLIPSTREAM_SIZE_CASE(DALI_INT16, int16_t)
+        SLIPSTREAM_SIZE_CASE(DALI_UINT32, uint32_t)
+        SLIPSTREAM_SIZE_CASE(DALI_INT32, int32_t)
+        SLIPSTREAM_SIZE_CASE(DALI_UINT64, uint64_t)
+        SLIPSTREAM_SIZE_CASE(DALI_INT64, int64_t)
+#undef SLIPSTREAM_SIZE_CASE
+        default:
+          DALI_FAIL(dali::make_string("slipstream_decode_crop: `image_size` must be an "
+                                      "integer tensor, got ", arg.type()));
+      }
+    }
+  }
+
+  // Out-of-range sizes become -1: the kernel then rejects that sample by name.
+  template <typename T>
+  static int32_t ClampToInt32(T v) {
+    if constexpr (std::is_signed_v<T>) {
+      if (v < 0) return -1;
+    }
+    return static_cast<uint64_t>(v) > static_cast<uint64_t>(INT32_MAX) ? -1
+                                                                        : static_cast<int32_t>(v);
+  }
+
   void ReportFailures(int batch, bool multi) {
     std::string msg;
     int failed = 0;
@@ -191,6 +286,8 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
 
   int32_t out_h_ = 0;
   int32_t out_w_ = 0;
+  int32_t format_ = slipstream::kFormatJpeg;
+  std::vector<int32_t> image_hw_;  // YUV420: (h, w) per sample
   std::vector<uint8_t> flips_;
   std::vector<size_t> flip_offsets_;
   std::vector<int64_t> flip_counts_;
@@ -206,20 +303,26 @@ namespace dali {
 DALI_REGISTER_OPERATOR(SlipstreamDecodeCrop, ::slipstream_dali::SlipstreamDecodeCrop, CPU);
 
 DALI_SCHEMA(SlipstreamDecodeCrop)
-    .DocStr(R"(Fused JPEG decode, crop, antialiased resize and optional horizontal flip.
+    .DocStr(R"(Fused JPEG (or YUV420) decode, crop, antialiased resize and optional flip.
 
 Wraps slipstream's C++ kernel (libjpeg-turbo DCT scaling + region-of-interest decode +
 Pillow-compatible antialiased bilinear resize): outputs are bit-identical to
-``slipstream.native.decode_crop`` for the same windows. Gray and CMYK JPEGs are converted to
-RGB. Output is uint8 ``[H, W, 3]`` (layout ``HWC``) per sample, or ``[K, H, W, 3]`` when the
-windows of a sample have shape ``[K, 4]``: the views sharing a DCT scale are then resized
-from one decode of the region covering their windows (one entropy decode per distinct
-scale, not per view), each bit-identical to its single-window decode.
-A corrupt sample or a window outside the image raises an error naming the sample index.)")
+``slipstream.native.decode_crop`` for the same windows. With ``format="yuv420"`` the inputs
+are planar I420 items (a slip cache's YUV420 companion) and ``image_size`` gives each item's
+true ``(height, width)``: only the window's rows and columns are converted to RGB, then
+resized as the JPEG path does (bit-identical to ``slipstream.native.yuv420``). Gray and
+CMYK JPEGs are converted to RGB. Output is uint8 ``[H, W, 3]`` (layout ``HWC``) per sample,
+or ``[K, H, W, 3]`` when the windows of a sample have shape ``[K, 4]``: JPEG views sharing a
+DCT scale are then resized from one decode of the region covering their windows (one
+entropy decode per distinct scale, not per view), each bit-identical to its single-window
+decode.
+A corrupt sample, a YUV420 item shorter than its ``image_size`` needs, or a window outside
+the image raises one error naming every failed sample index.)")
     .NumInput(2)
     .NumOutput(1)
     .InputDox(0, "jpegs", "TensorList of uint8, 1-D per sample",
-              "Encoded JPEG bytes, one ragged 1-D buffer per sample.")
+              "Encoded JPEG bytes (or YUV420 items with ``format=\"yuv420\"``), one ragged "
+              "1-D buffer per sample.")
     .InputDox(1, "windows", "TensorList of int32, shape [4] or [K, 4] per sample",
               "Crop windows ``(y, x, h, w)`` in source-pixel coordinates; must lie inside the "
               "image.")
@@ -230,6 +333,16 @@ A corrupt sample or a window outside the image raises an error naming the sample
                     "Mirror the output horizontally where non-zero. A per-sample tensor "
                     "argument (bool or any integer type) holding 1 value per sample, or K values "
                     "(one per view) with ``[K, 4]`` windows.",
-                    0, true);
+                    0, true)
+    .AddOptionalArg("format",
+                    "What input 0 holds: ``\"jpeg\"`` (encoded JPEG) or ``\"yuv420\"`` (planar "
+                    "I420 items, odd sides padded to even; needs ``image_size``).",
+                    "jpeg")
+    .AddOptionalArg(
+        "image_size",
+        "``format=\"yuv420\"`` only (required there): each item's true ``(height, width)``. A "
+        "per-sample tensor argument (any integer type, 2 values per sample) or one constant "
+        "``[height, width]`` for every sample.",
+        DALI_INT_VEC, nullptr, true);
 
 }  // namespace dali

@@ -133,7 +133,8 @@ class SlipstreamLoader:
         image_format: What the decoders read: ``"jpeg"`` (the image fields themselves) or
             ``"yuv420"`` (each field's YUV420 companion, built on first use by
             :func:`slipstream.cache.yuv420.build_yuv420`, then opened: about 3.5x the JPEG
-            bytes, decoded without entropy decoding). Native backend only for now.
+            bytes, decoded without entropy decoding), on either backend's CPU decode
+            (``decode_device="cpu"``; nvJPEG reads JPEG only).
 
     Example:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -177,11 +178,13 @@ class SlipstreamLoader:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if backend == "dali" and image_format == "yuv420":
-            raise NotImplementedError(
-                "image_format='yuv420' runs on backend='native' only: the DALI operator "
-                "(dali_ops/slipstream_decode_crop.cc) does not yet take the YUV420 format code "
-                "and per-sample image sizes, and the DALI loader backend does not pass them"
-            )
+            if decode_device == "mixed":
+                raise ValueError(
+                    "image_format='yuv420' cannot decode with decode_device='mixed': nvJPEG "
+                    "reads JPEG only. Use decode_device='cpu' (slipstream's DALI operator reads "
+                    "YUV420 items), or image_format='jpeg' with decode_device='mixed'"
+                )
+            decode_device = "cpu"  # the default on a GPU is nvJPEG, which cannot read YUV420
         if backend == "dali":
             _import_dali_backend()
         if not pipelines:
@@ -316,6 +319,8 @@ class SlipstreamLoader:
                 self.decode_device,
                 decode_groups(self.pipelines, by_size=True),
                 self._lead_of,
+                image_format=self.image_format,
+                image_meta=self._image_meta,
             )
             from slipstream.dali.loader_backend import PREFETCH_QUEUE_DEPTH
 

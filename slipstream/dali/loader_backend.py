@@ -5,9 +5,10 @@ sample ids, crop windows and flips, keyed by seed, epoch and sample id). One DAL
 decodes every image output of a slot, driven by a ``DALIGenericIterator``::
 
     SlotFeed (external_source, batch, no_copy, cycle="raise")
-      per decode group (outputs of one field and size): jpegs/<lead>, then
-      windows/<name>, flips/<name> per member; ids
-        decode_device="cpu":   fn.slipstream_decode_crop(jpegs, windows, size, flip=flips)
+      per decode group (outputs of one field and size): jpegs/<lead>, [sizes/<lead>,]
+      then windows/<name>, flips/<name> per member; ids
+        decode_device="cpu":   fn.slipstream_decode_crop(jpegs, windows, size, flip=flips
+                               [, format="yuv420", image_size=sizes])
                                (a group of K: fn.stack'ed [K, 4] windows, one call, view k
                                = output[k]) [.gpu() when the loader's device is a GPU]
         decode_device="mixed": fn.decoders.image_slice (nvJPEG) -> fn.resize (antialiased)
@@ -24,6 +25,11 @@ at the end of an epoch, as ``auto_reset`` does, would ask the feed for batches o
 epoch that has no slots yet). A break mid-epoch, or an error,
 shuts the pipeline down (so it no longer reads the slots) and the next epoch builds a
 fresh one.
+
+With ``image_format="yuv420"`` the slots hold the items of each field's YUV420 companion;
+they have no header, so the feed adds ``sizes/<lead>`` (int32 ``[n, 2]`` true height and
+width per sample, from the companion's meta) and the operator gets ``format="yuv420"``.
+nvJPEG (``"mixed"``) cannot read them.
 
 Every other loader feature (batch dict, ``state_dict`` resume, distributed sharding,
 ``len``) is the loader's own code, identical for both backends.
@@ -48,7 +54,17 @@ from slipstream.native.backend import SampleDecodeError
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch.slots import DecodedBatch
 
-__all__ = ["DaliBackend", "normalized_images"]
+__all__ = ["IMAGE_FORMATS", "MIXED_YUV420_MESSAGE", "DaliBackend", "normalized_images"]
+
+IMAGE_FORMATS = ("jpeg", "yuv420")
+"""What the gathered items are: encoded JPEG, or items of a field's YUV420 companion."""
+
+MIXED_YUV420_MESSAGE = (
+    "image_format='yuv420' cannot decode with decode_device='mixed': nvJPEG reads JPEG only. "
+    "Use decode_device='cpu' (slipstream's DALI operator reads YUV420 items), or "
+    "image_format='jpeg' with decode_device='mixed' (nvJPEG on the GPU)"
+)
+"""The error for YUV420 items with nvJPEG, naming both alternatives."""
 
 PREFETCH_QUEUE_DEPTH = 2
 """Batches DALI runs ahead of the consumer (each holds one slot)."""
@@ -128,9 +144,15 @@ class DaliBackend:
             CPU a group is one operator call with ``[K, 4]`` windows.
         lead_of: Output name -> the output whose slot holds its field's gathered bytes
             (default: itself).
+        image_format: What the gathered items are: ``"jpeg"`` or ``"yuv420"`` (items of
+            each field's YUV420 companion; ``decode_device="cpu"`` only).
+        image_meta: Output name -> its items' ``height`` / ``width`` arrays (one entry per
+            sample id; needed for ``"yuv420"``, whose items carry no header).
 
     Raises:
-        ValueError: ``decode_device="mixed"`` without a CUDA output device.
+        ValueError: ``decode_device="mixed"`` without a CUDA output device, or with
+            ``image_format="yuv420"``; an unknown ``image_format``; ``"yuv420"`` without
+            ``image_meta``.
     """
 
     def __init__(
@@ -144,8 +166,16 @@ class DaliBackend:
         decode_device: str = "cpu",
         groups: list[tuple[str, ...]] | None = None,
         lead_of: dict[str, str] | None = None,
+        image_format: str = "jpeg",
+        image_meta: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> None:
         """Check the arguments and load the operator plugin (the pipeline is built lazily)."""
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        if image_format == "yuv420" and decode_device == "mixed":
+            raise ValueError(MIXED_YUV420_MESSAGE)
+        if image_format == "yuv420" and image_meta is None:
+            raise ValueError("image_format='yuv420' needs image_meta (the items' true sizes)")
         if decode_device == "mixed" and device.type != "cuda":
             raise ValueError(
                 "decode_device='mixed' (nvJPEG) needs a CUDA output device, got "
@@ -165,8 +195,18 @@ class DaliBackend:
                 device.index if device.index is not None else torch.cuda.current_device()
             )
         self.decode_device = decode_device
+        self.image_format = image_format
         self._groups = groups or [(name,) for name in self._pipelines]
-        self._feed = SlotFeed(self._groups, lead_of or {})
+        sizes = None
+        if image_format == "yuv420":
+            assert image_meta is not None
+            sizes = {
+                group[0]: np.stack(
+                    [image_meta[group[0]]["height"], image_meta[group[0]]["width"]], axis=1
+                ).astype(np.int32)
+                for group in self._groups
+            }
+        self._feed = SlotFeed(self._groups, lead_of or {}, sizes)
         self._pipeline: Pipeline | None = None
         self._iterator: DALIGenericIterator | None = None
         self._needs_reset = False  # the iterator finished an epoch; reset after attach
@@ -179,8 +219,13 @@ class DaliBackend:
     def _outputs(self, arrays: tuple[Any, ...]) -> list[Any]:
         images: dict[str, Any] = {}
         position = 0
+        yuv = self.image_format == "yuv420"
         for group in self._groups:
             jpegs = arrays[position]
+            kwargs: dict[str, Any] = {}
+            if yuv:
+                kwargs = {"format": "yuv420", "image_size": arrays[position + 1]}
+                position += 1
             windows = arrays[position + 1 : position + 1 + 2 * len(group) : 2]
             flips = arrays[position + 2 : position + 2 + 2 * len(group) : 2]
             position += 1 + 2 * len(group)
@@ -191,9 +236,10 @@ class DaliBackend:
                     images[name] = normalized_images(jpegs, window, flip, pipeline, "mixed")
                 continue
             if len(group) == 1:
-                decoded = [decode_crop(jpegs, windows[0], size, flip=flips[0])]
+                decoded = [decode_crop(jpegs, windows[0], size, flip=flips[0], **kwargs)]
             else:  # [K, 4] windows: the views share the image's decode; view k is [k]
-                views = decode_crop(jpegs, fn.stack(*windows), size, flip=fn.stack(*flips))
+                stacked = fn.stack(*windows)
+                views = decode_crop(jpegs, stacked, size, flip=fn.stack(*flips), **kwargs)
                 decoded = [views[k] for k in range(len(group))]
             for name, node in zip(group, decoded, strict=True):
                 images[name] = node.gpu() if self._device_id is not None else node
@@ -228,7 +274,7 @@ class DaliBackend:
         if self._pipeline is not None:
             self._pipeline._shutdown()  # blocks until DALI's workers are idle
             self._pipeline = None
-        self._feed.pending.clear()
+        self._feed.clear()
 
     # ------------------------------------------------------------------ batches
     def batches(

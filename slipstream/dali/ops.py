@@ -6,8 +6,10 @@ Call these inside a ``pipeline_def``:
   windows, flips, labels, ...) with the settings the prefetcher's reused buffers need.
 * :func:`decode_crop` decodes only each sample's crop window, straight to the output size:
   ``device="cpu"`` runs slipstream's fused operator (``fn.slipstream_decode_crop``,
-  bit-identical to the native backend); ``device="mixed"`` runs nvJPEG on the GPU
-  (``fn.decoders.image_slice`` on the same windows, then an antialiased ``fn.resize``).
+  bit-identical to the native backend), on JPEG bytes or, with ``format="yuv420"``, on the
+  items of a YUV420 companion (their true sizes given by ``image_size``);
+  ``device="mixed"`` runs nvJPEG on the GPU (``fn.decoders.image_slice`` on the same
+  windows, then an antialiased ``fn.resize``; JPEG only).
 
 Windows are int32 ``[y, x, h, w]`` in source pixels, the one interface between slipstream's
 crop samplers and every decoder.
@@ -22,6 +24,9 @@ from slipstream.dali.plugin import load_plugin
 
 DECODE_DEVICES = ("cpu", "mixed")
 """Where :func:`decode_crop` decodes: slipstream's CPU operator, or nvJPEG (``"mixed"``)."""
+
+IMAGE_FORMATS = ("jpeg", "yuv420")
+"""What :func:`decode_crop` reads: encoded JPEG bytes, or YUV420 (planar I420) items."""
 
 
 def external_source(source: Any, num_outputs: int | None = None, **kwargs: Any) -> Any:
@@ -69,13 +74,16 @@ def decode_crop(
     size: int | Sequence[int],
     flip: Any = None,
     device: str = "cpu",
+    format: str = "jpeg",
+    image_size: Any = None,
 ) -> Any:
-    """Fused JPEG decode, crop, antialiased resize and flip, as a DALI graph node.
+    """Fused JPEG (or YUV420) decode, crop, antialiased resize and flip, as a DALI graph node.
 
     Call inside a ``pipeline_def``.
 
     Args:
-        jpegs: DataNode of encoded JPEG bytes, uint8 1-D per sample.
+        jpegs: DataNode of encoded items, uint8 1-D per sample: JPEG bytes, or YUV420 items
+            (planar I420, see :mod:`slipstream.native.yuv420`) with ``format="yuv420"``.
         windows: DataNode of int32 crop windows ``[y, x, h, w]`` in source pixels, shape
             ``[4]`` per sample (CPU only: or ``[K, 4]`` for K views, giving
             ``[K, H, W, 3]``).
@@ -86,17 +94,26 @@ def decode_crop(
             :func:`slipstream.native.decode_crop`, output on the CPU. ``"mixed"``: nvJPEG
             region decode + ``fn.resize`` (antialiased linear), output on the GPU; within
             a few levels of the CPU output (different resampling), needs a pipeline with a
-            ``device_id``.
+            ``device_id``; JPEG only.
+        format: ``"jpeg"`` or ``"yuv420"`` (CPU only; bit-identical to
+            :func:`slipstream.native.yuv420.decode_crop_views_yuv420`).
+        image_size: ``format="yuv420"`` only, and required there (an item has no header):
+            each item's true ``(height, width)``, as a DataNode of 2 integers per sample
+            (e.g. the companion's ``meta["height"]``, ``meta["width"]`` of the batch's
+            samples, int32 ``[n, 2]`` through ``external_source``) or one constant pair.
 
     Returns:
         DataNode of uint8 ``[H, W, 3]`` (layout ``HWC``) per sample.
 
     Raises:
-        ValueError: For another device or a malformed size.
+        ValueError: For another device or format, a malformed size, ``image_size``
+            missing with ``"yuv420"`` or given with ``"jpeg"``, or ``"yuv420"`` with
+            ``device="mixed"`` (nvJPEG cannot read YUV420 items).
         RuntimeError: ``device="mixed"`` in a pipeline without a GPU (``device_id=None``).
     """
     if device not in DECODE_DEVICES:
         raise ValueError(f"device must be one of {DECODE_DEVICES}, got {device!r}")
+    _check_format(format, image_size, device)
     pair = _size_pair(size)
     if device == "mixed":
         _require_gpu_pipeline()
@@ -112,7 +129,36 @@ def decode_crop(
     kwargs: dict[str, Any] = {"size": pair}
     if flip is not None:
         kwargs["flip"] = int(flip) if isinstance(flip, (bool, int)) else flip
+    if format != "jpeg":
+        kwargs["format"] = format
+        kwargs["image_size"] = _constant_pair(image_size)
     return fn.slipstream_decode_crop(jpegs, windows, **kwargs)
+
+
+def _check_format(format: str, image_size: Any, device: str) -> None:
+    """Reject a format the chosen decoder cannot read, or a missing or stray ``image_size``."""
+    if format not in IMAGE_FORMATS:
+        raise ValueError(f"format must be one of {IMAGE_FORMATS}, got {format!r}")
+    if format == "yuv420" and device == "mixed":
+        raise ValueError(
+            "decode_crop(format='yuv420') cannot run on device='mixed': nvJPEG decodes JPEG "
+            "only; decode YUV420 items with device='cpu' (slipstream's operator), or read the "
+            "JPEG field (format='jpeg') with nvJPEG"
+        )
+    if format == "yuv420" and image_size is None:
+        raise ValueError(
+            "decode_crop(format='yuv420') needs image_size, each item's true (height, width): "
+            "a YUV420 item has no header"
+        )
+    if format == "jpeg" and image_size is not None:
+        raise ValueError("image_size is for format='yuv420' only (a JPEG has its size inside)")
+
+
+def _constant_pair(image_size: Any) -> Any:
+    """A constant ``(height, width)`` as a list of ints; a DataNode passes through."""
+    if isinstance(image_size, (list, tuple)) and all(isinstance(v, int) for v in image_size):
+        return [int(v) for v in image_size]
+    return image_size
 
 
 def _require_gpu_pipeline() -> None:

@@ -1,0 +1,280 @@
+"""SlipstreamLoader(backend="dali", image_format="yuv420") against the native backend: bit-exact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip(
+    "nvidia.dali", reason="nvidia-dali is not installed (pip install 'slipstream[dali]')"
+)
+
+from slipstream import SlipstreamDataset, SlipstreamLoader  # noqa: E402
+from slipstream.cache.yuv420 import build_yuv420, companion_names  # noqa: E402
+from slipstream.native import decode_full  # noqa: E402
+from slipstream.native.backend import SampleDecodeError  # noqa: E402
+from slipstream.native.yuv420 import decode_crop_views_yuv420  # noqa: E402
+from slipstream.pipelines import (  # noqa: E402
+    CenterCrop,
+    ImagePipeline,
+    RandomResizedCrop,
+    supervised_train,
+    supervised_val,
+)
+
+pytestmark = pytest.mark.dali
+
+UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
+UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
+UINT8_VAL = supervised_val(48, resize_short=56, normalize=False, dtype="uint8")
+# Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
+MULTI_VIEW = {
+    f"{kind}_{k}": ImagePipeline(
+        RandomResizedCrop(size, scale=scale),
+        flip_probability=0.5,
+        dtype="uint8",
+        field="image",
+        view=view,
+    )
+    for view, (kind, k, size, scale) in enumerate(
+        [
+            ("global", 0, 64, (0.3, 1.0)),
+            ("global", 1, 64, (0.3, 1.0)),
+            ("local", 0, 32, (0.05, 0.3)),
+            ("local", 1, 32, (0.05, 0.3)),
+        ]
+    )
+}
+
+
+def _loader(dataset, backend, batch_size=64, pipelines=UINT8_TRAIN, **kwargs):
+    kwargs.setdefault("device", "cpu")
+    kwargs.setdefault("num_threads", 2)
+    kwargs.setdefault("image_format", "yuv420")
+    return SlipstreamLoader(dataset, batch_size, pipelines, backend=backend, **kwargs)
+
+
+def _batches(loader) -> list[dict[str, torch.Tensor]]:
+    return [{k: v.clone() for k, v in batch.items()} for batch in loader]
+
+
+def _assert_same(expected, got):
+    assert len(expected) == len(got)
+    for a, b in zip(expected, got, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
+            assert torch.equal(a[key], b[key]), key
+
+
+def _copy_dataset(dataset: SlipstreamDataset, dest: Path) -> SlipstreamDataset:
+    shutil.copytree(dataset.cache_path, dest)
+    return SlipstreamDataset(dest)
+
+
+@pytest.fixture(scope="module")
+def yuv_dataset(photo_dataset, tmp_path_factory: pytest.TempPathFactory) -> SlipstreamDataset:
+    """A private copy of the photo cache with its YUV420 companion built."""
+    dataset = _copy_dataset(photo_dataset, tmp_path_factory.mktemp("dali-yuv") / "cache")
+    build_yuv420(dataset.cache, "image", progress=False)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def odd_dataset(photo_dataset, tmp_path_factory: pytest.TempPathFactory) -> SlipstreamDataset:
+    """48 JPEGs with odd sides (some 4:4:4) cut from the photos, as a slip cache."""
+    root = tmp_path_factory.mktemp("odd-photos")
+    rng = np.random.default_rng(3)
+    for i in range(48):
+        photo = decode_full(photo_dataset.cache.item_bytes("image", i))
+        h = min(int(rng.integers(9, 60)) * 2 + 1, photo.shape[0])
+        w = min(int(rng.integers(9, 60)) * 2 + 1, photo.shape[1])
+        h, w = (h, w - 1 + w % 2) if i % 3 == 0 else (h - 1 + h % 2, w)  # one or both odd
+        folder = root / f"class_{i % 4}"
+        folder.mkdir(exist_ok=True)
+        tile = Image.fromarray(np.ascontiguousarray(photo[:h, :w]))
+        tile.save(folder / f"{i:03d}.jpg", quality=95, subsampling=2 if i % 4 else 0)
+    dataset = SlipstreamDataset(
+        root, cache_root=tmp_path_factory.mktemp("odd-caches"), progress=False
+    )
+    meta = dataset.cache.meta("image")
+    assert (meta["height"] % 2).any() and (meta["width"] % 2).any()
+    build_yuv420(dataset.cache, "image", progress=False)
+    return dataset
+
+
+@pytest.mark.parametrize(
+    "pipelines",
+    [UINT8_TRAIN, supervised_train(64), UINT8_CENTER, UINT8_VAL],
+    ids=["rrc-uint8", "rrc-float", "center-crop", "resize-short-center"],
+)
+def test_identical_to_native_two_epochs(yuv_dataset, pipelines):
+    n = len(yuv_dataset)
+    assert n % 64  # the last batch is partial
+    native = _loader(yuv_dataset, "native", pipelines=pipelines, seed=11)
+    dali = _loader(yuv_dataset, "dali", pipelines=pipelines, seed=11)
+    for epoch in (0, 1):
+        native.set_epoch(epoch)
+        dali.set_epoch(epoch)
+        expected, got = _batches(native), _batches(dali)
+        assert got[-1]["image"].shape[0] == n % 64
+        _assert_same(expected, got)
+
+
+def test_yuv420_is_not_the_jpeg_decode(yuv_dataset):
+    """The operator reads the companion's items as YUV420: not the JPEG path's pixels."""
+    jpeg = _batches(_loader(yuv_dataset, "dali", seed=2, image_format="jpeg"))
+    yuv = _batches(_loader(yuv_dataset, "dali", seed=2))
+    assert len(jpeg) == len(yuv)
+    for a, b in zip(jpeg, yuv, strict=True):
+        assert torch.equal(a["index"], b["index"])
+        assert not torch.equal(a["image"], b["image"])
+        diff = (a["image"].float() - b["image"].float()).abs()
+        assert diff.mean() < 3.0  # the same photos, decoded another way
+
+
+def test_multi_view_identical_to_native(yuv_dataset):
+    native = _loader(yuv_dataset, "native", batch_size=48, pipelines=MULTI_VIEW, seed=4)
+    dali = _loader(yuv_dataset, "dali", batch_size=48, pipelines=MULTI_VIEW, seed=4)
+    for epoch in (0, 1):
+        native.set_epoch(epoch)
+        dali.set_epoch(epoch)
+        expected, got = _batches(native), _batches(dali)
+        assert set(got[0]) >= set(MULTI_VIEW)
+        assert got[0]["local_1"].shape[2:] == (32, 32)
+        _assert_same(expected, got)
+
+
+@pytest.mark.parametrize("pipelines", [UINT8_TRAIN, UINT8_CENTER, MULTI_VIEW])
+def test_odd_sizes_identical_to_native(odd_dataset, pipelines):
+    native = _loader(odd_dataset, "native", batch_size=20, pipelines=pipelines, seed=7)
+    dali = _loader(odd_dataset, "dali", batch_size=20, pipelines=pipelines, seed=7)
+    for epoch in (0, 1):
+        native.set_epoch(epoch)
+        dali.set_epoch(epoch)
+        _assert_same(_batches(native), _batches(dali))
+
+
+@pytest.fixture
+def bad_size_dataset(yuv_dataset, tmp_path: Path) -> tuple[SlipstreamDataset, int]:
+    """``(dataset, sample id)``: the companion's meta gives that sample a wrong size."""
+    victim = 5
+    dataset = _copy_dataset(yuv_dataset, tmp_path / "cache")
+    meta = np.load(dataset.cache_path / companion_names("image")[1], mmap_mode="r+")
+    meta["height"][victim] = 2 * meta["height"][victim] + 1  # needs more bytes than stored
+    meta.flush()
+    del meta
+    return SlipstreamDataset(dataset.cache_path), victim
+
+
+@pytest.mark.parametrize("pipelines", [UINT8_TRAIN, MULTI_VIEW], ids=["single", "views"])
+def test_wrong_size_error_names_the_sample(bad_size_dataset, pipelines):
+    dataset, victim = bad_size_dataset
+    path = dataset.cache.string("path", victim)
+    loader = _loader(dataset, "dali", batch_size=16, pipelines=pipelines, shuffle=False)
+    for _ in range(2):  # the stage rebuilds its pipeline after an error
+        with pytest.raises(SampleDecodeError, match=f"sample {victim} .*{path}") as info:
+            for _ in loader:
+                pass
+        assert [f[0] for f in info.value.failures] == [victim]
+        assert "YUV420 item is" in info.value.failures[0][2]
+    native = _loader(dataset, "native", batch_size=16, pipelines=pipelines, shuffle=False)
+    with pytest.raises(SampleDecodeError) as native_info:
+        for _ in native:
+            pass
+    assert native_info.value.failures[0][0] == victim
+
+
+def test_mixed_decode_rejects_yuv420(yuv_dataset):
+    with pytest.raises(ValueError, match="nvJPEG.*decode_device='cpu'"):
+        _loader(yuv_dataset, "dali", decode_device="mixed")
+    from slipstream.dali.loader_backend import DaliBackend
+
+    with pytest.raises(ValueError, match="nvJPEG.*decode_device='cpu'"):
+        DaliBackend(
+            8, 1, UINT8_TRAIN, {"image": "image"}, str, torch.device("cuda"), "mixed",
+            image_format="yuv420", image_meta={},
+        )  # fmt: skip
+
+
+def test_default_decode_device_is_the_cpu_operator(yuv_dataset):
+    loader = _loader(yuv_dataset, "dali")
+    assert loader.decode_device == "cpu"
+
+
+def _graph(items, windows, sizes, **decode_kwargs):
+    """A one-batch DALI pipeline: ``decode_crop(items, windows, ...)`` on the CPU."""
+    from nvidia.dali import fn, pipeline_def
+
+    import slipstream.dali as sdali
+
+    node = decode_kwargs.get("image_size") == "node"  # sizes as a per-sample DataNode
+    arrays = (items, windows, sizes) if node else (items, windows)
+
+    @pipeline_def(batch_size=len(items), num_threads=2, device_id=None)
+    def pipe():
+        nodes = fn.external_source(source=lambda: arrays, num_outputs=len(arrays), batch=True)
+        if node:
+            decode_kwargs["image_size"] = nodes[2]
+        return sdali.decode_crop(nodes[0], nodes[1], **decode_kwargs)
+
+    pipeline = pipe()
+    pipeline.build()
+    return pipeline
+
+
+def _items(companion, ids):
+    meta = companion.meta[ids]
+    items = [
+        np.asarray(companion.data[int(p) : int(p) + int(s)])
+        for p, s in zip(meta["data_ptr"], meta["data_size"], strict=True)
+    ]
+    sizes = np.stack([meta["height"], meta["width"]], axis=1).astype(np.int32)
+    return items, sizes
+
+
+def test_decode_crop_graph_matches_native_kernel(yuv_dataset):
+    """``sdali.decode_crop(format="yuv420")`` in a user graph: [4] and [K, 4] windows."""
+    companion = build_yuv420(yuv_dataset.cache, "image", progress=False)
+    ids = np.arange(6)
+    items, sizes = _items(companion, ids)
+    windows = [[[0, 0, h, w], [h // 4, w // 3, h // 2, w // 2]] for h, w in sizes]
+    windows = np.asarray(windows, dtype=np.int32)
+    multi = _graph(items, windows, sizes, size=(40, 30), format="yuv420", image_size="node")
+    single = _graph(
+        items, np.ascontiguousarray(windows[:, 1]), sizes, size=40, flip=1,
+        format="yuv420", image_size="node",
+    )  # fmt: skip
+    (views,) = multi.run()
+    (flipped,) = single.run()
+    for i in range(len(ids)):
+        ref = decode_crop_views_yuv420(items[i], *sizes[i], windows[i], (40, 30))
+        np.testing.assert_array_equal(np.asarray(views[i]), ref)
+        ref = decode_crop_views_yuv420(items[i], *sizes[i], windows[i, 1:], (40, 40), [True])
+        np.testing.assert_array_equal(np.asarray(flipped[i]), ref[0])
+    # one constant (height, width) for a batch of one image
+    h, w = (int(v) for v in sizes[2])
+    constant = _graph(items[2:3], windows[2:3, 1], sizes[2:3], size=40, format="yuv420",
+                      image_size=(h, w))  # fmt: skip
+    (out,) = constant.run()
+    ref = decode_crop_views_yuv420(items[2], h, w, windows[2, 1:], (40, 40))
+    np.testing.assert_array_equal(np.asarray(out[0]), ref[0])
+
+
+def test_decode_crop_checks_format_arguments(yuv_dataset):
+    companion = build_yuv420(yuv_dataset.cache, "image", progress=False)
+    items, sizes = _items(companion, np.arange(2))
+    windows = np.array([[0, 0, 8, 8]] * 2, dtype=np.int32)
+    with pytest.raises(ValueError, match="needs image_size"):
+        _graph(items, windows, sizes, size=8, format="yuv420")
+    with pytest.raises(ValueError, match="format='yuv420' only"):
+        _graph(items, windows, sizes, size=8, image_size="node")
+    with pytest.raises(ValueError, match="format must be one of"):
+        _graph(items, windows, sizes, size=8, format="png")
+    with pytest.raises(ValueError, match="nvJPEG"):
+        _graph(items, windows, sizes, size=8, format="yuv420", image_size="node", device="mixed")
