@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,30 @@ def test_train_supervised_example(photo_dataset):
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines if " loss " in line]
     assert len(losses) == 2 and all(loss == loss for loss in losses), result.stdout  # not NaN
     assert "checkpoint: loader at {'epoch': 0, 'batch': 10, 'seed': 0}" in lines, result.stdout
+
+
+def test_train_simclr_example(photo_dataset):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "train_simclr.py"),
+            str(photo_dataset.cache_path),
+            "--steps",
+            "6",
+            "--batch-size",
+            "32",
+            "--size",
+            "32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    losses = [float(line.split("loss ")[1].split()[0]) for line in lines if " loss " in line]
+    assert len(losses) == 6 and all(math.isfinite(loss) for loss in losses), result.stdout
+    assert any("img/s" in line for line in lines), result.stdout
+    views = next(line for line in lines if line.startswith("views "))
+    assert views.startswith("views (32, 3, 32, 32)"), result.stdout
+    assert float(views.split("|view_0 - view_1| ")[1]) > 0.05, result.stdout  # views differ

@@ -8,8 +8,9 @@ from slipstream.pipelines.spec import (
     Normalize,
     RandomResizedCrop,
     ResizeShortCenterCrop,
+    YokedCrop,
 )
-from slipstream.pipelines.ssl import byol, dino, ipcl, lejepa, multi_crop, simclr
+from slipstream.pipelines.ssl import byol, dino, ipcl, lejepa, multi_crop, simclr, yoke
 from slipstream.pipelines.supervised import supervised_train, supervised_val
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Normalize",
     "RandomResizedCrop",
     "ResizeShortCenterCrop",
+    "YokedCrop",
     "byol",
     "dino",
     "ipcl",
@@ -28,4 +30,5 @@ __all__ = [
     "simclr",
     "supervised_train",
     "supervised_val",
+    "yoke",
 ]

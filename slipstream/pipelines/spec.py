@@ -135,7 +135,72 @@ class ResizeShortCenterCrop(_Crop):
         )
 
 
-CropSpec = RandomResizedCrop | CenterCrop | ResizeShortCenterCrop
+@dataclass(frozen=True)
+class YokedCrop(_Crop):
+    """A random-resized-crop view centred on another view's crop center ("yoked" views).
+
+    Several views of one image at different scales that share a center, e.g. a global
+    224 view and local 96 views around the same point: the anchor's windows are
+    recomputed from its own key ``(seed, epoch, sample id, anchor_view)`` (the same
+    windows the anchor output gets), and this view draws its area fraction and aspect
+    from its own ``view`` (see :func:`slipstream.sampling.crops.centered_resized_crop`).
+    So a sample's windows depend only on the key, never on the batch, and the centers
+    agree within 0.5 px (rounding to whole pixels). Build these with
+    :func:`slipstream.pipelines.yoke` or ``multi_crop(..., yoked=True)``.
+
+    Args:
+        size: Output ``(height, width)`` or one int for a square.
+        anchor: The crop spec of the view whose center this one shares (usually the
+            anchor output's ``RandomResizedCrop``).
+        anchor_view: The anchor output's ``view`` index.
+        scale: Range of the crop area as a fraction of the image area.
+        ratio: Range of the crop aspect ratio (width / height).
+    """
+
+    size: int | tuple[int, int]
+    anchor: RandomResizedCrop | CenterCrop | ResizeShortCenterCrop
+    anchor_view: int = 0
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __post_init__(self) -> None:
+        """Check the anchor is a plain crop spec."""
+        if not isinstance(self.anchor, RandomResizedCrop | CenterCrop | ResizeShortCenterCrop):
+            raise TypeError(
+                "YokedCrop.anchor must be a RandomResizedCrop, CenterCrop or "
+                f"ResizeShortCenterCrop, got {type(self.anchor).__name__}"
+            )
+        if self.anchor_view < 0:
+            raise ValueError(f"anchor_view must be >= 0, got {self.anchor_view}")
+
+    def windows(
+        self,
+        heights: np.ndarray,
+        widths: np.ndarray,
+        sample_ids: np.ndarray,
+        *,
+        seed: int,
+        epoch: int,
+        view: int = 0,
+    ) -> np.ndarray:
+        """Crop windows ``int32 [B, 4]`` centred on the anchor's windows, keyed by sample id."""
+        anchor = self.anchor.windows(
+            heights, widths, sample_ids, seed=seed, epoch=epoch, view=self.anchor_view
+        )
+        return crops.centered_resized_crop(
+            heights,
+            widths,
+            crops.window_centers(anchor),
+            sample_ids,
+            seed=seed,
+            epoch=epoch,
+            view=view,
+            scale=self.scale,
+            ratio=self.ratio,
+        )
+
+
+CropSpec = RandomResizedCrop | CenterCrop | ResizeShortCenterCrop | YokedCrop
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,19 @@ Crops and flips happen in the decoder; the color augmentations run as a
 RandomSolarization -> Normalize`` with each method's probabilities (stated per preset).
 ``augment=False`` returns the crop-only pipelines (uint8, or normalized with
 ``normalize=True``).
+
+"Yoked" views share a center: :func:`yoke` (or ``yoked=True`` of :func:`multi_crop`,
+:func:`dino`, :func:`lejepa`) turns views into :class:`~slipstream.pipelines.spec.YokedCrop`
+crops centred on one anchor view's crop, each keeping its own size, scale range, flip and
+augmentation.
 """
 
 from __future__ import annotations
 
-from slipstream.pipelines.spec import ImagePipeline, Normalize, RandomResizedCrop
+import dataclasses
+from collections.abc import Iterable
+
+from slipstream.pipelines.spec import ImagePipeline, Normalize, RandomResizedCrop, YokedCrop
 
 
 def color_augment(
@@ -178,6 +186,71 @@ def byol(
     )
 
 
+def yoke(
+    pipelines: dict[str, ImagePipeline],
+    anchor: str | None = None,
+    members: Iterable[str] | None = None,
+) -> dict[str, ImagePipeline]:
+    """Center views on one anchor view's crop ("yoked" views), e.g. locals on a global view.
+
+    Each member's ``RandomResizedCrop`` becomes a :class:`YokedCrop` with the same size,
+    scale and ratio, centred on the anchor's window of the same sample; the anchor keeps its
+    own crop, so its windows are unchanged. Members keep their ``view`` (their own keyed
+    scale, aspect, flip and augmentation draws), so windows stay a pure function of
+    ``(seed, epoch, sample id, view)`` and the anchor's view.
+
+    Args:
+        pipelines: Output name -> pipeline (e.g. a preset).
+        anchor: The output whose crop center the members share (default: the first).
+        members: Outputs to center on the anchor (default: every other output reading the
+            anchor's field).
+
+    Returns:
+        A new dict, same order and names.
+
+    Raises:
+        KeyError: An unknown anchor or member name.
+        ValueError: A member reading another field, sharing the anchor's ``view``, or
+            whose crop is not a ``RandomResizedCrop``.
+
+    Example:
+        >>> views = yoke(dino(augment=False), anchor="global_0")
+        >>> type(views["local_0"].crop).__name__, views["local_0"].crop.anchor_view
+        ('YokedCrop', 0)
+    """
+    names = list(pipelines)
+    if not names:
+        raise ValueError("pipelines is empty")
+    anchor = names[0] if anchor is None else anchor
+    if anchor not in pipelines:
+        raise KeyError(f"unknown anchor {anchor!r}; outputs: {names}")
+    lead = pipelines[anchor]
+    if isinstance(lead.crop, YokedCrop):
+        raise ValueError(f"anchor {anchor!r} is itself yoked; pick a view with a plain crop")
+    field = lead.field or anchor
+    if members is None:
+        members = [n for n in names if n != anchor and (pipelines[n].field or n) == field]
+    out = dict(pipelines)
+    for name in members:
+        if name not in pipelines:
+            raise KeyError(f"unknown member {name!r}; outputs: {names}")
+        pipeline = pipelines[name]
+        crop = pipeline.crop
+        if name == anchor:
+            continue
+        if (pipeline.field or name) != field:
+            raise ValueError(f"{name!r} reads {pipeline.field or name!r}, the anchor {field!r}")
+        if pipeline.view == lead.view:
+            raise ValueError(f"{name!r} has the anchor's view {lead.view}: give it its own view")
+        if not isinstance(crop, RandomResizedCrop):
+            raise ValueError(f"{name!r} has a {type(crop).__name__}; yoke needs RandomResizedCrop")
+        yoked = YokedCrop(
+            crop.size, lead.crop, anchor_view=lead.view, scale=crop.scale, ratio=crop.ratio
+        )
+        out[name] = dataclasses.replace(pipeline, crop=yoked)
+    return out
+
+
 def multi_crop(
     *,
     global_size: int,
@@ -191,6 +264,7 @@ def multi_crop(
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
+    yoked: bool = False,
 ) -> dict[str, ImagePipeline]:
     """Global and local views of one image (multi-crop, Caron et al. 2020).
 
@@ -206,6 +280,8 @@ def multi_crop(
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
         dtype: Output dtype name of views without augmentation.
+        yoked: Center every other view on ``global_0``'s crop (:func:`yoke`): the views
+            share a center and differ in scale, aspect, flip and augmentation.
 
     Returns:
         ``{"global_0": ..., "local_0": ...}``, global views first.
@@ -229,7 +305,7 @@ def multi_crop(
             **options,
         )
     )
-    return views
+    return yoke(views, anchor=next(iter(views))) if yoked else views
 
 
 def _dino_style(
@@ -241,7 +317,7 @@ def _dino_style(
     local_scale: tuple[float, float],
     augment: bool,
     normalize: bool = True,
-    **options: str,
+    **options: str | bool,
 ) -> dict[str, ImagePipeline]:
     """Two global + local views with DINO's augmentation chains."""
     global_augments = local_augment = None
@@ -273,6 +349,7 @@ def dino(
     global_scale: tuple[float, float] = (0.4, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.4),
     augment: bool = True,
+    yoked: bool = False,
     **options: str | bool,
 ) -> dict[str, ImagePipeline]:
     """DINO multi-crop (Caron et al. 2021): 2 global views and ``num_local`` local views.
@@ -289,6 +366,7 @@ def dino(
         global_scale: Area range of the global crops.
         local_scale: Area range of the local crops.
         augment: Attach the augmentation chains (float32 output).
+        yoked: Center the other views on ``global_0``'s crop (see :func:`yoke`).
         **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
 
     Returns:
@@ -301,6 +379,7 @@ def dino(
         global_scale=global_scale,
         local_scale=local_scale,
         augment=augment,
+        yoked=yoked,
         **options,
     )
 
@@ -353,6 +432,7 @@ def lejepa(
     global_scale: tuple[float, float] = (0.3, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.3),
     augment: bool = True,
+    yoked: bool = False,
     **options: str | bool,
 ) -> dict[str, ImagePipeline]:
     """LeJEPA views (Balestriero & LeCun 2025): 2 global 224 and 4 local 96 views.
@@ -366,6 +446,7 @@ def lejepa(
         global_scale: Area range of the global crops.
         local_scale: Area range of the local crops.
         augment: Attach the augmentation chains (float32 output).
+        yoked: Center the other views on ``global_0``'s crop (see :func:`yoke`).
         **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
 
     Returns:
@@ -378,5 +459,6 @@ def lejepa(
         global_scale=global_scale,
         local_scale=local_scale,
         augment=augment,
+        yoked=yoked,
         **options,
     )

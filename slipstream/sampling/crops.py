@@ -4,7 +4,8 @@ A crop window is one ``int32`` row ``[y, x, h, w]`` in source-pixel coordinates:
 crop covers rows ``y .. y+h-1`` and columns ``x .. x+w-1`` of the stored image. Every
 function here returns ``[B, 4]`` windows with ``h, w >= 1`` that lie inside their image.
 For K views stack the per-view results: ``np.stack([... for v in range(K)], axis=1)``
-gives the ``[B, K, 4]`` multi-view contract.
+gives the ``[B, K, 4]`` multi-view contract. :func:`centered_resized_crop` draws windows
+around given centers ("yoked" views: several scales of one image sharing a center).
 
 Random windows are keyed: a sample's window depends only on
 ``(seed, epoch, sample_id, view)`` (see :mod:`slipstream.sampling.keyed_random`), never
@@ -20,7 +21,14 @@ import numpy as np
 
 from slipstream.sampling.keyed_random import Stream, uniform
 
-__all__ = ["center_crop", "flips", "random_resized_crop", "resize_short_center_crop"]
+__all__ = [
+    "center_crop",
+    "centered_resized_crop",
+    "flips",
+    "random_resized_crop",
+    "resize_short_center_crop",
+    "window_centers",
+]
 
 _ATTEMPTS = 10
 
@@ -358,3 +366,144 @@ def flips(
         raise ValueError(f"probability must be in [0, 1], got {probability}")
     u = uniform(seed, epoch, np.asarray(sample_ids), view, Stream.FLIP, 1)[:, 0]
     return (u < probability).astype(np.uint8)
+
+
+def window_centers(windows: np.ndarray) -> np.ndarray:
+    """Centers of ``[..., 4]`` windows as float64 ``[..., 2]`` ``(cy, cx) = (y + h/2, x + w/2)``.
+
+    Coordinates are continuous (pixel edges): a window ``[y, x, h, w]`` spans
+    ``[y, y + h) x [x, x + w)``, so an odd side gives a half-integer center.
+    """
+    win = np.asarray(windows, dtype=np.float64)
+    return win[..., :2] + win[..., 2:] / 2.0
+
+
+def centered_resized_crop(
+    heights: np.ndarray,
+    widths: np.ndarray,
+    centers: np.ndarray,
+    sample_ids: np.ndarray,
+    *,
+    seed: int,
+    epoch: int,
+    view: int = 0,
+    scale: Sequence[float] = (0.08, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+) -> np.ndarray:
+    """Random-resized-crop windows centred on given points, keyed per sample.
+
+    The building block of "yoked" views: several views of one image at different scales
+    that share a center (e.g. a global view's center, from :func:`window_centers`). The
+    area fraction and aspect follow torchvision's draws, restricted to windows that fit
+    around the center: a window of size ``(h, w)`` centred at ``(cy, cx)`` lies inside
+    the image iff ``h <= Hc = 2 * min(cy, H - cy)`` and ``w <= Wc = 2 * min(cx, W - cx)``.
+    Ten attempts of ``area = H*W*U(scale)``, ``aspect = exp(U(log ratio))`` (sizes
+    rounded half to even, as torchvision) are drawn; the first that fits the ``Hc x Wc``
+    box wins, so accepted windows are uniform over the feasible part of the
+    ``(scale, log aspect)`` box, as in torchvision. If none fits, one loop-free draw as
+    ``method="direct"`` of :func:`random_resized_crop` inside the box: log-aspect uniform
+    where ``scale[0]`` fits, area fraction uniform up to the largest that fits; if even
+    ``scale[0]`` fits at no aspect of ``ratio`` (a center near the border), the largest
+    window whose aspect is the box's clamped into ``ratio``. The area fraction is always
+    relative to the whole image ``H*W``.
+
+    The corner is ``rint(c - side / 2)`` (half to even), so the window's center is within
+    0.5 px of the given one along each axis (exact when the side's parity allows), and the
+    window lies inside the image. Draws are keyed by ``(seed, epoch, sample id, view)`` on
+    the crop stream, like :func:`random_resized_crop` with the same ``view``.
+
+    Args:
+        heights: Image heights, ``[B]`` (or a scalar, broadcast).
+        widths: Image widths, ``[B]`` (or a scalar, broadcast).
+        centers: ``[B, 2]`` float ``(cy, cx)`` in continuous pixel coordinates, strictly
+            inside the image (``0 < cy < H``, ``0 < cx < W``).
+        sample_ids: Sample ids ``[B]``; they key the randomness.
+        seed: Global seed.
+        epoch: Epoch number.
+        view: View index of this (yoked) view.
+        scale: ``(min, max)`` fraction of the image area.
+        ratio: ``(min, max)`` aspect ratio ``w / h``.
+
+    Returns:
+        ``int32`` windows ``[B, 4]`` as ``[y, x, h, w]``.
+
+    Raises:
+        ValueError: On non-positive sizes, bad ranges, mismatched shapes or centers outside
+            their images.
+    """
+    s0, s1 = _check_range("scale", scale, positive=False)
+    if s0 < 0:
+        raise ValueError(f"scale must be non-negative, got {scale!r}")
+    r0, r1 = _check_range("ratio", ratio, positive=True)
+    ids = np.asarray(sample_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"sample_ids must be 1-D, got shape {ids.shape}")
+    H, W = _sizes(heights, widths, ids.shape[0])
+    c = np.asarray(centers, dtype=np.float64)
+    if c.shape != (ids.shape[0], 2):
+        raise ValueError(f"centers must have shape ({ids.shape[0]}, 2), got {c.shape}")
+    cy, cx = c[:, 0], c[:, 1]
+    outside = ~((cy > 0) & (cy < H) & (cx > 0) & (cx < W))
+    if outside.any():
+        bad = int(np.flatnonzero(outside)[0])
+        raise ValueError(
+            f"centers must lie strictly inside their images; entry {bad} has center "
+            f"({cy[bad]}, {cx[bad]}) in a {H[bad]}x{W[bad]} image"
+        )
+    # The largest window centred at c (whole pixels); >= 1 for a center inside the image.
+    box_h = np.maximum(np.floor(2 * np.minimum(cy, H - cy)), 1).astype(np.int64)
+    box_w = np.maximum(np.floor(2 * np.minimum(cx, W - cx)), 1).astype(np.int64)
+    k = _ATTEMPTS
+    # Draw layout: [0, k) area fraction, [k, 2k) log-aspect, 2k / 2k + 1 the direct fallback.
+    u = uniform(seed, epoch, ids, view, Stream.CROP, 2 * k + 2)
+    area = (H * W).astype(np.float64)
+    target_area = (u[:, :k] * (s1 - s0) + s0) * area[:, None]
+    lr0 = math.log(r0)
+    aspect = np.exp(u[:, k : 2 * k] * (math.log(r1) - lr0) + lr0)
+    cw = np.rint(np.sqrt(target_area * aspect))
+    ch = np.rint(np.sqrt(target_area / aspect))
+    ok = (cw <= box_w[:, None]) & (ch <= box_h[:, None]) & (np.minimum(cw, ch) >= 1)
+    first = np.argmax(ok, axis=1)
+    rows = np.arange(ids.shape[0])
+    found = ok[rows, first]
+    h = ch[rows, first].astype(np.int64)
+    w = cw[rows, first].astype(np.int64)
+    if not found.all():
+        fb = np.flatnonzero(~found)
+        h[fb], w[fb] = _fit_in_box(
+            area[fb], box_h[fb], box_w[fb], u[fb, 2 * k], u[fb, 2 * k + 1], s0, s1, r0, r1
+        )
+    y = np.clip(np.rint(cy - h / 2.0).astype(np.int64), 0, H - h)
+    x = np.clip(np.rint(cx - w / 2.0).astype(np.int64), 0, W - w)
+    return _windows(y, x, h, w)
+
+
+def _fit_in_box(
+    area: np.ndarray,
+    box_h: np.ndarray,
+    box_w: np.ndarray,
+    u_aspect: np.ndarray,
+    u_scale: np.ndarray,
+    s0: float,
+    s1: float,
+    r0: float,
+    r1: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One loop-free ``(h, w)`` draw that fits ``box_h x box_w``; fractions of ``area``."""
+    bh2, bw2 = box_h.astype(np.float64) ** 2, box_w.astype(np.float64) ** 2
+    s_floor = max(s0, 1e-12)
+    # h = sqrt(area*s/a) <= box_h and w = sqrt(area*s*a) <= box_w at s = s0 bound the aspect.
+    lo = np.maximum(math.log(r0), np.log(area * s_floor / bh2))
+    hi = np.minimum(math.log(r1), np.log(bw2 / (area * s_floor)))
+    empty = lo > hi
+    # Infeasible: the box's own aspect clamped into ratio (the largest window there).
+    clamp = np.log(np.clip(box_w / box_h, r0, r1))
+    lo = np.where(empty, clamp, lo)
+    hi = np.where(empty, clamp, hi)
+    a = np.exp(lo + (hi - lo) * u_aspect)
+    s_max = np.minimum(s1, np.minimum(bw2 / (area * a), bh2 * a / area))
+    s_lo = np.where(empty, s_max, np.minimum(s0, s_max))
+    s = s_lo + (s_max - s_lo) * u_scale
+    w = np.clip(np.rint(np.sqrt(area * s * a)).astype(np.int64), 1, box_w)
+    h = np.clip(np.rint(np.sqrt(area * s / a)).astype(np.int64), 1, box_h)
+    return h, w
