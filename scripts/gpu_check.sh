@@ -13,7 +13,8 @@
 #   setup  libjpeg, kornia, then build and install slipstream (editable)
 #   dali   join the pieces and unpack DALI into the interpreter's site-packages
 #   tests  the gpu-marked tests and the DALI test files
-#   bench  bench_augment on cuda, then bench_loader (GPU rows appear with CUDA + DALI)
+#   bench  bench_augment on cuda, bench_yuv420_torch, then bench_loader (GPU rows appear
+#          with CUDA + DALI)
 #   diagnose  bench_dali_gpu (decode graphs side by side, loader profile); the DALI test files
 #   suite  the whole test suite (files needing packages that machine lacks fail to collect)
 # Logs and results go to $OUT (or /tmp/gpu-out).
@@ -74,7 +75,7 @@ tarfile.open(fileobj=sys.stdin.buffer, mode='r|xz').extractall(sys.argv[1], filt
 
 phase_tests() {
   $PY -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_dali_gpu_path.py tests/test_loader.py \
-    tests/test_augment_keys.py 2>&1 | tee "$OUT/gpu-tests.log" | tail -25
+    tests/test_augment_keys.py tests/test_yuv420_torch.py 2>&1 | tee "$OUT/gpu-tests.log" | tail -25
   $PY -m pytest -q -p no:cacheprovider -rs tests/test_dali_loader.py tests/test_dali_plugin.py \
     tests/test_dali_gpu_path.py 2>&1 | tee "$OUT/dali-tests.log" | tail -15
 }
@@ -82,6 +83,8 @@ phase_tests() {
 phase_bench() {
   ls benchmarks/results > /tmp/results-before
   $PY benchmarks/bench_augment.py --device cuda --record 2>&1 | tee "$OUT/bench-augment.log" | tail -45
+  $PY benchmarks/bench_yuv420_torch.py --data /tmp/bench-photos --rounds 3 --batches 8 2>&1 | tee "$OUT/bench-yuv420-torch.log" \
+    | tail -12
   $PY benchmarks/bench_loader.py --data /tmp/bench-photos --epochs 4 --record \
     --skip "libjpeg-turbo full decode only" "slipstream raw bytes" 2>&1 \
     | tee "$OUT/bench-loader.log" | tail -20

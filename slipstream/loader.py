@@ -28,7 +28,8 @@ from slipstream.transforms.output import ImageOutput
 
 BACKENDS = ("native", "dali")
 IMAGE_FORMATS = ("jpeg", "yuv420")
-DECODE_DEVICES = ("cpu", "mixed")
+DECODE_DEVICES = ("cpu", "mixed", "cuda", "torch")
+TORCH_DECODE_DEVICES = ("cuda", "torch")  # slipstream.yuv420_torch on the output device
 DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
 
 
@@ -70,6 +71,30 @@ def _resolve_decode_device(decode_device: str | None, backend: str, device: torc
             f"backend={backend!r}, device={str(device)!r}"
         )
     return decode_device
+
+
+def _check_torch_decode(
+    decode_device: str | None, backend: str | None, image_format: str, device: torch.device
+) -> None:
+    """The torch YUV420 decode ("cuda" / "torch") needs native + yuv420 (+ CUDA for "cuda")."""
+    if decode_device not in TORCH_DECODE_DEVICES:
+        return
+    if image_format != "yuv420":
+        raise ValueError(
+            f"decode_device={decode_device!r} decodes YUV420 items with torch; it needs "
+            f"image_format='yuv420', got {image_format!r} (JPEG on the GPU: backend='dali', "
+            "decode_device='mixed')"
+        )
+    if backend != "native":
+        raise ValueError(
+            f"decode_device={decode_device!r} runs in the native backend: pass "
+            f"backend='native', got backend={backend!r}"
+        )
+    if decode_device == "cuda" and device.type != "cuda":
+        raise ValueError(
+            f"decode_device='cuda' needs a CUDA output device, got device={str(device)!r} "
+            "(decode_device='torch' runs the same torch decode on any device)"
+        )
 
 
 def default_backend() -> str:
@@ -128,7 +153,13 @@ class SlipstreamLoader:
             bit-identical to the native backend) or ``"mixed"`` (nvJPEG region decode on
             the GPU, then GPU resize and one fused flip/normalize/cast; a few levels from
             the CPU pixels). Default: ``"mixed"`` for ``backend="dali"`` with a CUDA
-            ``device``, else ``"cpu"``.
+            ``device``, else ``"cpu"``. With ``image_format="yuv420"`` and
+            ``backend="native"``: ``"cuda"`` decodes on the (CUDA) output device with the
+            vectorized torch path of :mod:`slipstream.yuv420_torch` (only each window's
+            source rows and columns cross to the GPU; the C++ kernel's integer arithmetic,
+            bit-identical to ``"cpu"`` in the CPU tests),
+            ``"torch"`` runs that same path on whatever ``device`` is (CPU included; for
+            tests and CPU-only comparisons).
         fields: Non-image fields to return (default: every numeric field).
         image_format: What the decoders read: ``"jpeg"`` (the image fields themselves) or
             ``"yuv420"`` (each field's YUV420 companion, built on first use by
@@ -169,6 +200,12 @@ class SlipstreamLoader:
         """Validate the arguments and prepare the per-field arrays."""
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        _check_torch_decode(
+            decode_device,
+            backend or default_backend(),
+            image_format,
+            torch.device(device) if device is not None else _default_device(),
+        )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 1:
@@ -329,6 +366,8 @@ class SlipstreamLoader:
         else:
             from slipstream.native.backend import NativeBackend
 
+            torch_decode = self.decode_device in TORCH_DECODE_DEVICES
+
             self._backend_impl = NativeBackend(
                 self.num_threads,
                 fields,
@@ -336,9 +375,11 @@ class SlipstreamLoader:
                 self.image_format,
                 self._image_meta,
                 self._groups,
+                decode_device=self.device if torch_decode else None,
+                output_sizes={name: p.crop.output_size for name, p in self.pipelines.items()},
             )
             # + the slot being decoded, and the one whose pixels the user holds
-            self._allocate_slots(self.prefetch + 2, with_pixels=True)
+            self._allocate_slots(self.prefetch + 2, with_pixels=not torch_decode)
 
     def _allocate_slots(self, num_slots: int, with_pixels: bool) -> None:
         """Allocate the ring of batch slots once (encoded bytes sized for the largest batch)."""

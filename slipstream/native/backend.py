@@ -8,6 +8,14 @@
 A slot goes back to the free queue when the consumer asks for the next batch: on the
 CPU its pixels are the batch the user holds (valid until the next one is drawn, as in
 FFCV); on a GPU the loader's copy fence in the slot guards its reuse.
+
+With ``decode_device`` set (YUV420 items only), the decode thread instead runs the
+vectorized torch decode (:mod:`slipstream.yuv420_torch`) on that device: only each window's
+source rows and columns are packed (pinned) and copied there, and the batch never exists
+on the host::
+
+    gathered slots -> [decode thread: Yuv420TorchDecoder on a side CUDA stream]
+                   -> DecodedBatch (device tensors; the slot's bytes are free again)
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import torch
 
 from slipstream.native.decode import DecodeError, NativeDecoder
 from slipstream.prefetch.slots import BatchSlot, DecodedBatch
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, take
+from slipstream.yuv420_torch import Yuv420TorchDecoder, Yuv420WindowError
 
 
 class SampleDecodeError(RuntimeError):
@@ -49,6 +59,10 @@ class NativeBackend:
             sample; needed for ``"yuv420"``, whose items carry no header).
         groups: Outputs decoded together from their first member's bytes (default: each
             output alone).
+        decode_device: Decode ``"yuv420"`` items with the torch path on this device (the
+            batch's images are then tensors there) instead of the C++ kernels into the
+            slot's host buffers (None, the default).
+        output_sizes: Output name -> ``(height, width)`` (needed with ``decode_device``).
     """
 
     def __init__(
@@ -59,11 +73,25 @@ class NativeBackend:
         image_format: str = "jpeg",
         image_meta: dict[str, dict[str, np.ndarray]] | None = None,
         groups: list[tuple[str, ...]] | None = None,
+        decode_device: torch.device | str | None = None,
+        output_sizes: dict[str, tuple[int, int]] | None = None,
     ) -> None:
-        """Create the decoder pool."""
+        """Create the decoder pool (or the torch decoder)."""
         if image_format != "jpeg" and image_meta is None:
             raise ValueError(f"image_format={image_format!r} needs image_meta (true sizes)")
-        self._decoder = NativeDecoder(num_threads)
+        self._torch = None
+        self._stream = None
+        if decode_device is not None:
+            if image_format != "yuv420" or output_sizes is None:
+                raise ValueError(
+                    "the torch decode reads image_format='yuv420' items and needs output_sizes, "
+                    f"got image_format={image_format!r}"
+                )
+            self._torch = Yuv420TorchDecoder(decode_device)
+            if self._torch.device.type == "cuda":
+                self._stream = torch.cuda.Stream(self._torch.device)
+        self._output_sizes = output_sizes or {}
+        self._decoder = NativeDecoder(num_threads) if self._torch is None else None
         self._fields = fields
         self._describe = describe
         self._format = image_format
@@ -93,10 +121,18 @@ class NativeBackend:
                 if previous is not None:
                     free.put(previous)
                     previous = None
-                slot = take(decoded, stop)
-                if slot is END_OF_STREAM:
+                item = take(decoded, stop)
+                if item is END_OF_STREAM:
                     return
-                n = slot.count
+                if isinstance(item, tuple):  # torch decode: (slot, device images)
+                    slot, images = item
+                    free.put(slot)  # its bytes were uploaded and the upload finished
+                    for image in images.values():
+                        if image.is_cuda:  # allocated on the decode stream, used on this one
+                            image.record_stream(torch.cuda.current_stream(image.device))
+                    yield DecodedBatch(slot.sample_ids[: slot.count].copy(), images)
+                    continue
+                slot, n = item, item.count
                 images = {name: image.pixels[:n] for name, image in slot.images.items()}
                 previous = slot
                 yield DecodedBatch(slot.sample_ids[:n].copy(), images, slot=slot)
@@ -104,14 +140,23 @@ class NativeBackend:
             stop.set()
             thread.join()
 
-    def decode(self, slot: BatchSlot) -> BatchSlot:
+    def decode(self, slot: BatchSlot) -> BatchSlot | tuple[BatchSlot, dict[str, torch.Tensor]]:
         """Decode the slot's encoded bytes into its pixel buffers, in place.
 
         Outputs of one decode group (same image field and output size) are decoded
         together from their lead's gathered bytes (see
-        :func:`slipstream.pipelines.spec.decode_groups`).
+        :func:`slipstream.pipelines.spec.decode_groups`). With a torch ``decode_device``
+        returns ``(slot, images)``: the ``[n, H, W, 3]`` device tensors (views of
+        channels-last ``[n, 3, H, W]`` batches), ready when returned.
         """
         slot.wait_until_reusable()
+        if self._torch is not None:
+            if self._stream is None:
+                return slot, self._decode_torch(slot)
+            with torch.cuda.stream(self._stream):
+                images = self._decode_torch(slot)
+            self._stream.synchronize()  # the consumer may use them on any stream
+            return slot, images
         n = slot.count
         ids = slot.sample_ids[:n]
         for group in self._groups or [(name,) for name in slot.images]:
@@ -146,3 +191,41 @@ class NativeBackend:
                     failures.append((sample_id, self._describe(sample_id), message))
                 raise SampleDecodeError(self._fields[group[0]], failures) from error
         return slot
+
+    def _decode_torch(self, slot: BatchSlot) -> dict[str, torch.Tensor]:
+        """Torch decode of every output; a group's views of one size run as one batch."""
+        n = slot.count
+        ids = slot.sample_ids[:n]
+        images: dict[str, torch.Tensor] = {}
+        for group in self._groups or [(name,) for name in slot.images]:
+            lead = slot.images[group[0]]
+            meta = self._meta[group[0]]
+            heights = np.take(meta["height"], ids).astype(np.int32)
+            widths = np.take(meta["width"], ids).astype(np.int32)
+            by_size: dict[tuple[int, int], list[str]] = {}
+            for name in group:
+                by_size.setdefault(tuple(self._output_sizes[name]), []).append(name)
+            for size, names in by_size.items():
+                k = len(names)
+                windows = np.concatenate([slot.images[name].windows[:n] for name in names])
+                flips = np.concatenate([slot.images[name].flips[:n] for name in names])
+                try:
+                    batch = self._torch(
+                        lead.encoded,
+                        np.tile(lead.offsets[:n], k),
+                        np.tile(heights, k),
+                        np.tile(widths, k),
+                        windows,
+                        flips,
+                        size,
+                    )
+                except Yuv420WindowError as error:
+                    sample_id = int(ids[error.position % n])
+                    raise SampleDecodeError(
+                        self._fields[group[0]],
+                        [(sample_id, self._describe(sample_id), str(error))],
+                    ) from error
+                pixels = batch.permute(0, 2, 3, 1)  # [k * n, H, W, 3], contiguous
+                for view, name in enumerate(names):
+                    images[name] = pixels[view * n : (view + 1) * n]
+        return images

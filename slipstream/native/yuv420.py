@@ -14,12 +14,12 @@ from the companion's ``.meta.npy`` (:mod:`slipstream.cache.yuv420`). Decoding co
 the crop window's rows and columns (chroma upsampled with libjpeg's "fancy" triangle
 filter) and resizes them with the same Pillow-exact antialiased passes as the JPEG path.
 
-GPU path (design, not built yet): the gather stage already holds each item's bytes; for a
-window only its rows of Y, U and V (about 1.5 bytes per pixel of the window's bounding rows)
-would be copied to pinned memory and on to the GPU, where one CUDA kernel converts and
-resamples (the same coefficients as here) straight into the batch tensor. A DALI GPU
-operator is the other option; raw planes fed to our own kernels avoid a DALI dependency and
-keep "only cropped pixels cross to the GPU" true.
+GPU path: :mod:`slipstream.yuv420_torch` computes the same pixels with batched torch ops
+on the output device (``SlipstreamLoader(..., image_format="yuv420", backend="native",
+decode_device="cuda")``): only each window's source rows and columns of Y, U and V are
+packed into pinned memory and copied to the GPU, where chroma upsampling, the BT.601
+integers and Pillow's fixed-point resize weights run as batched matrix products, bit-identical
+to this kernel on the CPU (tested; the CUDA run is not measured yet).
 """
 
 from __future__ import annotations
