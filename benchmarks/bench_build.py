@@ -6,7 +6,8 @@ each with its ratio to the fastest copy anchor:
 
 - anchor ``cat``: ``cat`` of every source file into one file, then ``fsync`` (no checks)
 - anchor python concat: ``os.read`` of every file, ``os.writev`` into one file, ``fsync``
-- ``build_cache`` from the image folder (``num_workers`` default, and 0 = inline)
+- ``build_cache`` from the image folder (``num_workers`` default, i.e.
+  :func:`~slipstream.cache.writer.default_build_workers`, and 2 reader threads)
 - ``build_cache`` from a file list of the same images
 - ``build_cache`` from an FFCV ``.beton`` (``--beton``), when given
 
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from slipstream.cache import build_cache
 from slipstream.cache.field_writer import write_all
+from slipstream.cache.writer import default_build_workers
 from slipstream.readers import FfcvFile, FileListReader, ImageFolderReader
 from slipstream.readers.file_samples import read_file
 
@@ -101,14 +103,15 @@ def main() -> None:
     def build(make_reader, **kwargs):
         return lambda out: build_cache(make_reader(), out, progress=False, **kwargs)
 
+    workers = default_build_workers()
     cases: dict[str, Callable[[Path], object]] = {
         "anchor: cat files > one file + fsync": lambda out: _cat_anchor(paths, out),
         "anchor: python read + writev + fsync": lambda out: _python_anchor(paths, out),
-        "build_cache(ImageFolderReader), default workers": build(
+        f"build_cache(ImageFolderReader), default workers ({workers} here)": build(
             lambda: ImageFolderReader(args.data)
         ),
-        "build_cache(ImageFolderReader), num_workers=0": build(
-            lambda: ImageFolderReader(args.data), num_workers=0
+        "build_cache(ImageFolderReader), num_workers=2": build(
+            lambda: ImageFolderReader(args.data), num_workers=2
         ),
         "build_cache(FileListReader), default workers": build(lambda: FileListReader(listing)),
     }
