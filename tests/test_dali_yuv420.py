@@ -278,3 +278,38 @@ def test_decode_crop_checks_format_arguments(yuv_dataset):
         _graph(items, windows, sizes, size=8, format="png")
     with pytest.raises(ValueError, match="nvJPEG"):
         _graph(items, windows, sizes, size=8, format="yuv420", image_size="node", device="mixed")
+
+
+def test_prefetched_batches_in_a_user_pipeline(yuv_dataset):
+    """PrefetchedBatches(image_format="yuv420") + decode_crop(format="yuv420") = the loader."""
+    from nvidia.dali import pipeline_def
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    import slipstream.dali as sdali
+
+    source = sdali.PrefetchedBatches(yuv_dataset, 48, UINT8_TRAIN, seed=6, image_format="yuv420")
+    assert source.output_names == [
+        "yuv420/image", "sizes/image", "windows/image", "flips/image", "label"
+    ]  # fmt: skip
+
+    @pipeline_def(batch_size=48, num_threads=2, device_id=None)
+    def pipe():
+        items, sizes, windows, flips, labels = sdali.external_source(source)
+        images = sdali.decode_crop(
+            items, windows, size=64, flip=flips, format="yuv420", image_size=sizes
+        )
+        return images, labels
+
+    pipeline = pipe()
+    pipeline.build()
+    iterator = DALIGenericIterator(
+        pipeline, ["image", "label"], auto_reset=True, last_batch_policy=LastBatchPolicy.PARTIAL
+    )
+    native = _loader(yuv_dataset, "native", batch_size=48, seed=6)
+    for _ in range(2):
+        expected = _batches(native)
+        got = [b for (b,) in iterator]
+        assert len(got) == len(expected) == len(source)
+        for a, b in zip(expected, got, strict=True):
+            assert torch.equal(a["image"].permute(0, 2, 3, 1), b["image"])
+            assert torch.equal(a["label"], b["label"].flatten())

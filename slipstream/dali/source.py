@@ -5,6 +5,8 @@ order, sample ids, crop windows and flips, keyed by seed, epoch and sample id), 
 ``external_source`` as views into the prefetcher's reused slots::
 
     jpegs/<name>    uint8 1-D per sample          (encoded bytes, no copy)
+      or yuv420/<name> + sizes/<name>             with ``image_format="yuv420"``: the
+                                                  companion's items and int32 [2] (h, w)
     windows/<name>  int32 [4] (y, x, h, w)        per image output of ``pipelines``
     flips/<name>    uint8 scalar
     <field>         the requested numeric fields (e.g. label), one value per sample
@@ -53,8 +55,10 @@ class PrefetchedBatches:
         fields: Numeric fields to hand over after the image arrays.
         prefetch_queue_depth: The DALI pipeline's ``prefetch_queue_depth``.
         **loader_options: ``seed``, ``shuffle``, ``drop_last``, ``indices``,
-            ``distributed``, ``rank``, ``world_size``, ``prefetch`` as for
-            :class:`~slipstream.SlipstreamLoader`.
+            ``distributed``, ``rank``, ``world_size``, ``prefetch``, ``image_format`` as
+            for :class:`~slipstream.SlipstreamLoader`. With ``image_format="yuv420"`` the
+            items are the YUV420 companion's, each followed by its true size (decode them
+            with ``decode_crop(..., format="yuv420", image_size=sizes)``).
 
     Attributes:
         output_names: Names of the arrays of each batch, in order.
@@ -85,9 +89,15 @@ class PrefetchedBatches:
         )
         self.fields = list(fields)
         self.hold = prefetch_queue_depth + 1
+        self.yuv420 = self.loader.image_format == "yuv420"
+        kinds = ("yuv420", "sizes") if self.yuv420 else ("jpegs",)
         self.output_names = [
-            f"{kind}/{name}" for name in pipelines for kind in ("jpegs", "windows", "flips")
+            f"{kind}/{name}" for name in pipelines for kind in (*kinds, "windows", "flips")
         ] + self.fields
+        self._sizes = {
+            name: np.stack([meta["height"], meta["width"]], axis=1).astype(np.int32)
+            for name, meta in self.loader._image_meta.items()
+        }
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
@@ -110,6 +120,7 @@ class PrefetchedBatches:
         epoch = loader.epoch
         gathered, free, stop, thread = loader._start_gather(epoch, 0)
         handed: deque[BatchSlot] = deque()
+        recent: deque[list[Any]] = deque(maxlen=self.hold + 1)  # arrays DALI may still read
         try:
             while True:
                 slot = take(gathered, stop)
@@ -118,7 +129,8 @@ class PrefetchedBatches:
                 handed.append(slot)
                 if len(handed) > self.hold:
                     free.put(handed.popleft())
-                yield self._arrays(slot)
+                recent.append(self._arrays(slot))
+                yield recent[-1]
             loader.set_epoch(epoch + 1)
         finally:
             stop.set()
@@ -127,10 +139,13 @@ class PrefetchedBatches:
     def _arrays(self, slot: BatchSlot) -> list[Any]:
         n = slot.count
         arrays: list[Any] = []
+        ids = slot.sample_ids[:n]
         for name, image in slot.images.items():
             lead = slot.images[self.loader._lead_of[name]]  # outputs of a group share bytes
-            arrays += [lead.items(n), image.windows[:n], image.flips[:n]]
-        ids = slot.sample_ids[:n]
+            arrays.append(lead.items(n))
+            if self.yuv420:  # a fresh array, kept alive in ``recent`` while DALI may read it
+                arrays.append(self._sizes[name][ids])
+            arrays += [image.windows[:n], image.flips[:n]]
         for name in self.fields:
             arrays.append(np.ascontiguousarray(self.loader.cache.numbers(name)[ids]))
         return arrays
