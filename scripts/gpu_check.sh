@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks on a lent GPU machine with CUDA PyTorch and no network (the workplace's `device`
-# tool). What that machine lacks travels with the calls under .devcarry/ (git-ignored):
+# tool). What that machine lacks travels with the calls under .devcarry/ (git-ignored;
+# scripts/gpu_carry.sh prepares it and lists the calls):
 #   .devcarry/jpeg/*.deb     Debian's libjpeg62-turbo and -dev (`apt-get download`)
 #   .devcarry/whl/*.whl      kornia and kornia_rs wheels for that machine's Python
 #   .devcarry/whl2/*.whl     DALI's pure-Python needs (optree, astunparse, gast, nvtx,
