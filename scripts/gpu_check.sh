@@ -84,6 +84,7 @@ phase_tests() {
 phase_bench() {
   ls benchmarks/results > /tmp/results-before
   $PY benchmarks/bench_augment.py --device cuda --record 2>&1 | tee "$OUT/bench-augment.log" | tail -45
+  $PY benchmarks/bench_augment_masking.py --device cuda 2>&1 | tail -6
   $PY benchmarks/bench_yuv420_torch.py --data /tmp/bench-photos --rounds 3 --batches 8 2>&1 | tee "$OUT/bench-yuv420-torch.log" \
     | tail -12
   $PY benchmarks/bench_loader.py --data /tmp/bench-photos --epochs 4 --record \

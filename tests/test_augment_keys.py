@@ -247,3 +247,36 @@ def test_cuda_matches_cpu(images, name):
         assert torch.allclose(params_cuda[field].cpu().double(), value.double(), atol=1e-6)
     assert torch.allclose(out_cuda.cpu(), out, atol=1e-4, rtol=0)
     assert torch.equal(transform.apply(images.cuda(), params_cuda), out_cuda)
+
+
+ONE_PASS = {
+    "flip": lambda: A.RandomHorizontalFlip(p=0.5),
+    "brightness": lambda: A.RandomBrightness(p=0.5),
+    "contrast": lambda: A.RandomContrast(p=0.5),
+}
+
+
+def _one_pass_case(name, images, device):
+    transform = ONE_PASS[name]()
+    batch = images.to(device).contiguous(memory_format=torch.channels_last)
+    _, params = transform(batch, key_for(IDS), return_params=True)
+    mask = params["apply"]
+    assert 0 < int(mask.sum()) < len(IDS)  # a mixed mask: the one-pass path runs
+    expected = A.base.select(mask, transform.transform(batch, params), batch)
+    return transform.apply(batch, params), expected
+
+
+@pytest.mark.parametrize("name", list(ONE_PASS))
+def test_one_pass_masking_equals_per_sample_selection(images, name):
+    """Neutral params / index tricks give exactly transform-then-select, memory format kept."""
+    out, expected = _one_pass_case(name, images, "cpu")
+    assert torch.equal(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(ONE_PASS))
+def test_one_pass_masking_on_cuda(images, name):
+    out, expected = _one_pass_case(name, images, "cuda")
+    assert torch.equal(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last)

@@ -101,6 +101,11 @@ def apply_masked(
     return select(mask, transform(batch, params), batch)
 
 
+def mask_is_uniform(mask: torch.Tensor) -> bool:
+    """Whether ``mask`` is on the host and all true or all false (then no per-sample mixing)."""
+    return mask.device.type == "cpu" and (not bool(mask.any()) or bool(mask.all()))
+
+
 class BatchTransform:
     """Base class: a batch transform with per-sample parameters.
 
@@ -187,6 +192,11 @@ class RandomTransform(BatchTransform):
     """
 
     uniform_params: tuple[str, ...] = ()
+    neutral_params: dict[str, float] = {}
+    """Parameter values under which :meth:`transform` returns its input exactly (for inputs
+    in ``0..1``). Unapplied samples then get these values and one :meth:`transform` pass
+    makes the output, instead of transforming every sample and selecting per sample
+    (two fewer passes over the batch; the same result, bit for bit)."""
 
     @property
     def num_draws(self) -> int:
@@ -217,7 +227,14 @@ class RandomTransform(BatchTransform):
 
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Transform the samples whose ``params["apply"]`` is true; pass the others."""
-        return apply_masked(self.transform, batch, params, params["apply"])
+        mask = params["apply"]
+        if not self.neutral_params or mask_is_uniform(mask):
+            return apply_masked(self.transform, batch, params, mask)
+        neutral = {
+            name: torch.where(mask, params[name], torch.full_like(params[name], value))
+            for name, value in self.neutral_params.items()
+        }
+        return self.transform(batch, {**params, **neutral})
 
 
 class Compose(BatchTransform):

@@ -85,6 +85,7 @@ class RandomBrightness(_RandomFactor):
     """
 
     stream = AugmentStream.BRIGHTNESS
+    neutral_params = {"factor": 1.0}
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Brightness-adjust every sample."""
@@ -99,6 +100,7 @@ class RandomContrast(_RandomFactor):
     """
 
     stream = AugmentStream.CONTRAST
+    neutral_params = {"factor": 1.0}
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Contrast-adjust every sample."""

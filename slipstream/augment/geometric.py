@@ -19,7 +19,9 @@ from slipstream.augment.base import (
     BatchTransform,
     Params,
     RandomTransform,
+    apply_masked,
     check_range,
+    mask_is_uniform,
 )
 from slipstream.augment.keys import AugmentStream
 
@@ -104,6 +106,17 @@ class RandomHorizontalFlip(RandomTransform):
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Flip every sample."""
         return batch.flip(-1)
+
+    def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """Flip the applied samples in one gather (a mirrored column index per sample)."""
+        mask = params["apply"]
+        if mask_is_uniform(mask):
+            return apply_masked(self.transform, batch, params, mask)
+        width = batch.shape[-1]
+        columns = torch.arange(width, device=batch.device)
+        index = torch.where(mask.view(-1, 1), columns.flip(0), columns)
+        out = torch.empty_like(batch)  # keeps the batch's memory format
+        return torch.gather(batch, -1, index.view(-1, 1, 1, width).expand_as(batch), out=out)
 
 
 class RandomRotate(RandomTransform):
