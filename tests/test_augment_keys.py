@@ -253,6 +253,8 @@ ONE_PASS = {
     "flip": lambda: A.RandomHorizontalFlip(p=0.5),
     "brightness": lambda: A.RandomBrightness(p=0.5),
     "contrast": lambda: A.RandomContrast(p=0.5),
+    "erasing": lambda: A.RandomErasing(p=0.5),
+    "erasing_noise": lambda: A.RandomErasing(p=0.5, value="random"),
 }
 
 

@@ -231,7 +231,11 @@ class RandomTransform(BatchTransform):
         if not self.neutral_params or mask_is_uniform(mask):
             return apply_masked(self.transform, batch, params, mask)
         neutral = {
-            name: torch.where(mask, params[name], torch.full_like(params[name], value))
+            name: torch.where(
+                mask.view(-1, *([1] * (params[name].dim() - 1))),
+                params[name],
+                torch.full_like(params[name], value),
+            )
             for name, value in self.neutral_params.items()
         }
         return self.transform(batch, {**params, **neutral})

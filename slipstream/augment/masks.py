@@ -71,6 +71,8 @@ class RandomErasing(RandomTransform):
         else:
             self.value = tuple(float(v) for v in value)
 
+    neutral_params = {"box": 0}  # an empty box leaves the sample unchanged
+
     def sample(self, batch: torch.Tensor, draws: torch.Tensor, key: BatchKey) -> Params:
         """Draw ten candidate boxes per sample and keep the first valid one."""
         _, _, height, width = batch.shape
@@ -101,7 +103,7 @@ class RandomErasing(RandomTransform):
         else:
             values = self.value if isinstance(self.value, tuple) else (self.value,)
             fill = to_batch_device(torch.tensor(values), batch, batch.dtype).view(1, -1, 1, 1)
-        return torch.where(mask, fill, batch)
+        return torch.where(mask, fill, batch, out=torch.empty_like(batch))  # keeps the layout
 
 
 class RandomPatchShuffle(RandomTransform):
