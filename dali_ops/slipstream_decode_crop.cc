@@ -27,9 +27,9 @@
 #include <type_traits>
 #include <vector>
 
-// The plugin builds with -fvisibility=hidden (its copy of the csrc kernels stays private),
-// but DALI's own types keep default visibility: the DALIException thrown here (DALI_FAIL)
-// must share its type_info with libdali's, which catches it on the executor thread.
+// The plugin builds with -fvisibility=hidden (its copy of the csrc kernels stays private);
+// DALI's own types (DALIException thrown by DALI_FAIL, the operator base) keep the default
+// visibility they have in any DALI plugin.
 #pragma GCC visibility push(default)
 #include "dali/core/error_handling.h"
 #include "dali/pipeline/operator/operator.h"
