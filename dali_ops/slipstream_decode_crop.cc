@@ -184,29 +184,14 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
                  dali::make_string("slipstream_decode_crop: `flip` has ", arg.num_samples(),
                                    " samples, the batch has ", batch));
     for (int i = 0; i < batch; i++) {
-      const int64_t n = arg.tensor_shape(i).num_elements();
       flip_offsets_[i] = flips_.size();
-      flip_counts_[i] = n;
-      switch (arg.type()) {
-#define SLIPSTREAM_FLIP_CASE(ID, T)                         \
-  case ID: {                                          \
-    const T *p = arg.tensor<T>(i);                          \
-    for (int64_t k = 0; k < n; k++) flips_.push_back(p[k] != 0); \
-    break;                                                  \
-  }
-        SLIPSTREAM_FLIP_CASE(DALI_BOOL, bool)
-        SLIPSTREAM_FLIP_CASE(DALI_UINT8, uint8_t)
-        SLIPSTREAM_FLIP_CASE(DALI_INT8, int8_t)
-        SLIPSTREAM_FLIP_CASE(DALI_UINT16, uint16_t)
-        SLIPSTREAM_FLIP_CASE(DALI_INT16, int16_t)
-        SLIPSTREAM_FLIP_CASE(DALI_UINT32, uint32_t)
-        SLIPSTREAM_FLIP_CASE(DALI_INT32, int32_t)
-        SLIPSTREAM_FLIP_CASE(DALI_UINT64, uint64_t)
-        SLIPSTREAM_FLIP_CASE(DALI_INT64, int64_t)
-#undef SLIPSTREAM_FLIP_CASE
-        default:
-          DALI_FAIL(dali::make_string("slipstream_decode_crop: `flip` must be a boolean or "
-                                      "integer tensor, got ", arg.type()));
+      flip_counts_[i] = arg.tensor_shape(i).num_elements();
+      const bool known = VisitIntegers(arg, i, [&](const auto *p, int64_t n) {
+        for (int64_t k = 0; k < n; k++) flips_.push_back(p[k] != 0);
+      });
+      if (!known) {
+        DALI_FAIL(dali::make_string("slipstream_decode_crop: `flip` must be a boolean or "
+                                    "integer tensor, got ", arg.type()));
       }
     }
   }
@@ -232,26 +217,39 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
                    dali::make_string("slipstream_decode_crop: sample ", i, ": `image_size` must "
                                      "hold 2 values (height, width), got shape ",
                                      arg.tensor_shape(i)));
-      switch (arg.type()) {
-#define SLIPSTREAM_SIZE_CASE(ID, T)                                           \
-  case ID: {                                                                  \
-    const T *p = arg.tensor<T>(i);                                            \
-    for (int k = 0; k < 2; k++) image_hw_[2 * i + k] = ClampToInt32(p[k]);    \
-    break;                                                                    \
-  }
-        SLIPSTREAM_SIZE_CASE(DALI_UINT8, uint8_t)
-        SLIPSTREAM_SIZE_CASE(DALI_INT8, int8_t)
-        SLIPSTREAM_SIZE_CASE(DALI_UINT16, uint16_t)
-        SLIPSTREAM_SIZE_CASE(DALI_INT16, int16_t)
-        SLIPSTREAM_SIZE_CASE(DALI_UINT32, uint32_t)
-        SLIPSTREAM_SIZE_CASE(DALI_INT32, int32_t)
-        SLIPSTREAM_SIZE_CASE(DALI_UINT64, uint64_t)
-        SLIPSTREAM_SIZE_CASE(DALI_INT64, int64_t)
-#undef SLIPSTREAM_SIZE_CASE
-        default:
-          DALI_FAIL(dali::make_string("slipstream_decode_crop: `image_size` must be an "
-                                      "integer tensor, got ", arg.type()));
+      const bool known = arg.type() != DALI_BOOL &&
+                         VisitIntegers(arg, i, [&](const auto *p, int64_t) {
+                           for (int k = 0; k < 2; k++) image_hw_[2 * i + k] = ClampToInt32(p[k]);
+                         });
+      if (!known) {
+        DALI_FAIL(dali::make_string("slipstream_decode_crop: `image_size` must be an "
+                                    "integer tensor, got ", arg.type()));
       }
+    }
+  }
+
+  // Calls visit(values, count) with sample i of a boolean or integer tensor argument as a
+  // `const T*` of its own element type; false (nothing called) for any other type.
+  template <typename Visit>
+  static bool VisitIntegers(const dali::TensorList<CPUBackend> &arg, int i, Visit &&visit) {
+    const int64_t n = arg.tensor_shape(i).num_elements();
+    switch (arg.type()) {
+#define SLIPSTREAM_INTEGER_CASE(ID, T) \
+  case ID:                             \
+    visit(arg.tensor<T>(i), n);        \
+    return true;
+      SLIPSTREAM_INTEGER_CASE(DALI_BOOL, bool)
+      SLIPSTREAM_INTEGER_CASE(DALI_UINT8, uint8_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_INT8, int8_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_UINT16, uint16_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_INT16, int16_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_UINT32, uint32_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_INT32, int32_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_UINT64, uint64_t)
+      SLIPSTREAM_INTEGER_CASE(DALI_INT64, int64_t)
+#undef SLIPSTREAM_INTEGER_CASE
+      default:
+        return false;
     }
   }
 
