@@ -95,6 +95,58 @@ def _windows(y: np.ndarray, x: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.n
     return out
 
 
+def _check_rrc_args(
+    scale: Sequence[float], ratio: Sequence[float], sample_ids: np.ndarray
+) -> tuple[float, float, float, float, np.ndarray]:
+    """``(s0, s1, r0, r1, ids)`` of a random-resized-crop call, checked."""
+    s0, s1 = _check_range("scale", scale, positive=False)
+    if s0 < 0:
+        raise ValueError(f"scale must be non-negative, got {scale!r}")
+    r0, r1 = _check_range("ratio", ratio, positive=True)
+    ids = np.asarray(sample_ids)
+    if ids.ndim != 1:
+        raise ValueError(f"sample_ids must be 1-D, got shape {ids.shape}")
+    return s0, s1, r0, r1, ids
+
+
+def _first_fitting_attempt(
+    u: np.ndarray,
+    area: np.ndarray,
+    s0: float,
+    s1: float,
+    r0: float,
+    r1: float,
+    max_h: np.ndarray,
+    max_w: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ten ``(area fraction, log-aspect)`` attempts of torchvision; the first that fits wins.
+
+    ``u[:, :k]`` are the area-fraction draws and ``u[:, k:2k]`` the log-aspect draws
+    (``k = _ATTEMPTS``); sizes round half to even, as Python's ``round``. Returns
+    ``(found, h, w)``: whether an attempt fits ``max_h x max_w`` and its int64 size (the
+    first attempt's where none does).
+    """
+    k = _ATTEMPTS
+    target_area = u[:, :k] * (s1 - s0)
+    target_area += s0
+    target_area *= area[:, None]
+    lr0 = math.log(r0)
+    aspect = u[:, k : 2 * k] * (math.log(r1) - lr0)
+    aspect += lr0
+    np.exp(aspect, out=aspect)
+    cw = np.sqrt(target_area * aspect)
+    np.rint(cw, out=cw)  # Python round(): half to even
+    ch = np.sqrt(np.divide(target_area, aspect, out=target_area))
+    np.rint(ch, out=ch)
+    ok = cw <= max_w[:, None]
+    ok &= ch <= max_h[:, None]
+    ok &= np.minimum(cw, ch) >= 1
+    first = np.argmax(ok, axis=1)  # first valid attempt (0 when none: see ``found``)
+    rows = np.arange(u.shape[0])
+    found = ok[rows, first]
+    return found, ch[rows, first].astype(np.int64), cw[rows, first].astype(np.int64)
+
+
 def random_resized_crop(
     heights: np.ndarray,
     widths: np.ndarray,
@@ -151,13 +203,7 @@ def random_resized_crop(
     Raises:
         ValueError: On non-positive sizes, bad ranges, mismatched shapes or unknown method.
     """
-    s0, s1 = _check_range("scale", scale, positive=False)
-    if s0 < 0:
-        raise ValueError(f"scale must be non-negative, got {scale!r}")
-    r0, r1 = _check_range("ratio", ratio, positive=True)
-    ids = np.asarray(sample_ids)
-    if ids.ndim != 1:
-        raise ValueError(f"sample_ids must be 1-D, got shape {ids.shape}")
+    s0, s1, r0, r1, ids = _check_rrc_args(scale, ratio, sample_ids)
     H, W = _sizes(heights, widths, ids.shape[0])
     if method == "torchvision":
         return _rrc_torchvision(H, W, ids, seed, epoch, view, s0, s1, r0, r1)
@@ -178,30 +224,11 @@ def _rrc_torchvision(
     r0: float,
     r1: float,
 ) -> np.ndarray:
-    n = H.shape[0]
     k = _ATTEMPTS
     # Draw layout: [0, k) area fraction, [k, 2k) log-aspect, 2k y, 2k + 1 x.
     u = uniform(seed, epoch, ids, view, Stream.CROP, 2 * k + 2)
     area = (H * W).astype(np.float64)
-    target_area = u[:, :k] * (s1 - s0)
-    target_area += s0
-    target_area *= area[:, None]
-    lr0 = math.log(r0)
-    aspect = u[:, k : 2 * k] * (math.log(r1) - lr0)
-    aspect += lr0
-    np.exp(aspect, out=aspect)
-    cw = np.sqrt(target_area * aspect)
-    np.rint(cw, out=cw)  # Python round(): half to even
-    ch = np.sqrt(np.divide(target_area, aspect, out=target_area))
-    np.rint(ch, out=ch)
-    ok = cw <= W[:, None]
-    ok &= ch <= H[:, None]
-    ok &= np.minimum(cw, ch) >= 1
-    first = np.argmax(ok, axis=1)  # first valid attempt (0 when none: see ``found``)
-    rows = np.arange(n)
-    found = ok[rows, first]
-    h = ch[rows, first].astype(np.int64)
-    w = cw[rows, first].astype(np.int64)
+    found, h, w = _first_fitting_attempt(u, area, s0, s1, r0, r1, H, W)
     y = np.floor(u[:, 2 * k] * (H - h + 1)).astype(np.int64)
     x = np.floor(u[:, 2 * k + 1] * (W - w + 1)).astype(np.int64)
     if not found.all():
@@ -431,13 +458,7 @@ def centered_resized_crop(
         ValueError: On non-positive sizes, bad ranges, mismatched shapes or centers outside
             their images.
     """
-    s0, s1 = _check_range("scale", scale, positive=False)
-    if s0 < 0:
-        raise ValueError(f"scale must be non-negative, got {scale!r}")
-    r0, r1 = _check_range("ratio", ratio, positive=True)
-    ids = np.asarray(sample_ids)
-    if ids.ndim != 1:
-        raise ValueError(f"sample_ids must be 1-D, got shape {ids.shape}")
+    s0, s1, r0, r1, ids = _check_rrc_args(scale, ratio, sample_ids)
     H, W = _sizes(heights, widths, ids.shape[0])
     c = np.asarray(centers, dtype=np.float64)
     if c.shape != (ids.shape[0], 2):
@@ -457,17 +478,7 @@ def centered_resized_crop(
     # Draw layout: [0, k) area fraction, [k, 2k) log-aspect, 2k / 2k + 1 the direct fallback.
     u = uniform(seed, epoch, ids, view, Stream.CROP, 2 * k + 2)
     area = (H * W).astype(np.float64)
-    target_area = (u[:, :k] * (s1 - s0) + s0) * area[:, None]
-    lr0 = math.log(r0)
-    aspect = np.exp(u[:, k : 2 * k] * (math.log(r1) - lr0) + lr0)
-    cw = np.rint(np.sqrt(target_area * aspect))
-    ch = np.rint(np.sqrt(target_area / aspect))
-    ok = (cw <= box_w[:, None]) & (ch <= box_h[:, None]) & (np.minimum(cw, ch) >= 1)
-    first = np.argmax(ok, axis=1)
-    rows = np.arange(ids.shape[0])
-    found = ok[rows, first]
-    h = ch[rows, first].astype(np.int64)
-    w = cw[rows, first].astype(np.int64)
+    found, h, w = _first_fitting_attempt(u, area, s0, s1, r0, r1, box_h, box_w)
     if not found.all():
         fb = np.flatnonzero(~found)
         h[fb], w[fb] = _fit_in_box(
