@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slipstream.cache.format import NUMBER_DTYPES
+from slipstream.cache.format import IMAGE_FORMATS, NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.pipelines.spec import ImagePipeline, decode_groups
 from slipstream.prefetch import (
@@ -27,10 +27,14 @@ from slipstream.sampling import epoch_order, flips, num_batches
 from slipstream.transforms.output import ImageOutput
 
 BACKENDS = ("native", "dali")
-IMAGE_FORMATS = ("jpeg", "yuv420")
 DECODE_DEVICES = ("cpu", "mixed", "cuda", "torch")
 TORCH_DECODE_DEVICES = ("cuda", "torch")  # slipstream.yuv420_torch on the output device
 DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
+MIXED_YUV420_MESSAGE = (
+    "image_format='yuv420' cannot decode with decode_device='mixed': nvJPEG reads JPEG only. "
+    "Use decode_device='cpu' (slipstream's DALI operator reads YUV420 items), or "
+    "image_format='jpeg' with decode_device='mixed' (nvJPEG on the GPU)"
+)
 
 
 def _resolve_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -216,11 +220,7 @@ class SlipstreamLoader:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if backend == "dali" and image_format == "yuv420":
             if decode_device == "mixed":
-                raise ValueError(
-                    "image_format='yuv420' cannot decode with decode_device='mixed': nvJPEG "
-                    "reads JPEG only. Use decode_device='cpu' (slipstream's DALI operator reads "
-                    "YUV420 items), or image_format='jpeg' with decode_device='mixed'"
-                )
+                raise ValueError(MIXED_YUV420_MESSAGE)
             decode_device = "cpu"  # the default on a GPU is nvJPEG, which cannot read YUV420
         if backend == "dali":
             _import_dali_backend()

@@ -84,6 +84,9 @@ BYTES_TYPES = frozenset({"ImageBytes", "bytes"})
 IMAGE_TYPE = "ImageBytes"
 """Field type of encoded images (always JPEG in caches written by this package)."""
 
+IMAGE_FORMATS = ("jpeg", "yuv420")
+"""What decoders read of an image field: its JPEG items, or its YUV420 companion's items."""
+
 STRING_TYPE = "str"
 """Field type stored as ``<field>.bin`` + ``<field>.offsets.npy``."""
 

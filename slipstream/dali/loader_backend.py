@@ -48,23 +48,15 @@ import torch
 from nvidia.dali import Pipeline, fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
+from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.dali.feed import SlotFeed
 from slipstream.dali.ops import decode_crop, external_source, slice_decode_resize
+from slipstream.loader import MIXED_YUV420_MESSAGE
 from slipstream.native.backend import SampleDecodeError
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch.slots import DecodedBatch
 
-__all__ = ["IMAGE_FORMATS", "MIXED_YUV420_MESSAGE", "DaliBackend", "normalized_images"]
-
-IMAGE_FORMATS = ("jpeg", "yuv420")
-"""What the gathered items are: encoded JPEG, or items of a field's YUV420 companion."""
-
-MIXED_YUV420_MESSAGE = (
-    "image_format='yuv420' cannot decode with decode_device='mixed': nvJPEG reads JPEG only. "
-    "Use decode_device='cpu' (slipstream's DALI operator reads YUV420 items), or "
-    "image_format='jpeg' with decode_device='mixed' (nvJPEG on the GPU)"
-)
-"""The error for YUV420 items with nvJPEG, naming both alternatives."""
+__all__ = ["DaliBackend", "normalized_images"]
 
 PREFETCH_QUEUE_DEPTH = 2
 """Batches DALI runs ahead of the consumer (each holds one slot)."""

@@ -20,13 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.dali.plugin import load_plugin
 
 DECODE_DEVICES = ("cpu", "mixed")
 """Where :func:`decode_crop` decodes: slipstream's CPU operator, or nvJPEG (``"mixed"``)."""
-
-IMAGE_FORMATS = ("jpeg", "yuv420")
-"""What :func:`decode_crop` reads: encoded JPEG bytes, or YUV420 (planar I420) items."""
 
 
 def external_source(source: Any, num_outputs: int | None = None, **kwargs: Any) -> Any:
