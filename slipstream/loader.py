@@ -64,11 +64,21 @@ def _import_dali_backend() -> type:
     return DaliBackend
 
 
-def _resolve_decode_device(decode_device: str | None, backend: str, device: torch.device) -> str:
+def _resolve_decode_device(
+    decode_device: str | None, backend: str, device: torch.device, image_format: str
+) -> str:
+    """The decode device for these arguments (the default where ``None``), checked."""
+    if decode_device is not None and decode_device not in DECODE_DEVICES:
+        raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
+    if decode_device in TORCH_DECODE_DEVICES:
+        _check_torch_decode(decode_device, backend, image_format, device)
+        return decode_device
+    if backend == "dali" and image_format == "yuv420":
+        if decode_device == "mixed":
+            raise ValueError(MIXED_YUV420_MESSAGE)
+        return "cpu"  # the default on a GPU is nvJPEG, which cannot read YUV420
     if decode_device is None:
         return "mixed" if backend == "dali" and device.type == "cuda" else "cpu"
-    if decode_device not in DECODE_DEVICES:
-        raise ValueError(f"decode_device must be one of {DECODE_DEVICES}, got {decode_device!r}")
     if decode_device == "mixed" and (backend != "dali" or device.type != "cuda"):
         raise ValueError(
             "decode_device='mixed' (nvJPEG) needs backend='dali' and a CUDA device, got "
@@ -78,11 +88,9 @@ def _resolve_decode_device(decode_device: str | None, backend: str, device: torc
 
 
 def _check_torch_decode(
-    decode_device: str | None, backend: str | None, image_format: str, device: torch.device
+    decode_device: str, backend: str, image_format: str, device: torch.device
 ) -> None:
     """The torch YUV420 decode ("cuda" / "torch") needs native + yuv420 (+ CUDA for "cuda")."""
-    if decode_device not in TORCH_DECODE_DEVICES:
-        return
     if image_format != "yuv420":
         raise ValueError(
             f"decode_device={decode_device!r} decodes YUV420 items with torch; it needs "
@@ -204,12 +212,6 @@ class SlipstreamLoader:
         """Validate the arguments and prepare the per-field arrays."""
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
-        _check_torch_decode(
-            decode_device,
-            backend or default_backend(),
-            image_format,
-            torch.device(device) if device is not None else _default_device(),
-        )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 1:
@@ -218,10 +220,6 @@ class SlipstreamLoader:
             backend = default_backend()
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        if backend == "dali" and image_format == "yuv420":
-            if decode_device == "mixed":
-                raise ValueError(MIXED_YUV420_MESSAGE)
-            decode_device = "cpu"  # the default on a GPU is nvJPEG, which cannot read YUV420
         if backend == "dali":
             _import_dali_backend()
         if not pipelines:
@@ -245,7 +243,9 @@ class SlipstreamLoader:
         self.num_threads = num_threads or len(os.sched_getaffinity(0))
         self.prefetch = prefetch
         self.backend = backend
-        self.decode_device = _resolve_decode_device(decode_device, backend, self.device)
+        self.decode_device = _resolve_decode_device(
+            decode_device, backend, self.device, image_format
+        )
         self.image_format = image_format
         self.epoch = 0
         self._batches_done = 0
