@@ -70,7 +70,7 @@ def _box_bounds(in_size: np.ndarray, start: np.ndarray, length: np.ndarray, out:
 
 
 class Yuv420WindowError(ValueError):
-    """A crop window (or its image size) is invalid.
+    """A crop window, its image size, or the item holding the image is invalid.
 
     Attributes:
         position: The offending row of the batch.
@@ -183,12 +183,43 @@ def _pack(data, offsets, heights, widths, rect, base, out):  # pragma: no cover 
                 )
 
 
+def _item_starts(
+    plan: Yuv420Plan, offsets: np.ndarray, item_sizes: np.ndarray | None, buffer_size: int
+) -> np.ndarray:
+    """Each item's int64 start, checked: it holds its image and lies inside the buffer.
+
+    Raises:
+        Yuv420WindowError: An item (of ``item_sizes``) is shorter than its recorded image
+            size needs (the C++ kernel's message).
+        ValueError: Offsets or sizes that put items outside the buffer.
+    """
+    offs = np.asarray(offsets, dtype=np.int64).reshape(-1)
+    hh, ww = plan.heights + (plan.heights & 1), plan.widths + (plan.widths & 1)
+    need = hh * ww + 2 * (hh // 2) * (ww // 2)
+    if item_sizes is not None:
+        sizes = np.asarray(item_sizes, dtype=np.int64).reshape(-1)
+        if len(sizes) != len(need):
+            raise ValueError(f"item_sizes has {len(sizes)} rows, the batch {len(need)}")
+        short = np.flatnonzero(sizes < need)
+        if short.size:
+            i = int(short[0])
+            raise Yuv420WindowError(
+                i,
+                f"YUV420 item is {sizes[i]} bytes, a {plan.heights[i]}x{plan.widths[i]} image "
+                f"needs {need[i]}",
+            )
+    if len(offs) != len(need) or (offs < 0).any() or (offs + need > buffer_size).any():
+        raise ValueError("YUV420 items are outside the data buffer (offsets or sizes wrong)")
+    return offs
+
+
 def upload_yuv420_batch(
     data: np.ndarray,
     offsets: np.ndarray,
     plan: Yuv420Plan,
     device: torch.device | str,
     staging: torch.Tensor | None = None,
+    item_sizes: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Copy only the planned rectangles of each item to ``device`` (packed, back to back).
 
@@ -199,6 +230,7 @@ def upload_yuv420_batch(
         device: Target device.
         staging: Reusable uint8 host buffer (pinned for a non-blocking CUDA copy); grown
             when too small (a fresh one is pinned when ``device`` is CUDA).
+        item_sizes: ``[B]`` byte count of each item, checked against its image size.
 
     Returns:
         uint8 ``[plan.nbytes]`` on ``device``. On CUDA the copy is queued on the current
@@ -206,11 +238,7 @@ def upload_yuv420_batch(
     """
     device = torch.device(device)
     data = np.ascontiguousarray(np.asarray(data, dtype=np.uint8).reshape(-1))
-    offs = np.asarray(offsets, dtype=np.int64).reshape(-1)
-    hh, ww = plan.heights + (plan.heights & 1), plan.widths + (plan.widths & 1)
-    need = hh * ww + 2 * (hh // 2) * (ww // 2)
-    if len(offs) != len(need) or (offs < 0).any() or (offs + need > data.size).any():
-        raise ValueError("YUV420 items are outside the data buffer (offsets or sizes wrong)")
+    offs = _item_starts(plan, offsets, item_sizes, data.size)
     if staging is None or staging.numel() < plan.nbytes:
         pin = device.type == "cuda"
         staging = torch.empty(max(plan.nbytes, 1), dtype=torch.uint8, pin_memory=pin)
@@ -393,6 +421,7 @@ def decode_yuv420_batch(
     staging: torch.Tensor | None = None,
     plan: Yuv420Plan | None = None,
     uploaded: torch.cuda.Event | None = None,
+    item_sizes: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Crop, convert, resize and flip a batch of YUV420 items on ``device``.
 
@@ -414,13 +443,15 @@ def decode_yuv420_batch(
         plan: The batch's :func:`plan_yuv420_batch` when the caller already made it.
         uploaded: CUDA event recorded right after the host-to-device copy (then
             ``staging`` may be refilled once it completed).
+        item_sizes: ``[B]`` byte count of each item (the gathered sizes): an item shorter
+            than its image size needs is an error naming its row, as in the C++ kernel.
 
     Returns:
         ``[B, 3, H, W]`` in channels-last memory order (a permuted view of ``[B, H, W, 3]``).
 
     Raises:
-        ValueError: If a window is outside its image, an item outside ``data``, or an
-            argument is malformed.
+        Yuv420WindowError: If a window is outside its image or an item too short for it.
+        ValueError: If an item lies outside ``data`` or an argument is malformed.
     """
     device = torch.device(device)
     if plan is None:
@@ -439,11 +470,8 @@ def decode_yuv420_batch(
         raise ValueError(f"data is on {data.device}, the decode runs on {device}")
     if isinstance(data, torch.Tensor) and data.device.type == device.type:
         packed = data.reshape(-1)  # items in place: each plane is its own full rectangle
+        offs = _item_starts(plan, offsets, item_sizes, packed.numel())
         hh, ww = plan.heights + (plan.heights & 1), plan.widths + (plan.widths & 1)
-        offs = np.asarray(offsets, dtype=np.int64).reshape(-1)
-        need = hh * ww + 2 * (hh // 2) * (ww // 2)
-        if len(offs) != n or (offs < 0).any() or (offs + need > packed.numel()).any():
-            raise ValueError("YUV420 items are outside the data buffer (offsets or sizes wrong)")
         starts = (offs, offs + hh * ww, offs + hh * ww + (hh // 2) * (ww // 2))
         strides = (ww, ww // 2, ww // 2)
         for p in range(3):
@@ -452,7 +480,7 @@ def decode_yuv420_batch(
             meta[:, 9 + 4 * p] = strides[p]
     else:
         source = data.numpy() if isinstance(data, torch.Tensor) else data
-        packed = upload_yuv420_batch(source, offsets, plan, device, staging)
+        packed = upload_yuv420_batch(source, offsets, plan, device, staging, item_sizes)
         if uploaded is not None:
             uploaded.record()
         for p in range(3):
@@ -512,6 +540,7 @@ class Yuv420TorchDecoder:
         *,
         dtype: torch.dtype = torch.uint8,
         out: torch.Tensor | None = None,
+        item_sizes: np.ndarray | None = None,
     ) -> torch.Tensor:
         """Decode one batch (arguments as :func:`decode_yuv420_batch`)."""
         if self._uploaded is not None:
@@ -537,6 +566,7 @@ class Yuv420TorchDecoder:
             staging=self._staging,
             plan=plan,
             uploaded=uploaded,
+            item_sizes=item_sizes,
         )
         self._uploaded = uploaded
         return result

@@ -20,7 +20,8 @@ from PIL import Image
 
 import slipstream.yuv420_torch as yt
 from slipstream import SlipstreamDataset, SlipstreamLoader
-from slipstream.cache.yuv420 import build_yuv420
+from slipstream.cache.yuv420 import build_yuv420, companion_names
+from slipstream.native.backend import SampleDecodeError
 from slipstream.native.yuv420 import decode_crop_yuv420, rgb_to_yuv420
 from slipstream.pipelines import ImagePipeline, RandomResizedCrop, supervised_val
 from slipstream.yuv420_torch import (
@@ -391,3 +392,24 @@ def test_loader_cuda_decode_matches_native(yuv_dataset, companion):
             assert b[name].is_cuda
             ref = a[name].permute(0, 2, 3, 1).numpy()
             assert _within(b[name], ref), (name, _stats(b[name], ref))
+
+
+def test_loader_torch_decode_names_a_too_short_item(yuv_dataset, companion, tmp_path):
+    """An item shorter than its recorded size needs: an error naming it, as the C++ path."""
+    victim = 5
+    dest = tmp_path / "cache"
+    shutil.copytree(yuv_dataset.cache_path, dest)
+    meta = np.load(dest / companion_names("image")[1], mmap_mode="r+")
+    meta["height"][victim] = 2 * meta["height"][victim] + 1  # needs more bytes than stored
+    meta.flush()
+    del meta
+    dataset = SlipstreamDataset(dest)
+    path = dataset.cache.string("path", victim)
+    kw = {"device": "cpu", "backend": "native", "image_format": "yuv420", "shuffle": False}
+    for decode_device in ("cpu", "torch"):
+        loader = SlipstreamLoader(dataset, 16, _pipes(), decode_device=decode_device, **kw)
+        with pytest.raises(SampleDecodeError, match=f"sample {victim} .*{path}") as info:
+            for _ in loader:
+                pass
+        assert [f[0] for f in info.value.failures] == [victim]
+        assert "YUV420 item is" in info.value.failures[0][2]

@@ -218,6 +218,7 @@ class NativeBackend:
                         windows,
                         flips,
                         size,
+                        item_sizes=np.tile(lead.sizes[:n], k),
                     )
                 except Yuv420WindowError as error:
                     sample_id = int(ids[error.position % n])
