@@ -192,7 +192,7 @@ class RandomTransform(BatchTransform):
     """
 
     uniform_params: tuple[str, ...] = ()
-    neutral_params: dict[str, float] = {}
+    neutral_params: dict[str, int | float] = {}
     """Parameter values under which :meth:`transform` returns its input exactly (for inputs
     in ``0..1``). Unapplied samples then get these values and one :meth:`transform` pass
     makes the output, instead of transforming every sample and selecting per sample
