@@ -42,9 +42,9 @@ import psutil
 import torch
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
+from slipstream.cache.gather import gather_bytes
 from slipstream.native import decode_full
 from slipstream.pipelines import CenterCrop, ImagePipeline, RandomResizedCrop
-from slipstream.prefetch import gather_bytes
 from slipstream.sampling import epoch_order
 
 BATCH = 256
@@ -249,6 +249,13 @@ def main() -> None:
         runs["slipstream DALI backend RRC224+flip"] = lambda: bench_slipstream(
             dataset,
             ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8"),
+            args.epochs,
+            args.threads,
+            backend="dali",
+        )
+        runs["slipstream DALI backend center224"] = lambda: bench_slipstream(
+            dataset,
+            ImagePipeline(CenterCrop(224), dtype="uint8"),
             args.epochs,
             args.threads,
             backend="dali",

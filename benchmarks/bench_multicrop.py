@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from slipstream import SlipstreamDataset
+from slipstream.cache.gather import gather_bytes
 from slipstream.native import NativeDecoder
-from slipstream.prefetch import gather_bytes
 from slipstream.sampling import crops, epoch_order
 
 BATCH = 256

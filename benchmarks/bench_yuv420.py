@@ -26,9 +26,9 @@ import time
 import numpy as np
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
+from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
 from slipstream.pipelines import ImagePipeline, RandomResizedCrop
-from slipstream.prefetch import gather_bytes
 from slipstream.sampling import epoch_order
 
 BATCH = 256

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from slipstream import SlipstreamDataset
+from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
 from slipstream.native import NativeDecoder
 from slipstream.pipelines import RandomResizedCrop
-from slipstream.prefetch import gather_bytes
 from slipstream.sampling import epoch_order, flips
 from slipstream.yuv420_torch import Yuv420TorchDecoder
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from slipstream.cache.format import IMAGE_FORMATS, NUMBER_DTYPES
+from slipstream.cache.gather import gather_bytes
 from slipstream.dataset import SlipstreamDataset
 from slipstream.pipelines.spec import ImagePipeline, decode_groups
 from slipstream.prefetch import (
@@ -20,7 +21,6 @@ from slipstream.prefetch import (
     DecodedBatch,
     StageThread,
     allocate_slot,
-    gather_bytes,
 )
 from slipstream.prefetch.stages import DecodeStage, get_until_stopped
 from slipstream.sampling import epoch_order, flips, num_batches

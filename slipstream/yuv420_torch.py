@@ -38,7 +38,7 @@ import numba
 import numpy as np
 import torch
 
-from slipstream.prefetch.gather import _memcpy
+from slipstream.cache.gather import copy_bytes
 
 __all__ = [
     "Yuv420Plan",
@@ -176,7 +176,7 @@ def _pack(data, offsets, heights, widths, rect, base, out):  # pragma: no cover 
             row0, col0, rows, cols = rect[i, p, 0], rect[i, p, 1], rect[i, p, 2], rect[i, p, 3]
             start = np.int64(offsets[i]) + plane_start[p] + row0 * plane_width[p] + col0
             for r in range(rows):
-                _memcpy(
+                copy_bytes(
                     dst + np.uintp(base[i, p] + r * cols),
                     src + np.uintp(start + r * plane_width[p]),
                     cols,

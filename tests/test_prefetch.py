@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from slipstream.prefetch import END_OF_STREAM, StageError, StageThread, gather_bytes
+from slipstream.cache.gather import gather_bytes
+from slipstream.prefetch import END_OF_STREAM, StageError, StageThread
 
 
 def test_gather_equals_concatenated_slices():

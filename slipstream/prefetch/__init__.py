@@ -1,6 +1,5 @@
 """Background gathering of batch bytes into a ring of reused buffers."""
 
-from slipstream.prefetch.gather import gather_bytes
 from slipstream.prefetch.slots import BatchSlot, DecodedBatch, ImageSlot, allocate_slot
 from slipstream.prefetch.stages import END_OF_STREAM, StageError, StageThread, take
 
@@ -12,6 +11,5 @@ __all__ = [
     "StageError",
     "StageThread",
     "allocate_slot",
-    "gather_bytes",
     "take",
 ]

@@ -42,8 +42,8 @@ import numpy as np
 
 from slipstream.cache.field_access import FieldAccess
 from slipstream.cache.format import BYTES_TYPES, IMAGE_META_DTYPE, IMAGE_TYPE, STRING_TYPE
+from slipstream.cache.gather import gather_bytes
 from slipstream.cache.packed_items import PackedItems
-from slipstream.prefetch.gather import gather_bytes
 from slipstream.readers.ffcv_format import (
     ALLOCATION_DTYPE,
     CUSTOM_TYPE_ID,
