@@ -10,19 +10,9 @@ import numpy as np
 
 from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
 from slipstream.cache.field_index import FieldIndex
+from slipstream.paths import default_cache_root
 from slipstream.readers import FILE_LIST_SUFFIXES, FfcvFile, FileListReader, ImageFolderReader
 from slipstream.readers.ffcv_format import FFCV_SUFFIXES
-
-CACHE_DIR_ENV = "SLIPSTREAM_CACHE_DIR"
-
-
-def default_cache_root() -> Path:
-    """Where caches built from other sources go.
-
-    ``$SLIPSTREAM_CACHE_DIR`` when set, else ``~/.cache/slipstream``.
-    """
-    root = os.environ.get(CACHE_DIR_ENV)
-    return Path(root) if root else Path.home() / ".cache" / "slipstream"
 
 
 def is_slip_cache(path: Path) -> bool:
@@ -48,7 +38,7 @@ class SlipstreamDataset:
     Args:
         source: Path of a slip cache, an image folder, a file list, a LitData folder or
             an FFCV file, or an ``s3://`` URL of a LitData dataset.
-        cache_root: Where to build caches (default :func:`default_cache_root`).
+        cache_root: Where to build caches (default :func:`slipstream.paths.default_cache_root`).
         on_error: ``"raise"`` (default) or ``"skip"`` unreadable images while building.
         progress: Show a progress bar while building.
 

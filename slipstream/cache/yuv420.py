@@ -52,6 +52,7 @@ from tqdm import tqdm
 from slipstream.cache.build_lock import build_lock
 from slipstream.cache.format import IMAGE_META_DTYPE, MANIFEST_NAME
 from slipstream.native.decode import NativeDecoder, _core
+from slipstream.paths import default_cache_root
 
 COMPANION_FORMAT = "i420-bt601-full"
 """``record["format"]``: planar I420, BT.601 full range, chroma sited at 2x2 block centers."""
@@ -126,8 +127,6 @@ def companion_folder(store: Any, cache_root: str | os.PathLike | None = None) ->
         if holds_one or os.access(path, os.W_OK):
             return path
     if cache_root is None:
-        from slipstream.dataset import default_cache_root
-
         cache_root = default_cache_root()
     if hasattr(store, "fingerprint"):
         stamp = store.fingerprint()[:16]

@@ -4,11 +4,14 @@ The plugin (``dali_ops/``: the ``SlipstreamDecodeCrop`` operator over the same C
 ``slipstream.native``) is compiled on first use against the installed DALI, because DALI is an
 optional extra that may be installed, upgraded or removed after slipstream itself. Layout::
 
-    $SLIPSTREAM_CACHE_DIR (default ~/.cache/slipstream)/
-      dali_plugin/<dali version>/
+    $SLIPSTREAM_PLUGIN_DIR (default $XDG_CACHE_HOME or ~/.cache, then slipstream/dali_plugin)/
+      <dali version>/
         libslipstream_dali.so
         libslipstream_dali.json   stamp: {"dali_version", "source_digest", "abi": 1}
         .lock                     serializes builds across processes
+
+The plugin root (:func:`slipstream.paths.default_plugin_root`) is not the dataset cache
+root, so a per-job scratch ``$SLIPSTREAM_CACHE_DIR`` does not rebuild the plugin.
 
 DALI does not check plugin versions, and a plugin built against another DALI can crash
 the process, so :func:`load_plugin` reads the stamp before loading: a stamp naming another
@@ -32,6 +35,8 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from slipstream.paths import default_plugin_root
 
 try:
     import nvidia.dali as _dali
@@ -68,17 +73,19 @@ def dali_version() -> str:
     return str(_dali.__version__)
 
 
-def plugin_dir(cache_root: str | os.PathLike | None = None) -> Path:
-    """Directory of the plugin built for the installed DALI version.
+def plugin_dir(root: str | os.PathLike | None = None) -> Path:
+    """Directory of the plugin built for the installed DALI version: ``<root>/<version>``.
 
     Args:
-        cache_root: Root of slipstream's caches; ``None`` means ``$SLIPSTREAM_CACHE_DIR`` or
-            ``~/.cache/slipstream``.
-    """
-    from slipstream.dataset import default_cache_root
+        root: Plugin root; ``None`` means :func:`slipstream.paths.default_plugin_root`
+            (``$SLIPSTREAM_PLUGIN_DIR``, else ``$XDG_CACHE_HOME/slipstream/dali_plugin``,
+            else ``~/.cache/slipstream/dali_plugin``).
 
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
-    return root / "dali_plugin" / dali_version()
+    Returns:
+        The per-version plugin directory (not created).
+    """
+    base = Path(root) if root is not None else default_plugin_root()
+    return base / dali_version()
 
 
 def _source_dirs() -> tuple[Path, Path]:
@@ -242,7 +249,7 @@ def _schema_registered() -> bool:
     return _dali_backend.TryGetSchema(OP_SCHEMA) is not None
 
 
-def load_plugin(cache_root: str | os.PathLike | None = None) -> Path:
+def load_plugin(root: str | os.PathLike | None = None) -> Path:
     """Make ``fn.slipstream_decode_crop`` available in this process (idempotent).
 
     Builds the plugin for the installed DALI if needed (first call: tens of seconds),
@@ -250,7 +257,7 @@ def load_plugin(cache_root: str | os.PathLike | None = None) -> Path:
     the process when an operator name is registered twice.
 
     Args:
-        cache_root: Root of slipstream's caches (see :func:`plugin_dir`).
+        root: Plugin root (see :func:`plugin_dir`).
 
     Returns:
         Path of the loaded library (of the first load in this process).
@@ -268,7 +275,7 @@ def load_plugin(cache_root: str | os.PathLike | None = None) -> Path:
                 f"a DALI operator named {OP_SCHEMA} is already registered by another library; "
                 "loading slipstream's plugin as well would abort the process"
             )
-        lib = ensure_built(plugin_dir(cache_root))
+        lib = ensure_built(plugin_dir(root))
         _plugin_manager.load_library(str(lib))
         _loaded = lib
         return lib

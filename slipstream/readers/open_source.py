@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from slipstream.paths import default_cache_root
 from slipstream.readers.ffcv_file import FfcvFile
 from slipstream.readers.ffcv_format import FFCV_SUFFIXES
 from slipstream.readers.file_list import FILE_LIST_SUFFIXES, FileListReader
@@ -57,8 +58,6 @@ def open_reader(
         from slipstream.readers.litdata_source import open_litdata_reader  # LitData / S3
 
         if download_root is None:
-            from slipstream.dataset import default_cache_root
-
             download_root = default_cache_root()
         return open_litdata_reader(source, download_root)
     if kind == "FileListReader":
