@@ -27,7 +27,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from slipstream.cache.verify import verify_cache
+    from slipstream.verify import verify_cache
 
     report = verify_cache(args.cache, args.source, progress=not args.quiet)
     print(report.format(limit=args.limit))

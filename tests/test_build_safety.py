@@ -19,8 +19,8 @@ from slipstream import SlipstreamDataset
 from slipstream.cache import CacheBuildError, CacheFormatError, SlipCache, build_cache
 from slipstream.cache import writer as cache_writer
 from slipstream.cache.build_lock import build_lock, lock_path
-from slipstream.cache.verify import verify_cache
 from slipstream.readers import FileListReader, ImageFolderReader
+from slipstream.verify import verify_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = [sys.executable, str(ROOT / "tests" / "build_child.py")]

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from slipstream.cache import build_cache
-from slipstream.cache.verify import verify_cache
 from slipstream.cli import main
 from slipstream.readers import FileListReader, ImageFolderReader
+from slipstream.verify import verify_cache
 
 
 @pytest.fixture

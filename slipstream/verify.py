@@ -1,5 +1,8 @@
 """Compare every sample of a slip cache with its source: ``slipstream verify``.
 
+This sits above both the cache and the readers (it opens a cache and reads its source
+again), so it lives at the top of the package, next to the command line that runs it.
+
 The source is read again with its reader (from the manifest's ``source.kind`` and
 ``source.root`` unless another is given) and each sample goes through the build's own
 check (:func:`~slipstream.cache.build_batches.read_checked_batch`), so the comparison is
@@ -34,6 +37,7 @@ from tqdm import tqdm
 from slipstream.cache.build_batches import BATCH_SIZE, CheckedBatch, read_checked_batch
 from slipstream.cache.format import BYTES_TYPES, IMAGE_TYPE, STRING_TYPE
 from slipstream.cache.reader import SlipCache
+from slipstream.readers.open_source import READER_KINDS, open_reader
 
 PIXEL_TOLERANCE = 3.0
 """Largest mean absolute pixel difference (0-255 levels) accepted for a re-encoded image
@@ -134,8 +138,6 @@ def verify_cache(
     Raises:
         CacheFormatError: The cache does not open.
     """
-    from slipstream.readers.open_source import READER_KINDS, open_reader
-
     cache = SlipCache.open(cache_path)
     recorded = cache.manifest.get("source", {})
     if source is None:
