@@ -1,5 +1,6 @@
 // pybind11 bindings for the slipstream C++ kernels: module `slipstream._core`.
-// Only slipstream/native/decode.py imports this module; it turns CoreError into DecodeError.
+// Only slipstream/native (decode.py, yuv420.py) imports this module; it turns CoreError into
+// DecodeError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "batch.h"
 #include "decode_crop.h"
 #include "jpeg_decoder.h"
 #include "resize.h"
-#include "thread_pool.h"
 #include "yuv420.h"
 
 namespace py = pybind11;
@@ -105,52 +106,42 @@ U8Array PyDecodeFull(const py::array& data, int32_t scale_num) {
   return out;
 }
 
-U8Array PyDecodeCrop(const py::array& data, std::vector<int32_t> window, int32_t out_h,
-                     int32_t out_w, bool flip, int32_t policy) {
-  uint64_t size = 0;
-  const uint8_t* p = BytesOf(data, &size);
-  if (window.size() != 4) throw py::value_error("window must have 4 values [y, x, h, w]");
-  if (out_h < 1 || out_w < 1) throw py::value_error("output size must be >= 1");
-  U8Array out({static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w), py::ssize_t{3}});
-  uint8_t* o = out.mutable_data();
-  Result r;
-  {
-    py::gil_scoped_release release;
-    r = DecodeCropResize(p, size, window.data(), out_h, out_w, flip, o, policy);
-  }
-  Check(r);
-  return out;
-}
-
-// K views [K, 4] of one stored image of either format (DecodeImageViews) -> [K, H, W, 3].
-U8Array ImageViews(const py::array& data, int32_t format, int32_t height, int32_t width,
-                   const py::array& windows, int32_t out_h, int32_t out_w,
-                   const py::array& flips, int32_t policy) {
-  uint64_t size = 0;
-  const uint8_t* p = BytesOf(data, &size);
-  if (windows.ndim() != 2 || windows.shape(1) != 4 || !py::isinstance<py::array_t<int32_t>>(windows) ||
+// decode_views: K views [K, 4] of one stored image of any format (DecodeImageViews, the one
+// JPEG / YUV420 dispatch), all of one output size -> uint8 [K, out_h, out_w, 3].
+U8Array PyDecodeViews(const py::array& data, const py::array& windows,
+                      const std::vector<int32_t>& size, const py::array& flips, int32_t format,
+                      int32_t height, int32_t width, int32_t policy) {
+  uint64_t data_size = 0;
+  const uint8_t* p = BytesOf(data, &data_size);
+  if (windows.ndim() != 2 || windows.shape(1) != 4 || !HasDtype<int32_t>(windows) ||
       !(windows.flags() & py::array::c_style)) {
     throw py::value_error("windows must be a C-contiguous int32 array [K, 4]");
   }
   const int64_t views = windows.shape(0);
-  if (flips.ndim() != 1 || flips.shape(0) != views || !py::isinstance<py::array_t<uint8_t>>(flips) ||
+  if (views < 1 || views > (1 << 20)) throw py::value_error("need 1 <= K <= 2**20 views");
+  if (flips.ndim() != 1 || flips.shape(0) != views || !HasDtype<uint8_t>(flips) ||
       !(flips.flags() & py::array::c_style)) {
     throw py::value_error("flips must be a C-contiguous uint8 array [K]");
   }
-  if (views < 1 || views > (1 << 20)) throw py::value_error("need 1 <= K views");
-  if (out_h < 1 || out_w < 1) throw py::value_error("output size must be >= 1");
+  if (size.size() != 2 || size[0] < 1 || size[1] < 1) {
+    throw py::value_error("size must be (out_h, out_w), both >= 1");
+  }
+  if (format != kFormatJpeg && format != kFormatYuv420) {
+    throw py::value_error("format must be 0 (JPEG) or 1 (YUV420)");
+  }
+  const int32_t out_h = size[0], out_w = size[1];
   U8Array out({static_cast<py::ssize_t>(views), static_cast<py::ssize_t>(out_h),
                static_cast<py::ssize_t>(out_w), py::ssize_t{3}});
   uint8_t* o = out.mutable_data();
-  const int32_t* w = static_cast<const int32_t*>(windows.data());
-  const uint8_t* fl = static_cast<const uint8_t*>(flips.data());
+  const auto* w = static_cast<const int32_t*>(windows.data());
+  const auto* fl = static_cast<const uint8_t*>(flips.data());
   Result r;
   int32_t failed = 0;
   {
     py::gil_scoped_release release;
     EncodedImage image;
     image.data = p;
-    image.size = size;
+    image.size = data_size;
     image.format = format;
     image.height = height;
     image.width = width;
@@ -163,23 +154,13 @@ U8Array ImageViews(const py::array& data, int32_t format, int32_t height, int32_
     r = DecodeImageViews(image, w, static_cast<int32_t>(views), out_hw.data(), fl, outs.data(),
                          policy, &failed);
   }
-  if (!r.ok()) r.message = "view " + std::to_string(failed) + ": " + r.message;
+  if (!r.ok() && views > 1) r.message = "view " + std::to_string(failed) + ": " + r.message;
   Check(r);
   return out;
 }
 
-U8Array PyDecodeCropViews(const py::array& data, const py::array& windows, int32_t out_h,
-                          int32_t out_w, const py::array& flips, int32_t policy) {
-  return ImageViews(data, kFormatJpeg, 0, 0, windows, out_h, out_w, flips, policy);
-}
-
-U8Array PyYuv420CropViews(const py::array& data, int32_t h, int32_t w, const py::array& windows,
-                          int32_t out_h, int32_t out_w, const py::array& flips) {
-  return ImageViews(data, kFormatYuv420, h, w, windows, out_h, out_w, flips, kScaleAny);
-}
-
-// Shared by decode_crop_batch (one output) and decode_views_batch (K outputs, one per view).
-py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
+// decode_views_batch: K views per sample into K outputs [B, H_k, W_k, 3] (DecodeViewsBatch).
+py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
                          const py::array& sizes, const py::array& windows,
                          const py::array& flips, std::vector<py::array> outs,
                          int32_t num_threads, int32_t policy, int32_t format,
@@ -243,24 +224,6 @@ py::list DecodeBatchInto(const py::array& data, const py::array& offsets,
                      pwid);
   }
   return Failures(codes, messages);
-}
-
-py::list PyDecodeCropBatch(const py::array& data, const py::array& offsets,
-                           const py::array& sizes, const py::array& windows,
-                           const py::array& flips, py::array& out, int32_t num_threads,
-                           int32_t policy, int32_t format, const py::object& heights,
-                           const py::object& widths) {
-  return DecodeBatchInto(data, offsets, sizes, windows, flips, {out}, num_threads, policy,
-                         format, heights, widths);
-}
-
-py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
-                            const py::array& sizes, const py::array& windows,
-                            const py::array& flips, const std::vector<py::array>& outs,
-                            int32_t num_threads, int32_t policy, int32_t format,
-                            const py::object& heights, const py::object& widths) {
-  return DecodeBatchInto(data, offsets, sizes, windows, flips, outs, num_threads, policy,
-                         format, heights, widths);
 }
 
 U8Array PyRgbToYuv420(const U8Array& img) {
@@ -356,28 +319,20 @@ PYBIND11_MODULE(_core, m) {
         "(height, width, components, colorspace, progressive) from the JPEG header.");
   m.def("decode_full", &PyDecodeFull, py::arg("data"), py::arg("scale_num") = 8,
         "Decode the whole image (scaled by scale_num/8) to uint8 [H, W, 3] RGB.");
-  m.def("decode_crop", &PyDecodeCrop, py::arg("data"), py::arg("window"), py::arg("out_h"),
-        py::arg("out_w"), py::arg("flip") = false, py::arg("scale_policy") = 0,
-        "Fused decode + crop [y, x, h, w] + antialiased resize (+ flip) of one sample.");
-  m.def("decode_crop_views", &PyDecodeCropViews, py::arg("data"), py::arg("windows"),
-        py::arg("out_h"), py::arg("out_w"), py::arg("flips"), py::arg("policy") = 0,
-        "K views [K, 4] of one JPEG from a single decode -> uint8 [K, out_h, out_w, 3].");
+  m.def("decode_views", &PyDecodeViews, py::arg("data"), py::arg("windows"), py::arg("size"),
+        py::arg("flips"), py::arg("format") = static_cast<int>(kFormatJpeg),
+        py::arg("height") = 0, py::arg("width") = 0, py::arg("scale_policy") = 0,
+        "K views (windows int32 [K, 4], flips uint8 [K]) of one stored image of any format "
+        "(format 0 JPEG, 1 YUV420 with its true height and width) -> uint8 [K, H, W, 3], "
+        "size = (H, W); JPEG views share one entropy decode per distinct DCT scale.");
   m.def("decode_views_batch", &PyDecodeViewsBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("outs"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
         py::arg("heights") = py::none(), py::arg("widths") = py::none(),
         "K views per sample (windows [B, K, 4], flips [B, K]) into outs (K arrays "
-        "[B, H_k, W_k, 3]); one entropy decode per distinct DCT scale; returns failures.");
-  m.def("decode_crop_batch", &PyDecodeCropBatch, py::arg("data"), py::arg("offsets"),
-        py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("out"),
-        py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
-        py::arg("heights") = py::none(), py::arg("widths") = py::none(),
-        "Batch fused decode into out [B, H, W, 3]; returns [(index, code, message)] failures. "
-        "format 1 = YUV420 items (then heights, widths: int32 [B] true sizes).");
-  m.def("yuv420_crop_views", &PyYuv420CropViews, py::arg("data"), py::arg("height"),
-        py::arg("width"), py::arg("windows"), py::arg("out_h"), py::arg("out_w"),
-        py::arg("flips"),
-        "K views [K, 4] of one YUV420 item -> uint8 [K, out_h, out_w, 3].");
+        "[B, H_k, W_k, 3]); one entropy decode per distinct DCT scale. Returns "
+        "[(index, code, message)] of the failed samples (their outputs zeroed). format 1 = "
+        "YUV420 items (then heights, widths: int32 [B] true sizes).");
   m.def("rgb_to_yuv420", &PyRgbToYuv420, py::arg("img"),
         "RGB [H, W, 3] -> one planar I420 item (BT.601 full range, odd sides padded).");
   m.def("yuv420_to_rgb", &PyYuv420ToRgb, py::arg("data"), py::arg("height"), py::arg("width"),

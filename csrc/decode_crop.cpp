@@ -1,10 +1,11 @@
 #include "decode_crop.h"
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "jpeg_decoder.h"
 #include "resize.h"
-#include "thread_pool.h"
 #include "yuv420.h"
 
 namespace slipstream {
@@ -247,62 +248,6 @@ Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32
       return Result::Fail(kInvalidArgument,
                           "unknown image format code " + std::to_string(image.format));
   }
-}
-
-int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                         const uint64_t* sizes, int64_t batch, int32_t views,
-                         const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
-                         uint8_t* const* outs, int32_t num_threads, int32_t* codes,
-                         std::vector<std::string>* messages, int32_t policy, int32_t format,
-                         const int32_t* heights, const int32_t* widths) {
-  std::vector<int64_t> view_bytes(static_cast<size_t>(views));
-  for (int32_t k = 0; k < views; ++k) {
-    view_bytes[k] = static_cast<int64_t>(out_hw[2 * k]) * out_hw[2 * k + 1] * 3;
-  }
-  auto sample = [&](int64_t i) -> Result {
-    const uint64_t off = offsets[i], n = sizes[i];
-    if (off > data_size || n > data_size - off) {
-      return Result::Fail(kInvalidArgument,
-                          "byte range [" + std::to_string(off) + ", " + std::to_string(off) +
-                              "+" + std::to_string(n) + ") is outside the data buffer of " +
-                              std::to_string(data_size) + " bytes");
-    }
-    if (format == kFormatYuv420 && (heights == nullptr || widths == nullptr)) {
-      return Result::Fail(kInvalidArgument,
-                          "a YUV420 batch needs the images' heights and widths");
-    }
-    EncodedImage image;
-    image.data = data + off;
-    image.size = n;
-    image.format = format;
-    if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
-    thread_local std::vector<uint8_t*> sample_outs;
-    sample_outs.resize(static_cast<size_t>(views));
-    for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes[k];
-    int32_t failed_view = 0;
-    Result r = DecodeImageViews(image, windows + 4 * views * i, views, out_hw,
-                                flips + views * i, sample_outs.data(), policy, &failed_view);
-    if (!r.ok() && views > 1) r.message = "view " + std::to_string(failed_view) + ": " + r.message;
-    return r;
-  };
-  auto zero = [&](int64_t i) {
-    for (int32_t k = 0; k < views; ++k) {
-      std::memset(outs[k] + i * view_bytes[k], 0, static_cast<size_t>(view_bytes[k]));
-    }
-  };
-  return RunSamples(batch, num_threads, sample, zero, codes, messages);
-}
-
-int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
-                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
-                              int32_t num_threads, int32_t* codes,
-                              std::vector<std::string>* messages, int32_t policy,
-                              int32_t format, const int32_t* heights, const int32_t* widths) {
-  uint8_t* const outs[1] = {out};
-  const int32_t out_hw[2] = {out_h, out_w};
-  return DecodeViewsBatch(data, data_size, offsets, sizes, batch, 1, windows, flips, out_hw, outs,
-                          num_threads, codes, messages, policy, format, heights, widths);
 }
 
 }  // namespace slipstream

@@ -1,4 +1,5 @@
-// Fused JPEG decode -> crop -> antialiased resize (-> horizontal flip), one sample or a batch.
+// Fused JPEG decode -> crop -> antialiased resize (-> horizontal flip) of one image (one or K
+// views), and DecodeImageViews: the one JPEG / YUV420 dispatch. Batches: batch.h.
 //
 // Crop windows are int32 [y, x, h, w] in source-pixel coordinates. The decode uses libjpeg's
 // DCT scaling M/8 with the smallest M that keeps the scaled crop >= the output size in both
@@ -7,8 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "status.h"
 
@@ -42,7 +41,7 @@ int32_t ChooseScale(int32_t crop_h, int32_t crop_w, int32_t out_h, int32_t out_w
                     int32_t policy = kScaleAny);
 
 // Decodes one sample into out (out_h * out_w * 3 bytes, HWC RGB, contiguous). On failure the
-// output is left untouched (the batch entry point zeroes it).
+// output is left untouched (the batch entry points zero it).
 Result DecodeCropResize(const uint8_t* data, uint64_t size, const int32_t window[4],
                         int32_t out_h, int32_t out_w, bool flip, uint8_t* out,
                         int32_t policy = kScaleAny);
@@ -62,33 +61,5 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
                         const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view);
-
-// Multi-view batch entry point: sample i has K = views windows windows[4K*i : 4K*(i+1)] and
-// flips flips[K*i : K*(i+1)]; its view k, of size out_hw[2k] x out_hw[2k+1], goes to
-// outs[k] + i * out_hw[2k] * out_hw[2k+1] * 3 (one contiguous [batch, h_k, w_k, 3] buffer per
-// view). Otherwise as DecodeCropResizeBatch; a failed sample's message names its view when
-// K > 1.
-int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                         const uint64_t* sizes, int64_t batch, int32_t views,
-                         const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
-                         uint8_t* const* outs, int32_t num_threads, int32_t* codes,
-                         std::vector<std::string>* messages, int32_t policy = kScaleAny,
-                         int32_t format = kFormatJpeg, const int32_t* heights = nullptr,
-                         const int32_t* widths = nullptr);
-
-// Batch entry point. Sample i has bytes data[offsets[i] : offsets[i] + sizes[i]] (bounds
-// checked against data_size), window windows[4*i : 4*i+4], flip flips[i] != 0 and output
-// out + i * out_h * out_w * 3. Runs on the persistent pool for num_threads (<= 0: hardware
-// concurrency). codes[i] gets each sample's status and messages[i] its message (resized to
-// batch). A failed sample's output is zeroed; the others are still decoded. Returns the number
-// of failed samples. Every sample of a batch has `format`; YUV420 batches also pass the true
-// sizes heights[i], widths[i] (ignored, and may be null, for JPEG).
-int64_t DecodeCropResizeBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                              const uint64_t* sizes, int64_t batch, const int32_t* windows,
-                              const uint8_t* flips, int32_t out_h, int32_t out_w, uint8_t* out,
-                              int32_t num_threads, int32_t* codes,
-                              std::vector<std::string>* messages, int32_t policy = kScaleAny,
-                              int32_t format = kFormatJpeg, const int32_t* heights = nullptr,
-                              const int32_t* widths = nullptr);
 
 }  // namespace slipstream

@@ -86,10 +86,13 @@ const char* ColorSpaceName(int32_t cs) {
   }
 }
 
+// Every libjpeg call below follows a fresh setjmp in the same active function (the rule in
+// jpeg_decoder.h): an error longjmps back to it. Check this when adding a libjpeg call.
 struct JpegDecoder::Impl {
   jpeg_decompress_struct cinfo;
   ErrorMgr err;
-  bool open = false;  // header read, decompression not finished
+  bool created = false;  // jpeg_create_decompress succeeded
+  bool open = false;     // header read, decompression not finished
   const uint8_t* data = nullptr;
   uint64_t size = 0;
   JpegHeader header;
@@ -104,13 +107,22 @@ struct JpegDecoder::Impl {
     err.pub.error_exit = ErrorExit;
     err.pub.emit_message = EmitMessage;
     err.pub.output_message = OutputMessage;
+    if (setjmp(err.jump)) return;  // created stays false; ReadHeader reports err.message
     jpeg_create_decompress(&cinfo);
+    created = true;
   }
-  ~Impl() { jpeg_destroy_decompress(&cinfo); }
+  ~Impl() {
+    if (!created) return;
+    if (setjmp(err.jump)) return;
+    jpeg_destroy_decompress(&cinfo);
+  }
 
+  // Returns the handle to idle (frees the image's memory pool). Safe at any time.
   void Close() {
-    jpeg_abort_decompress(&cinfo);
     open = false;
+    if (!created) return;
+    if (setjmp(err.jump)) return;
+    jpeg_abort_decompress(&cinfo);
   }
 
   Result FailFromLibjpeg() {
@@ -236,6 +248,10 @@ void JpegDecoder::Abort() { impl_->Close(); }
 Result JpegDecoder::ReadHeader(const uint8_t* data, uint64_t size, JpegHeader* header) {
   Impl* d = impl_.get();
   if (d->open) d->Close();
+  if (!d->created) {
+    return Result::Fail(kInternalError,
+                        std::string("libjpeg could not create a decoder: ") + d->err.message);
+  }
   if (data == nullptr || size == 0) {
     return Result::Fail(kDecodeError, "empty input: 0 bytes of JPEG data");
   }

@@ -6,6 +6,15 @@
 // into the calling method, which returns a Result carrying libjpeg's message. A premature end
 // of data (JWRN_JPEG_EOF, which libjpeg only warns about and fills with gray) is an error too;
 // other corrupt-data warnings are tolerated.
+//
+// THE RULE (jpeg_decoder.cpp): every libjpeg call that takes the handle runs after a setjmp
+// armed in the same, still active, function: `if (setjmp(err.jump)) <fail>;` then the calls.
+// Any of them may call error_exit, which longjmps to the last armed jmp_buf; a jmp_buf armed
+// in a function that has returned points into a dead stack frame (undefined behaviour, in
+// practice a crash). This holds for jpeg_create_decompress (bad library version, out of
+// memory) and for the cleanup calls (jpeg_abort_decompress, jpeg_destroy_decompress) too.
+// Locals changed between setjmp and a longjmp must not be read on the error path (or be
+// volatile). The one exception is jpeg_std_error, which takes no handle and cannot fail.
 #pragma once
 
 #include <cstdint>

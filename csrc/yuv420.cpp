@@ -1,10 +1,11 @@
 #include "yuv420.h"
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "jpeg_decoder.h"
 #include "resize.h"
-#include "thread_pool.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -308,28 +309,6 @@ Result JpegToI420(const uint8_t* data, uint64_t size, int32_t expected_h, int32_
   RgbToI420(s.rgb.data(), static_cast<int64_t>(header.width) * 3, header.height, header.width,
             out);
   return Result::Ok();
-}
-
-int64_t JpegToI420Batch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                        const uint64_t* sizes, int64_t batch, const int32_t* heights,
-                        const int32_t* widths, uint8_t* out, uint64_t out_size,
-                        const uint64_t* out_offsets, int32_t num_threads, int32_t* codes,
-                        std::vector<std::string>* messages) {
-  auto sample = [&](int64_t i) -> Result {
-    const uint64_t off = offsets[i], n = sizes[i], oo = out_offsets[i];
-    if (heights[i] < 1 || widths[i] < 1) {
-      return Result::Fail(kInvalidArgument, "recorded size must be >= 1x1");
-    }
-    const uint64_t need = I420Size(heights[i], widths[i]);
-    if (off > data_size || n > data_size - off) {
-      return Result::Fail(kInvalidArgument, "JPEG byte range is outside the data buffer");
-    }
-    if (oo > out_size || need > out_size - oo) {
-      return Result::Fail(kInvalidArgument, "YUV420 item range is outside the output buffer");
-    }
-    return JpegToI420(data + off, n, heights[i], widths[i], out + oo, need);
-  };
-  return RunSamples(batch, num_threads, sample, [](int64_t) {}, codes, messages);
 }
 
 Result I420CropResizeViews(const uint8_t* data, uint64_t size, int32_t h, int32_t w,

@@ -26,8 +26,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "status.h"
 
@@ -51,15 +49,6 @@ void I420ToRgbRegion(const uint8_t* yuv, int32_t h, int32_t w, int32_t x0, int32
 // must be expected_h x expected_w (the recorded size; a mismatch is kInvalidArgument).
 Result JpegToI420(const uint8_t* data, uint64_t size, int32_t expected_h, int32_t expected_w,
                   uint8_t* out, uint64_t capacity);
-
-// Batch JpegToI420 on the persistent pool: sample i reads data[offsets[i] : + sizes[i]] and
-// writes out[out_offsets[i] : + I420Size(heights[i], widths[i])] (both bounds checked).
-// codes / messages as DecodeCropResizeBatch; returns the number of failed samples.
-int64_t JpegToI420Batch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
-                        const uint64_t* sizes, int64_t batch, const int32_t* heights,
-                        const int32_t* widths, uint8_t* out, uint64_t out_size,
-                        const uint64_t* out_offsets, int32_t num_threads, int32_t* codes,
-                        std::vector<std::string>* messages);
 
 // K views of one I420 item (true size h x w, `size` bytes available): same contract as
 // DecodeCropResizeViews (windows [K, 4], flips[k], out + k * out_h * out_w * 3). Every view

@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from slipstream.cache.build_lock import build_lock
 from slipstream.cache.format import IMAGE_META_DTYPE, MANIFEST_NAME
-from slipstream.native.decode import NativeDecoder, _core
+from slipstream.native import NativeDecoder, jpeg_to_yuv420_batch
 from slipstream.paths import default_cache_root
 
 COMPANION_FORMAT = "i420-bt601-full"
@@ -279,7 +279,7 @@ def _build(
             base = int(meta["data_ptr"][start])
             out = np.empty(int(ends[stop - 1]) - base, dtype=np.uint8)
             out_offsets = np.ascontiguousarray(meta["data_ptr"][start:stop] - np.uint64(base))
-            failures = _core.jpeg_to_yuv420_batch(
+            failures = jpeg_to_yuv420_batch(
                 data,
                 offsets,
                 sizes,

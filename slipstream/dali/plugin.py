@@ -106,7 +106,7 @@ def source_digest() -> str:
     h = hashlib.sha256()
     for d in _source_dirs():
         for f in sorted(d.iterdir()):
-            if f.is_file() and f.suffix in {".cc", ".cpp", ".h", ".txt"}:
+            if f.is_file() and f.suffix in {".cc", ".cpp", ".h", ".txt", ".cmake"}:
                 h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 

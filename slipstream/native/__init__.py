@@ -2,7 +2,13 @@
 
 from slipstream.native.decode import (
     IMAGE_FORMATS,
+    STATUS_DECODE_ERROR,
+    STATUS_INTERNAL_ERROR,
+    STATUS_INVALID_ARGUMENT,
+    STATUS_OK,
+    STATUS_UNSUPPORTED,
     DecodeError,
+    DecodeFailure,
     JpegHeader,
     NativeDecoder,
     choose_scale,
@@ -14,6 +20,7 @@ from slipstream.native.decode import (
 from slipstream.native.yuv420 import (
     decode_crop_views_yuv420,
     decode_crop_yuv420,
+    jpeg_to_yuv420_batch,
     rgb_to_yuv420,
     yuv420_size,
     yuv420_to_rgb,
@@ -21,7 +28,13 @@ from slipstream.native.yuv420 import (
 
 __all__ = [
     "IMAGE_FORMATS",
+    "STATUS_DECODE_ERROR",
+    "STATUS_INTERNAL_ERROR",
+    "STATUS_INVALID_ARGUMENT",
+    "STATUS_OK",
+    "STATUS_UNSUPPORTED",
     "DecodeError",
+    "DecodeFailure",
     "JpegHeader",
     "NativeDecoder",
     "choose_scale",
@@ -34,4 +47,5 @@ __all__ = [
     "yuv420_to_rgb",
     "decode_crop_views_yuv420",
     "decode_crop_yuv420",
+    "jpeg_to_yuv420_batch",
 ]

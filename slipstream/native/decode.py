@@ -26,11 +26,18 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 
 __all__ = [
     "IMAGE_FORMATS",
+    "STATUS_DECODE_ERROR",
+    "STATUS_INTERNAL_ERROR",
+    "STATUS_INVALID_ARGUMENT",
+    "STATUS_OK",
+    "STATUS_UNSUPPORTED",
     "DecodeError",
+    "DecodeFailure",
     "JpegHeader",
     "NativeDecoder",
     "choose_scale",
     "decode_crop",
+    "decode_crop_views",
     "decode_full",
     "read_jpeg_header",
 ]
@@ -40,12 +47,35 @@ BytesLike = bytes | bytearray | memoryview | np.ndarray
 IMAGE_FORMATS = {"jpeg": int(_core.FORMAT_JPEG), "yuv420": int(_core.FORMAT_YUV420)}
 """Storage format name -> the kernel's format code (the one JPEG / YUV420 dispatch value)."""
 
+# Per-sample status codes of the kernels (csrc/status.h ``StatusCode``): what the batch
+# methods of :class:`NativeDecoder` report per failed sample, and what the DALI operator's
+# ``status`` output holds per sample.
+STATUS_OK: int = int(_core.OK)
+"""The sample decoded."""
+STATUS_INVALID_ARGUMENT: int = int(_core.INVALID_ARGUMENT)
+"""A bad window, size or byte range (e.g. a window outside the image, a YUV420 item shorter
+than its recorded size)."""
+STATUS_DECODE_ERROR: int = int(_core.DECODE_ERROR)
+"""Corrupt, truncated or non-JPEG data."""
+STATUS_UNSUPPORTED: int = int(_core.UNSUPPORTED)
+"""A valid JPEG the kernel cannot turn into RGB (e.g. an unknown colorspace)."""
+STATUS_INTERNAL_ERROR: int = int(_core.INTERNAL_ERROR)
+"""Out of memory or another unexpected condition."""
+
+DecodeFailure = tuple[int, int, str]
+"""One failed sample of a batch: ``(batch position, status code, message)``."""
+
 
 class DecodeError(ValueError):
-    """One or more samples of a batch failed to decode.
+    """An image (or samples of a batch) failed to decode.
+
+    Raised by the single-image functions (:func:`decode_crop`, :func:`decode_full`, ...).
+    The batch methods of :class:`NativeDecoder` return per-sample failures instead; a caller
+    may raise this with them.
 
     Attributes:
-        failures: ``(batch position, message)`` for every failed sample.
+        failures: ``(position, message)`` for every failed sample (position 0 for a single
+            image).
     """
 
     def __init__(self, failures: list[tuple[int, str]]) -> None:
@@ -160,14 +190,10 @@ def decode_crop(
         DecodeError: If decoding fails or the window is outside the image.
         ValueError: If the window or size is malformed.
     """
-    win = [int(v) for v in np.asarray(window).reshape(-1)]
-    if len(win) != 4:
+    win = np.asarray(window)
+    if win.size != 4:
         raise ValueError(f"window must have 4 values [y, x, h, w], got {window!r}")
-    out_h, out_w = _check_size(size)
-    try:
-        return _core.decode_crop(_as_u8(data), win, out_h, out_w, bool(flip))
-    except _core.CoreError as exc:
-        raise DecodeError([(0, str(exc))]) from None
+    return _decode_views(data, win.reshape(1, 4), size, [bool(flip)], "jpeg")[0]
 
 
 def decode_crop_views(
@@ -197,6 +223,24 @@ def decode_crop_views(
             names the view).
         ValueError: If the windows, flips or size are malformed.
     """
+    return _decode_views(data, windows, size, flips, "jpeg")
+
+
+def _decode_views(
+    data: BytesLike,
+    windows: Sequence[Sequence[int]] | np.ndarray,
+    size: tuple[int, int],
+    flips: Sequence[bool] | np.ndarray | None,
+    image_format: str,
+    height: int = 0,
+    width: int = 0,
+) -> np.ndarray:
+    """The one single-image entry (``_core.decode_views``) behind every public function.
+
+    Checks and converts the arguments, decodes K views of one stored image of any format
+    and turns a kernel error into :class:`DecodeError` (its message names the view when
+    K > 1).
+    """
     wins = np.ascontiguousarray(np.asarray(windows, dtype=np.int32))
     if wins.ndim != 2 or wins.shape[1] != 4 or wins.shape[0] < 1:
         raise ValueError(f"windows must have shape [K, 4] with K >= 1, got {wins.shape}")
@@ -206,9 +250,17 @@ def decode_crop_views(
         flip_flags = np.ascontiguousarray(np.asarray(flips).astype(np.uint8))
     if flip_flags.shape != (len(wins),):
         raise ValueError(f"flips must hold K = {len(wins)} values, got {flip_flags.shape}")
-    out_h, out_w = _check_size(size)
+    out_hw = _check_size(size)
     try:
-        return _core.decode_crop_views(_as_u8(data), wins, out_h, out_w, flip_flags)
+        return _core.decode_views(
+            _as_u8(data),
+            wins,
+            out_hw,
+            flip_flags,
+            IMAGE_FORMATS[image_format],
+            int(height),
+            int(width),
+        )
     except _core.CoreError as exc:
         raise DecodeError([(0, str(exc))]) from None
 
@@ -275,8 +327,10 @@ class NativeDecoder:
         image_format: str = "jpeg",
         heights: np.ndarray | None = None,
         widths: np.ndarray | None = None,
-    ) -> None:
-        """Decode, crop, resize and flip a batch into ``out`` in place.
+    ) -> list[DecodeFailure]:
+        """Decode, crop, resize and flip a batch into ``out`` in place (one view per sample).
+
+        The same decode as :meth:`decode_views_batch` with K = 1.
 
         Args:
             data: uint8 1-D buffer holding every sample's bytes (may be a slice of a larger
@@ -292,14 +346,17 @@ class NativeDecoder:
                 header).
             widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
 
+        Returns:
+            ``(batch position, status code, message)`` of every sample that failed to decode
+            (empty when all decoded); see :meth:`decode_views_batch`.
+
         Raises:
             ValueError: On wrong dtypes, shapes or contiguity.
-            DecodeError: Listing every failed batch position with its message; the failed
-                samples' outputs are zeroed and all other samples are still decoded.
         """
+        _check_array("out", out, np.uint8, (None, None, None, 3))
         _check_array("windows", windows, np.int32, (out.shape[0], 4))
         _check_array("flips", flips, np.uint8, (out.shape[0],))
-        self.decode_views_batch(
+        return self.decode_views_batch(
             data, offsets, sizes, windows, flips, [out], image_format, heights, widths
         )
 
@@ -314,11 +371,16 @@ class NativeDecoder:
         image_format: str = "jpeg",
         heights: np.ndarray | None = None,
         widths: np.ndarray | None = None,
-    ) -> None:
+    ) -> list[DecodeFailure]:
         """Decode K views per sample (multi-crop) into K output buffers, in place.
 
         The views of a sample share its decode: one entropy decode per distinct DCT scale
         among them; each view is bit-identical to its own single-window decode.
+
+        A sample that fails to decode (corrupt or truncated bytes, a window outside its image,
+        a YUV420 item shorter than its size) does not raise: its pixels (every view) are
+        zeroed, the other samples are still decoded, and it is reported in the returned list.
+        What to do about it (raise naming the sample, skip it) is the caller's choice.
 
         Args:
             data: uint8 1-D buffer holding every sample's bytes (see
@@ -333,9 +395,14 @@ class NativeDecoder:
             heights: int32 ``[B]`` true image heights (``"yuv420"`` only).
             widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
 
+        Returns:
+            ``(batch position, status code, message)`` of every failed sample, in batch order
+            (empty when all decoded). The code is one of the ``STATUS_*`` constants of this
+            module (never :data:`STATUS_OK`); with K > 1 the message names the view.
+
         Raises:
-            ValueError: On wrong dtypes, shapes or contiguity.
-            DecodeError: Listing every failed batch position (with its view) and message.
+            ValueError: On wrong dtypes, shapes or contiguity (argument errors, not sample
+                failures).
         """
         if not outs:
             raise ValueError("outs must hold at least one output buffer")
@@ -364,7 +431,7 @@ class NativeDecoder:
             _check_array("heights", heights, np.int32, (b,))
             _check_array("widths", widths, np.int32, (b,))
         if b == 0:
-            return
+            return []
         failures = _core.decode_views_batch(
             data,
             offsets,
@@ -378,5 +445,4 @@ class NativeDecoder:
             heights,
             widths,
         )
-        if failures:
-            raise DecodeError([(int(i), str(msg)) for i, _code, msg in failures])
+        return [(int(i), int(code), str(msg)) for i, code, msg in failures]

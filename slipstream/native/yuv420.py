@@ -28,10 +28,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from slipstream.native.decode import BytesLike, DecodeError, _as_u8, _check_size, _core
+from slipstream.native.decode import (
+    BytesLike,
+    DecodeError,
+    DecodeFailure,
+    NativeDecoder,
+    _as_u8,
+    _check_array,
+    _core,
+    _decode_views,
+)
 
 __all__ = [
     "decode_crop_views_yuv420",
+    "jpeg_to_yuv420_batch",
     "decode_crop_yuv420",
     "rgb_to_yuv420",
     "yuv420_size",
@@ -106,20 +116,7 @@ def decode_crop_views_yuv420(
         DecodeError: If the item is too short or a window is outside the image.
         ValueError: If the windows, flips or size are malformed.
     """
-    wins = np.ascontiguousarray(np.asarray(windows, dtype=np.int32))
-    if wins.ndim != 2 or wins.shape[1] != 4 or wins.shape[0] < 1:
-        raise ValueError(f"windows must have shape [K, 4] with K >= 1, got {wins.shape}")
-    flip_flags = np.zeros(len(wins), dtype=np.uint8) if flips is None else np.asarray(flips)
-    flip_flags = np.ascontiguousarray(flip_flags.astype(np.uint8))
-    if flip_flags.shape != (len(wins),):
-        raise ValueError(f"flips must hold K = {len(wins)} values, got {flip_flags.shape}")
-    out_h, out_w = _check_size(size)
-    try:
-        return _core.yuv420_crop_views(
-            _as_u8(data), int(height), int(width), wins, out_h, out_w, flip_flags
-        )
-    except _core.CoreError as exc:
-        raise DecodeError([(0, str(exc))]) from None
+    return _decode_views(data, windows, size, flips, "yuv420", height, width)
 
 
 def decode_crop_yuv420(
@@ -148,3 +145,57 @@ def decode_crop_yuv420(
     """
     win = np.asarray(window, dtype=np.int32).reshape(1, 4)
     return decode_crop_views_yuv420(data, height, width, win, size, [flip])[0]
+
+
+def jpeg_to_yuv420_batch(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    sizes: np.ndarray,
+    heights: np.ndarray,
+    widths: np.ndarray,
+    out: np.ndarray,
+    out_offsets: np.ndarray,
+    num_threads: int | None = None,
+) -> list[DecodeFailure]:
+    """Convert a batch of JPEG items to YUV420 items on the native thread pool.
+
+    A 4:2:0 YCbCr JPEG stores libjpeg-turbo's own decoded planes (bit-exact to its RGB
+    decode through :func:`decode_crop_yuv420`); other JPEGs are decoded and converted.
+
+    Args:
+        data: uint8 1-D buffer holding every JPEG.
+        offsets: uint64 ``[B]`` start of each JPEG in ``data``.
+        sizes: uint64 ``[B]`` byte length of each JPEG.
+        heights: int32 ``[B]`` recorded image heights (a JPEG of another size fails).
+        widths: int32 ``[B]`` recorded image widths.
+        out: uint8 1-D writeable buffer receiving the items.
+        out_offsets: uint64 ``[B]`` where item i starts in ``out`` (it takes
+            ``yuv420_size(heights[i], widths[i])`` bytes).
+        num_threads: Threads (``None``: the hardware concurrency).
+
+    Returns:
+        ``(batch position, status code, message)`` of every failed sample (empty when all
+        converted); codes are the ``STATUS_*`` constants of :mod:`slipstream.native.decode`.
+
+    Raises:
+        ValueError: On wrong dtypes, shapes or contiguity.
+    """
+    b = len(offsets)
+    for name, arr, dtype in (
+        ("data", data, np.uint8),
+        ("out", out, np.uint8),
+    ):
+        _check_array(name, arr, dtype, (None,))
+    for name, arr, dtype in (
+        ("offsets", offsets, np.uint64),
+        ("sizes", sizes, np.uint64),
+        ("heights", heights, np.int32),
+        ("widths", widths, np.int32),
+        ("out_offsets", out_offsets, np.uint64),
+    ):
+        _check_array(name, arr, dtype, (b,))
+    threads = NativeDecoder(num_threads).num_threads
+    failures = _core.jpeg_to_yuv420_batch(
+        data, offsets, sizes, heights, widths, out, out_offsets, threads
+    )
+    return [(int(i), int(code), str(msg)) for i, code, msg in failures]
