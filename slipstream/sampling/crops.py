@@ -95,6 +95,15 @@ def _windows(y: np.ndarray, x: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.n
     return out
 
 
+def _uniform_corner(
+    H: np.ndarray, W: np.ndarray, h: np.ndarray, w: np.ndarray, u_y: np.ndarray, u_x: np.ndarray
+) -> np.ndarray:
+    """Windows of size ``h x w`` whose corner is uniform over every position in the image."""
+    y = np.floor(u_y * (H - h + 1)).astype(np.int64)
+    x = np.floor(u_x * (W - w + 1)).astype(np.int64)
+    return _windows(y, x, h, w)
+
+
 def _check_rrc_args(
     scale: Sequence[float], ratio: Sequence[float], sample_ids: np.ndarray
 ) -> tuple[float, float, float, float, np.ndarray]:
@@ -208,7 +217,11 @@ def random_resized_crop(
     if method == "torchvision":
         return _rrc_torchvision(H, W, ids, seed, epoch, view, s0, s1, r0, r1)
     if method == "direct":
-        return _rrc_direct(H, W, ids, seed, epoch, view, s0, s1, r0, r1)
+        # Draw layout: 0 log-aspect, 1 area fraction, 2 y, 3 x.
+        u = uniform(seed, epoch, ids, view, Stream.CROP, 4)
+        area = (H * W).astype(np.float64)
+        h, w = _direct_size(area, H, W, u[:, 0], u[:, 1], s0, s1, r0, r1)
+        return _uniform_corner(H, W, h, w, u[:, 2], u[:, 3])
     raise ValueError(f"unknown method {method!r}; expected 'torchvision' or 'direct'")
 
 
@@ -229,8 +242,7 @@ def _rrc_torchvision(
     u = uniform(seed, epoch, ids, view, Stream.CROP, 2 * k + 2)
     area = (H * W).astype(np.float64)
     found, h, w = _first_fitting_attempt(u, area, s0, s1, r0, r1, H, W)
-    y = np.floor(u[:, 2 * k] * (H - h + 1)).astype(np.int64)
-    x = np.floor(u[:, 2 * k + 1] * (W - w + 1)).astype(np.int64)
+    win = _uniform_corner(H, W, h, w, u[:, 2 * k], u[:, 2 * k + 1])
     if not found.all():
         # Central fallback, exactly as torchvision (Python round == np.rint, half to even).
         fb = np.flatnonzero(~found)
@@ -240,48 +252,8 @@ def _rrc_torchvision(
         too_wide = in_ratio > r1
         w_fb = np.where(too_wide, np.rint(fh * r1).astype(np.int64), fw)
         h_fb = np.where(too_tall, np.rint(fw / r0).astype(np.int64), fh)
-        h[fb] = h_fb
-        w[fb] = w_fb
-        y[fb] = (fh - h_fb) // 2
-        x[fb] = (fw - w_fb) // 2
-    return _windows(y, x, h, w)
-
-
-def _rrc_direct(
-    H: np.ndarray,
-    W: np.ndarray,
-    ids: np.ndarray,
-    seed: int,
-    epoch: int,
-    view: int,
-    s0: float,
-    s1: float,
-    r0: float,
-    r1: float,
-) -> np.ndarray:
-    # Draw layout: 0 log-aspect, 1 area fraction, 2 y, 3 x.
-    u = uniform(seed, epoch, ids, view, Stream.CROP, 4)
-    img_ratio = W / H
-    s_floor = max(s0, 1e-12)
-    # s_max(a) = min(s1, a / img_ratio, img_ratio / a) >= s0  <=>  a in [r*s0, r/s0].
-    lo = np.maximum(math.log(r0), np.log(img_ratio * s_floor))
-    hi = np.minimum(math.log(r1), np.log(img_ratio / s_floor))
-    empty = lo > hi
-    # Infeasible: clamp to the ratio bound nearest the image aspect (degenerate interval).
-    clamp = np.where(img_ratio > r1, math.log(r1), math.log(r0))
-    lo = np.where(empty, clamp, lo)
-    hi = np.where(empty, clamp, hi)
-    log_a = lo + (hi - lo) * u[:, 0]
-    a = np.exp(log_a)
-    s_max = np.minimum(s1, np.minimum(a / img_ratio, img_ratio / a))
-    s_lo = np.where(empty, s_max, np.minimum(s0, s_max))
-    s = s_lo + (s_max - s_lo) * u[:, 1]
-    area = (H * W).astype(np.float64)
-    w = np.clip(np.rint(np.sqrt(area * s * a)).astype(np.int64), 1, W)
-    h = np.clip(np.rint(np.sqrt(area * s / a)).astype(np.int64), 1, H)
-    y = np.floor(u[:, 2] * (H - h + 1)).astype(np.int64)
-    x = np.floor(u[:, 3] * (W - w + 1)).astype(np.int64)
-    return _windows(y, x, h, w)
+        win[fb] = _windows((fh - h_fb) // 2, (fw - w_fb) // 2, h_fb, w_fb)
+    return win
 
 
 def center_crop(
@@ -481,7 +453,7 @@ def centered_resized_crop(
     found, h, w = _first_fitting_attempt(u, area, s0, s1, r0, r1, box_h, box_w)
     if not found.all():
         fb = np.flatnonzero(~found)
-        h[fb], w[fb] = _fit_in_box(
+        h[fb], w[fb] = _direct_size(
             area[fb], box_h[fb], box_w[fb], u[fb, 2 * k], u[fb, 2 * k + 1], s0, s1, r0, r1
         )
     y = np.clip(np.rint(cy - h / 2.0).astype(np.int64), 0, H - h)
@@ -489,7 +461,7 @@ def centered_resized_crop(
     return _windows(y, x, h, w)
 
 
-def _fit_in_box(
+def _direct_size(
     area: np.ndarray,
     box_h: np.ndarray,
     box_w: np.ndarray,
@@ -500,7 +472,30 @@ def _fit_in_box(
     r0: float,
     r1: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One loop-free ``(h, w)`` draw that fits ``box_h x box_w``; fractions of ``area``."""
+    """One loop-free ``(h, w)`` draw that fits a ``box_h x box_w`` box ("direct" sampling).
+
+    The log-aspect is uniform over the part of ``log(ratio)`` where an area fraction
+    ``s0`` fits the box, then the fraction is uniform in ``[s0, min(s1, s_max(aspect))]``,
+    ``s_max`` being the largest that fits at that aspect; where no aspect admits ``s0`` the
+    box's own aspect clamped into ``ratio`` and the largest window there. Fractions are of
+    ``area`` (the whole image's, also when the box is smaller). Serves both
+    ``random_resized_crop(method="direct")`` (the box is the image) and the fallback of
+    :func:`centered_resized_crop` (the box around a center).
+
+    Args:
+        area: Image areas ``H * W`` (float64) ``[B]``.
+        box_h: Box heights ``[B]`` (int64, >= 1).
+        box_w: Box widths ``[B]`` (int64, >= 1).
+        u_aspect: Uniform ``[0, 1)`` draws for the log-aspect ``[B]``.
+        u_scale: Uniform ``[0, 1)`` draws for the area fraction ``[B]``.
+        s0: Smallest area fraction.
+        s1: Largest area fraction.
+        r0: Smallest aspect ratio ``w / h``.
+        r1: Largest aspect ratio ``w / h``.
+
+    Returns:
+        int64 ``(h, w)``, each ``[B]``, with ``1 <= h <= box_h`` and ``1 <= w <= box_w``.
+    """
     bh2, bw2 = box_h.astype(np.float64) ** 2, box_w.astype(np.float64) ** 2
     s_floor = max(s0, 1e-12)
     # h = sqrt(area*s/a) <= box_h and w = sqrt(area*s*a) <= box_w at s = s0 bound the aspect.
