@@ -15,12 +15,18 @@
 //                  input rather than a third regular input: it is a per-sample parameter of
 //                  the decode (as fn.resize's `size`), not data the operator transforms, and
 //                  JPEG graphs do not carry an unused input.
-// Output:  uint8 [H, W, 3] (layout HWC) per sample, or [K, H, W, 3] for [K, 4] windows.
+//          status  bool, default false: add output 1, the per-sample status (below)
+// Outputs: 0  uint8 [H, W, 3] (layout HWC) per sample, or [K, H, W, 3] for [K, 4] windows
+//          1  (status=true only) int32 scalar (shape []) per sample: 0 when it decoded, else
+//             the kernel's StatusCode (csrc/status.h) of its first failed view
 //
-// Samples are decoded on DALI's thread pool (one task per sample). A failed sample never
-// aborts: every failure of the batch (a corrupt JPEG, a YUV420 item too short for its
-// image_size, a window outside the image) is collected and reported by one DALI error naming
-// the sample index (and view) and the kernel's message.
+// Samples are decoded on DALI's thread pool (one task per sample). A failed sample (a corrupt
+// JPEG, a YUV420 item too short for its image_size, a window outside the image) never stops
+// the others; its pixels are zeroed. With status=true that is all: the batch comes back and
+// output 1 says which samples failed (nothing is thrown across DALI for a sample's data).
+// With status=false (the default, for hand-written pipelines) every failure of the batch is
+// reported by one DALI error naming the sample index (and view) and the kernel's message.
+// Malformed arguments (window shape, flip count, image_size) throw either way.
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -52,6 +58,7 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
                  "slipstream_decode_crop: `size` must be an int or [height, width], both >= 1");
     out_h_ = size[0];
     out_w_ = size[1];
+    with_status_ = spec.GetArgument<bool>("status");
     const std::string format = spec.GetArgument<std::string>("format");
     if (format == "jpeg") {
       format_ = slipstream::kFormatJpeg;
@@ -108,9 +115,13 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
         shape.set_tensor_shape(i, dali::TensorShape<>{out_h_, out_w_, 3});
       }
     }
-    output_desc.resize(1);
+    output_desc.resize(with_status_ ? 2 : 1);
     output_desc[0].type = DALI_UINT8;
     output_desc[0].shape = std::move(shape);
+    if (with_status_) {
+      output_desc[1].type = DALI_INT32;
+      output_desc[1].shape = dali::uniform_list_shape(batch, dali::TensorShape<>{});
+    }
     return true;
   }
 
@@ -163,7 +174,12 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
           nbytes);  // larger files first: better load balance
     }
     pool.RunAll();
-    ReportFailures(batch, multi);
+    if (!with_status_) {
+      ReportFailures(batch, multi);
+      return;
+    }
+    auto &status = ws.Output<CPUBackend>(1);
+    for (int i = 0; i < batch; i++) *status.mutable_tensor<int32_t>(i) = results_[i].code;
   }
 
  private:
@@ -285,6 +301,7 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
   int32_t out_h_ = 0;
   int32_t out_w_ = 0;
   int32_t format_ = slipstream::kFormatJpeg;
+  bool with_status_ = false;  // output 1: per-sample status instead of a DALI error
   std::vector<int32_t> image_hw_;  // YUV420: (h, w) per sample
   std::vector<uint8_t> flips_;
   std::vector<size_t> flip_offsets_;
@@ -314,10 +331,16 @@ or ``[K, H, W, 3]`` when the windows of a sample have shape ``[K, 4]``: JPEG vie
 DCT scale are then resized from one decode of the region covering their windows (one
 entropy decode per distinct scale, not per view), each bit-identical to its single-window
 decode.
-A corrupt sample, a YUV420 item shorter than its ``image_size`` needs, or a window outside
-the image raises one error naming every failed sample index.)")
+A sample that fails to decode (corrupt or truncated data, a YUV420 item shorter than its
+``image_size`` needs, a window outside the image) gets zero pixels and never stops the other
+samples. With ``status=True`` the operator has a second output, an int32 scalar per sample
+(0 = decoded, else slipstream's status code, as ``slipstream.native.STATUS_*``), and raises
+nothing for a sample's data; with ``status=False`` (default) it raises one error naming
+every failed sample index.)")
     .NumInput(2)
     .NumOutput(1)
+    // A second output only with status=True (DALI counts the outputs per OpSpec).
+    .OutputFn([](const dali::OpSpec &spec) { return spec.GetArgument<bool>("status") ? 2 : 1; })
     .InputDox(0, "jpegs", "TensorList of uint8, 1-D per sample",
               "Encoded JPEG bytes (or YUV420 items with ``format=\"yuv420\"``), one ragged "
               "1-D buffer per sample.")
@@ -341,6 +364,13 @@ the image raises one error naming every failed sample index.)")
         "``format=\"yuv420\"`` only (required there): each item's true ``(height, width)``. A "
         "per-sample tensor argument (any integer type, 2 values per sample) or one constant "
         "``[height, width]`` for every sample.",
-        DALI_INT_VEC, nullptr, true);
+        DALI_INT_VEC, nullptr, true)
+    .AddOptionalArg("status",
+                    "Add a second output: an int32 scalar per sample, 0 when the sample decoded, "
+                    "else the kernel's status code (1 invalid argument, e.g. a window outside "
+                    "the image or a YUV420 item too short; 2 corrupt or truncated data; 3 "
+                    "unsupported; 4 internal error). A failed sample's pixels are zero. Then "
+                    "no error is raised for a sample's data, only for malformed arguments.",
+                    false);
 
 }  // namespace dali

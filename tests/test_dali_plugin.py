@@ -19,7 +19,14 @@ pytest.importorskip(
 
 from nvidia.dali import fn, pipeline_def  # noqa: E402
 
+from slipstream.cache.yuv420 import build_yuv420  # noqa: E402
 from slipstream.dali import decode_crop, load_plugin, plugin  # noqa: E402
+from slipstream.native import (  # noqa: E402
+    STATUS_DECODE_ERROR,
+    STATUS_INVALID_ARGUMENT,
+    DecodeError,
+    decode_crop_views_yuv420,
+)
 from slipstream.native import decode_crop as native_decode_crop  # noqa: E402
 from slipstream.native import decode_crop_views as native_decode_crop_views  # noqa: E402
 from slipstream.sampling.crops import random_resized_crop  # noqa: E402
@@ -91,6 +98,95 @@ def test_multi_view_and_constant_flip(photo_dataset):
     np.testing.assert_array_equal(got[5], want)
 
 
+def _run_with_status(items, windows, flips, *, size, image_size=None):
+    """One batch through decode_crop(status=True): (images, status) as numpy, per sample."""
+    n = len(items)
+    columns = [items, list(windows), list(flips)]
+    if image_size is not None:
+        columns.append(list(image_size))
+
+    @pipeline_def(batch_size=n, num_threads=2, device_id=None, prefetch_queue_depth=1)
+    def pipe():
+        nodes = fn.external_source(lambda: tuple(columns), num_outputs=len(columns), batch=True)
+        kwargs = {"format": "yuv420", "image_size": nodes[3]} if image_size is not None else {}
+        return decode_crop(nodes[0], nodes[1], size=size, flip=nodes[2], status=True, **kwargs)
+
+    p = pipe()
+    p.build()
+    images, status = p.run()
+    return [np.array(t) for t in images], np.array([np.array(t) for t in status])
+
+
+def _status_batch(dataset, victim: int, views: int):
+    """Items 0..7 of a dataset (the victim among them), keyed RRC windows [8, views, 4]."""
+    ids = np.arange(8, dtype=np.int64)
+    assert victim in ids
+    heights, widths = dataset.image_sizes()
+    items = [np.array(dataset.cache.item_bytes("image", int(i))) for i in ids]
+    wins = [
+        random_resized_crop(heights[ids], widths[ids], ids, seed=5, epoch=0, view=v)
+        for v in range(views)
+    ]
+    windows = np.stack(wins, axis=1).astype(np.int32)
+    flips = (np.random.default_rng(views).random((len(ids), views)) < 0.5).astype(np.uint8)
+    return items, windows, flips
+
+
+@pytest.mark.parametrize("views", [1, 3])
+def test_status_output_marks_the_damaged_jpeg(bogus_huffman_dataset, views):
+    """status=True: the batch comes back, nonzero status exactly at the damaged JPEG."""
+    dataset, victim = bogus_huffman_dataset
+    items, windows, flips = _status_batch(dataset, victim, views)
+    with pytest.raises(DecodeError, match="(?i)huffman"):  # the damage is real
+        native_decode_crop(items[victim], windows[victim, 0], (40, 48))
+    multi = views > 1
+    images, status = _run_with_status(
+        items,
+        windows if multi else windows[:, 0],
+        flips if multi else flips[:, 0],
+        size=(40, 48),
+    )
+    assert status.dtype == np.int32 and status.shape == (len(items),)
+    want_status = np.zeros(len(items), np.int32)
+    want_status[victim] = STATUS_DECODE_ERROR
+    np.testing.assert_array_equal(status, want_status)
+    for i, got in enumerate(images):
+        assert got.shape == ((views, 40, 48, 3) if multi else (40, 48, 3))
+        if i == victim:
+            assert not got.any(), "a failed sample's pixels are zero"
+        elif multi:
+            want = native_decode_crop_views(items[i], windows[i], (40, 48), flips[i])
+            np.testing.assert_array_equal(got, want, err_msg=f"sample {i}")
+        else:
+            want = native_decode_crop(items[i], windows[i, 0], (40, 48), flip=bool(flips[i, 0]))
+            np.testing.assert_array_equal(got, want, err_msg=f"sample {i}")
+
+
+def test_status_output_marks_a_short_yuv420_item(yuv_dataset):
+    """status=True with format="yuv420": an item too short for its image_size is marked."""
+    companion = build_yuv420(yuv_dataset.cache, "image", progress=False)
+    victim = 2
+    _, windows, flips = _status_batch(yuv_dataset, victim, 2)
+    meta = companion.meta[:8]
+    items = [
+        np.array(companion.data[int(r["data_ptr"]) : int(r["data_ptr"]) + int(r["data_size"])])
+        for r in meta
+    ]
+    items[victim] = items[victim][:-1]  # one byte short of what its (height, width) need
+    image_size = np.stack([meta["height"], meta["width"]], axis=1).astype(np.int32)
+    images, status = _run_with_status(items, windows, flips, size=32, image_size=image_size)
+    want_status = np.zeros(len(items), np.int32)
+    want_status[victim] = STATUS_INVALID_ARGUMENT
+    np.testing.assert_array_equal(status, want_status)
+    for i, got in enumerate(images):
+        if i == victim:
+            assert got.shape == (2, 32, 32, 3) and not got.any()
+            continue
+        h, w = image_size[i]
+        want = decode_crop_views_yuv420(items[i], h, w, windows[i], (32, 32), flips[i])
+        np.testing.assert_array_equal(got, want, err_msg=f"sample {i}")
+
+
 _CORRUPT_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -122,6 +218,7 @@ _CORRUPT_SCRIPT = textwrap.dedent(
 
 
 def test_corrupt_jpeg_raises_naming_sample(photo_dataset, tmp_path):
+    """Without status=True a failed sample is one DALI error naming it (for users' pipelines)."""
     heights, widths = photo_dataset.image_sizes()
     src = tmp_path / "good.jpg"
     np.array(photo_dataset.cache.item_bytes("image", 0)).tofile(src)
@@ -195,6 +292,8 @@ def test_unknown_device_and_bad_size():
         decode_crop(None, None, size=224, device="gpu")
     with pytest.raises(ValueError, match="size must be"):
         decode_crop(None, None, size=(1, 2, 3))
+    with pytest.raises(ValueError, match="status=True. needs device='cpu'"):
+        decode_crop(None, None, size=224, device="mixed", status=True)
 
 
 def test_cuda_header_wheels_add_their_include_dirs(monkeypatch, tmp_path):

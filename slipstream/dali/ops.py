@@ -9,7 +9,8 @@ Call these inside a ``pipeline_def``:
   bit-identical to the native backend), on JPEG bytes or, with ``format="yuv420"``, on the
   items of a YUV420 companion (their true sizes given by ``image_size``);
   ``device="mixed"`` runs nvJPEG on the GPU (``fn.decoders.image_slice`` on the same
-  windows, then an antialiased ``fn.resize``; JPEG only).
+  windows, then an antialiased ``fn.resize``; JPEG only). With ``status=True`` (CPU) it
+  also returns an int32 status per sample instead of raising for samples that fail.
 
 Windows are int32 ``[y, x, h, w]`` in source pixels, the one interface between slipstream's
 crop samplers and every decoder.
@@ -74,10 +75,22 @@ def decode_crop(
     device: str = "cpu",
     format: str = "jpeg",
     image_size: Any = None,
+    status: bool = False,
 ) -> Any:
     """Fused JPEG (or YUV420) decode, crop, antialiased resize and flip, as a DALI graph node.
 
     Call inside a ``pipeline_def``.
+
+    A sample that fails to decode (corrupt or truncated bytes, a window outside its image, a
+    YUV420 item shorter than its ``image_size``) gets zero pixels on the CPU operator and
+    never stops the other samples. By default the pipeline's ``run()`` then raises one error
+    naming the failed sample indices. With ``status=True`` nothing is raised for a sample's
+    data: a second DataNode holds an int32 scalar (shape ``[]``) per sample, ``0``
+    (:data:`slipstream.native.STATUS_OK`) when it decoded, else the kernel's code of its
+    first failed view (the other ``slipstream.native.STATUS_*`` constants), so the caller
+    decides per sample (skip, refill, raise naming the sample) without parsing error text::
+
+        images, status = decode_crop(jpegs, windows, size=224, flip=flips, status=True)
 
     Args:
         jpegs: DataNode of encoded items, uint8 1-D per sample: JPEG bytes, or YUV420 items
@@ -99,19 +112,29 @@ def decode_crop(
             each item's true ``(height, width)``, as a DataNode of 2 integers per sample
             (e.g. the companion's ``meta["height"]``, ``meta["width"]`` of the batch's
             samples, int32 ``[n, 2]`` through ``external_source``) or one constant pair.
+        status: CPU only: also return the per-sample status (see above) instead of raising
+            for samples that fail to decode.
 
     Returns:
-        DataNode of uint8 ``[H, W, 3]`` (layout ``HWC``) per sample.
+        DataNode of uint8 ``[H, W, 3]`` (layout ``HWC``) per sample (``[K, H, W, 3]`` for
+        ``[K, 4]`` windows); with ``status=True`` the pair ``(images, status)``, ``status``
+        a DataNode of int32 scalars.
 
     Raises:
         ValueError: For another device or format, a malformed size, ``image_size``
             missing with ``"yuv420"`` or given with ``"jpeg"``, or ``"yuv420"`` with
-            ``device="mixed"`` (nvJPEG cannot read YUV420 items).
+            ``device="mixed"`` (nvJPEG cannot read YUV420 items), or ``status=True`` with
+            ``device="mixed"`` (nvJPEG reports no per-sample status).
         RuntimeError: ``device="mixed"`` in a pipeline without a GPU (``device_id=None``).
     """
     if device not in DECODE_DEVICES:
         raise ValueError(f"device must be one of {DECODE_DEVICES}, got {device!r}")
     _check_format(format, image_size, device)
+    if status and device != "cpu":
+        raise ValueError(
+            "decode_crop(status=True) needs device='cpu': slipstream's CPU operator returns a "
+            "per-sample status; nvJPEG (device='mixed') raises for a bad sample instead"
+        )
     pair = _size_pair(size)
     if device == "mixed":
         _require_gpu_pipeline()
@@ -130,6 +153,9 @@ def decode_crop(
     if format != "jpeg":
         kwargs["format"] = format
         kwargs["image_size"] = _constant_pair(image_size)
+    if status:
+        images, codes = fn.slipstream_decode_crop(jpegs, windows, status=True, **kwargs)
+        return images, codes
     return fn.slipstream_decode_crop(jpegs, windows, **kwargs)
 
 
