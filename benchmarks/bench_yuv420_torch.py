@@ -7,7 +7,7 @@ alike) and decodes:
 
 - ``jpeg``: ``NativeDecoder.decode_crop_batch`` on the JPEG field (host output);
 - ``yuv420 C++``: the same call on the YUV420 companion (host output);
-- ``yuv420 torch cpu``: :class:`slipstream.yuv420_torch.Yuv420TorchDecoder` on the CPU;
+- ``yuv420 torch cpu``: :class:`slipstream.decode.yuv420_torch.Yuv420TorchDecoder` on the CPU;
 - ``yuv420 torch cuda``: the same decoder on the GPU (only each window's source rectangle
   crosses, pinned + non_blocking); ``torch.cuda.synchronize()`` ends each timed pass, and
   nothing in the loop reads results back.
@@ -37,10 +37,10 @@ import torch
 from slipstream import SlipstreamDataset
 from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
+from slipstream.decode.yuv420_torch import Yuv420TorchDecoder
 from slipstream.native import NativeDecoder
 from slipstream.pipelines import RandomResizedCrop
 from slipstream.sampling import epoch_order, flips
-from slipstream.yuv420_torch import Yuv420TorchDecoder
 
 BATCH = 256
 SIZE = (224, 224)

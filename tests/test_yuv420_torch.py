@@ -18,18 +18,18 @@ import pytest
 import torch
 from PIL import Image
 
-import slipstream.yuv420_torch as yt
+import slipstream.decode.yuv420_torch as yt
 from slipstream import SlipstreamDataset, SlipstreamLoader
 from slipstream.cache.yuv420 import build_yuv420, companion_names
-from slipstream.native.backend import SampleDecodeError
-from slipstream.native.yuv420 import decode_crop_yuv420, rgb_to_yuv420
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop, supervised_val
-from slipstream.yuv420_torch import (
+from slipstream.decode.errors import SampleDecodeError
+from slipstream.decode.yuv420_torch import (
     Yuv420TorchDecoder,
     Yuv420WindowError,
     decode_yuv420_batch,
     plan_yuv420_batch,
 )
+from slipstream.native.yuv420 import decode_crop_yuv420, rgb_to_yuv420
+from slipstream.pipelines import ImagePipeline, RandomResizedCrop, supervised_val
 
 MEAN_BOUND = 0.02  # per channel, CUDA vs CPU (expected exact)
 MAX_BOUND = 1
