@@ -4,7 +4,7 @@ Two uses:
 
 * ``SlipstreamLoader(..., backend="dali")``: the loader's gather stage feeds a DALI
   pipeline through ``external_source`` and a ``DALIGenericIterator`` hands back the
-  batches (:mod:`slipstream.dali.loader_backend`).
+  batches (:mod:`slipstream.dali.engine`).
 * Building blocks for your own ``pipeline_def``: :class:`PrefetchedBatches` (the
   prefetcher's batches: bytes, crop windows, flips, labels) read by
   :func:`external_source`, and :func:`decode_crop` (slipstream's fused CPU operator, or

@@ -4,16 +4,20 @@ The batches are the ones ``SlipstreamLoader`` would decode for the same argument
 order, sample ids, crop windows and flips, keyed by seed, epoch and sample id), handed to
 ``external_source`` as views into the prefetcher's reused slots::
 
-    jpegs/<name>    uint8 1-D per sample          (encoded bytes, no copy)
-      or yuv420/<name> + sizes/<name>             with ``image_format="yuv420"``: the
-                                                  companion's items and int32 [2] (h, w)
-    windows/<name>  int32 [4] (y, x, h, w)        per image output of ``pipelines``
-    flips/<name>    uint8 scalar
+    jpegs/<field>   uint8 1-D per sample          (encoded bytes, no copy), once per
+      or yuv420/<field> + sizes/<field>           image field; with ``image_format="yuv420"``
+                                                  the companion's items and int32 [2] (h, w)
+    windows/<view>  int32 [4] (y, x, h, w)        per image output of ``pipelines`` (its
+    flips/<view>    uint8 scalar                  views: several may read one field)
     <field>         the requested numeric fields (e.g. label), one value per sample
 
-A slot is reused only after DALI is done with it: DALI may read a ``no_copy`` buffer until
+(:func:`slipstream.prefetch.dali_arrays` flattens a batch; the loader's DALI engine reads
+the same arrays.)
+
+A batch is reused only after DALI is done with it: DALI may read a ``no_copy`` buffer until
 ``prefetch_queue_depth`` iterations after it was fed, so the source keeps the last
-``prefetch_queue_depth + 1`` batches it handed out untouched.
+``prefetch_queue_depth + 1`` batches it handed out untouched (the Prefetcher's ring is sized
+for them).
 
 Example:
     >>> source = PrefetchedBatches(dataset, 256, supervised_train(224), seed=0)  # doctest: +SKIP
@@ -32,12 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from slipstream.cache.format import NUMBER_DTYPES
+from slipstream.cache.format import IMAGE_FORMATS, NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
-from slipstream.loader import SlipstreamLoader
 from slipstream.pipelines.spec import ImagePipeline
-from slipstream.prefetch.slots import BatchSlot
-from slipstream.prefetch.stages import END_OF_STREAM, take
+from slipstream.prefetch import EncodedBatch, Prefetcher, allocate_batch, dali_arrays, resolve_world
 
 
 class PrefetchedBatches:
@@ -54,11 +56,17 @@ class PrefetchedBatches:
             decoding, resizing and normalization are the DALI pipeline's).
         fields: Numeric fields to hand over after the image arrays.
         prefetch_queue_depth: The DALI pipeline's ``prefetch_queue_depth``.
-        **loader_options: ``seed``, ``shuffle``, ``drop_last``, ``indices``,
-            ``distributed``, ``rank``, ``world_size``, ``prefetch``, ``image_format`` as
-            for :class:`~slipstream.SlipstreamLoader`. With ``image_format="yuv420"`` the
-            items are the YUV420 companion's, each followed by its true size (decode them
-            with ``decode_crop(..., format="yuv420", image_size=sizes)``).
+        seed: Seed of the order and of every crop and flip.
+        shuffle: Shuffle each epoch.
+        drop_last: Drop the last partial batch (and the distributed tail).
+        indices: Only draw these sample ids.
+        distributed: Shard each epoch across ranks as the loader does.
+        rank: This process's rank (default: ``torch.distributed`` or ``$RANK``).
+        world_size: Number of ranks.
+        prefetch: Gathered batches kept ready ahead of DALI.
+        image_format: ``"jpeg"``, or ``"yuv420"``: the items are the YUV420 companion's,
+            each followed by its true size (decode them with
+            ``decode_crop(..., format="yuv420", image_size=sizes)``).
 
     Attributes:
         output_names: Names of the arrays of each batch, in order.
@@ -72,9 +80,17 @@ class PrefetchedBatches:
         *,
         fields: tuple[str, ...] | list[str] = ("label",),
         prefetch_queue_depth: int = 2,
-        **loader_options: Any,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        indices: np.ndarray | list[int] | None = None,
+        distributed: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        prefetch: int = 3,
+        image_format: str = "jpeg",
     ) -> None:
-        """Check the fields and set up the prefetcher (slots are allocated on first use)."""
+        """Check the arguments and set up the prefetcher (batches are allocated on first use)."""
         types = dataset.cache.field_types
         for name in fields:
             if types.get(name) not in NUMBER_DTYPES:
@@ -82,70 +98,61 @@ class PrefetchedBatches:
                     f"{name!r} is not a numeric field of {dataset.cache.path}; numeric fields: "
                     f"{[n for n, kind in types.items() if kind in NUMBER_DTYPES]}"
                 )
-        if prefetch_queue_depth < 1:
-            raise ValueError(f"prefetch_queue_depth must be >= 1, got {prefetch_queue_depth}")
-        self.loader = SlipstreamLoader(
-            dataset, batch_size, pipelines, device="cpu", fields=list(fields), **loader_options
+        for name, pipeline in pipelines.items():
+            if types.get(pipeline.field or name) != "ImageBytes":
+                raise KeyError(f"pipeline output {name!r} does not read an image field")
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        if prefetch_queue_depth < 1 or batch_size < 1 or prefetch < 1:
+            raise ValueError("batch_size, prefetch and prefetch_queue_depth must be >= 1")
+        rank, world_size = resolve_world(distributed, rank, world_size)
+        self.cache = dataset.cache
+        self.prefetcher = Prefetcher(
+            dataset.cache,
+            pipelines,
+            batch_size=batch_size,
+            image_format=image_format,
+            seed=seed,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            indices=None if indices is None else np.asarray(indices, dtype=np.int64),
+            rank=rank,
+            world_size=world_size,
+            prefetch=prefetch,
         )
-        self.fields = list(fields)
         self.hold = prefetch_queue_depth + 1
-        self.yuv420 = self.loader.image_format == "yuv420"
-        kinds = ("yuv420", "sizes") if self.yuv420 else ("jpegs",)
-        self.output_names = [
-            f"{kind}/{name}" for name in pipelines for kind in (*kinds, "windows", "flips")
-        ] + self.fields
-        self._sizes = {
-            name: np.stack([meta["height"], meta["width"]], axis=1).astype(np.int32)
-            for name, meta in self.loader._image_meta.items()
-        }
+        self.prefetcher.reserve(self.hold)
+        self.fields = list(fields)
+        self.epoch = 0
+        views = {f: (image_format, v, 0) for f, v in self.prefetcher.views.items()}
+        self.output_names = [*dali_arrays(allocate_batch(1, views)), *self.fields]
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
-        return len(self.loader)
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next ``iter()`` runs."""
-        return self.loader.epoch
+        return len(self.prefetcher)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch the next ``iter()`` runs."""
-        self.loader.set_epoch(epoch)
+        self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[list[Any]]:
         """Run the prefetcher over the current epoch, one list of arrays per batch."""
-        loader = self.loader
-        # the gathered queue, the slot being gathered, and the ones DALI may still read
-        loader._allocate_slots(loader.prefetch + 1 + self.hold, with_pixels=False)
-        epoch = loader.epoch
-        gathered, free, stop, thread = loader._start_gather(epoch, 0)
-        handed: deque[BatchSlot] = deque()
+        epoch = self.epoch
+        stream = self.prefetcher.start(epoch)
+        handed: deque[EncodedBatch] = deque()
         recent: deque[list[Any]] = deque(maxlen=self.hold + 1)  # arrays DALI may still read
         try:
-            while True:
-                slot = take(gathered, stop)
-                if slot is END_OF_STREAM:
-                    break
-                handed.append(slot)
+            for batch in stream:
+                handed.append(batch)
                 if len(handed) > self.hold:
-                    free.put(handed.popleft())
-                recent.append(self._arrays(slot))
+                    stream.release(handed.popleft())
+                recent.append(self._arrays(batch))
                 yield recent[-1]
-            loader.set_epoch(epoch + 1)
+            self.epoch = epoch + 1
         finally:
-            stop.set()
-            thread.join()
+            stream.close()
 
-    def _arrays(self, slot: BatchSlot) -> list[Any]:
-        n = slot.count
-        arrays: list[Any] = []
-        ids = slot.sample_ids[:n]
-        for name, image in slot.images.items():
-            lead = slot.images[self.loader._lead_of[name]]  # outputs of a group share bytes
-            arrays.append(lead.items(n))
-            if self.yuv420:  # a fresh array, kept alive in ``recent`` while DALI may read it
-                arrays.append(self._sizes[name][ids])
-            arrays += [image.windows[:n], image.flips[:n]]
-        for name in self.fields:
-            arrays.append(np.ascontiguousarray(self.loader.cache.numbers(name)[ids]))
-        return arrays
+    def _arrays(self, batch: EncodedBatch) -> list[Any]:
+        ids = batch.sample_ids[: batch.count]
+        numbers = [np.ascontiguousarray(self.cache.numbers(name)[ids]) for name in self.fields]
+        return [*dali_arrays(batch).values(), *numbers]

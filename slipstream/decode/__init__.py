@@ -4,3 +4,20 @@ One registry (:mod:`slipstream.decode.registry`) maps ``(backend, decode_device,
 image_format, device)`` to one engine; each engine implements the same
 :class:`~slipstream.decode.stage.DecodeStage` contract and returns a per-sample status.
 """
+
+from slipstream.decode.errors import BatchDecodeError, NoDecodeEngineError, SampleDecodeError
+from slipstream.decode.registry import ENGINES, EngineSpec, default_backend, select_engine
+from slipstream.decode.stage import DecodedBatch, DecodeStage, SampleFailure
+
+__all__ = [
+    "ENGINES",
+    "BatchDecodeError",
+    "DecodeStage",
+    "DecodedBatch",
+    "EngineSpec",
+    "NoDecodeEngineError",
+    "SampleDecodeError",
+    "SampleFailure",
+    "default_backend",
+    "select_engine",
+]

@@ -1,15 +1,22 @@
-"""Background gathering of batch bytes into a ring of reused buffers."""
+"""The prefetch stage: epoch order, crop windows and gathered bytes in a ring of reused batches.
 
-from slipstream.prefetch.slots import BatchSlot, DecodedBatch, ImageSlot, allocate_slot
+:class:`Prefetcher` owns it; every decode engine reads its :class:`EncodedBatch` stream.
+"""
+
+from slipstream.prefetch.batch import EncodedBatch, EncodedImages, allocate_batch, dali_arrays
+from slipstream.prefetch.prefetcher import EpochStream, Prefetcher, resolve_world
 from slipstream.prefetch.stages import END_OF_STREAM, StageError, StageThread, take
 
 __all__ = [
     "END_OF_STREAM",
-    "BatchSlot",
-    "DecodedBatch",
-    "ImageSlot",
+    "EncodedBatch",
+    "EncodedImages",
+    "EpochStream",
+    "Prefetcher",
     "StageError",
     "StageThread",
-    "allocate_slot",
+    "allocate_batch",
+    "dali_arrays",
+    "resolve_world",
     "take",
 ]

@@ -5,32 +5,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from slipstream.prefetch.slots import DecodedBatch
+from typing import Any
 
 _POLL_SECONDS = 0.05
-
-
-class DecodeStage(Protocol):
-    """The loader's decode stage, implemented by each backend (native, DALI)."""
-
-    def batches(
-        self, gathered: queue.Queue, free: queue.Queue, stop: threading.Event, depth: int
-    ) -> Iterator[DecodedBatch]:
-        """Decode the gathered slots of one epoch, in order.
-
-        Args:
-            gathered: Filled slots from the gather stage, ending with ``END_OF_STREAM``.
-            free: Where a slot goes back once nothing reads it any more.
-            stop: Set by the loader to stop the gather stage.
-            depth: Decoded batches the backend may keep ready ahead of the consumer.
-
-        Yields:
-            One :class:`~slipstream.prefetch.slots.DecodedBatch` per slot.
-        """
-        ...
 
 
 class StageStopped(Exception):

@@ -1,0 +1,360 @@
+"""The DALI engines (``dali-cpu``, ``dali-mixed``): one DALI pipeline fed by the Prefetcher.
+
+::
+
+    BatchFeed (external_source, batch, no_copy, cycle="raise"): dali_arrays(batch) + ids
+      per image field: jpegs/<field> | yuv420/<field>, sizes/<field>;
+                       windows/<view>, flips/<view> per view
+        "cpu":   fn.slipstream_decode_crop(items, windows, size, flip, status=True
+                 [, format="yuv420", image_size=sizes]); the views of one output size as one
+                 call with [K, 4] windows (view k = output[k]) [.gpu() on a GPU]
+        "mixed": per view fn.decoders.image_slice (nvJPEG) -> fn.resize (antialiased)
+                 -> fn.crop_mirror_normalize (flip, normalization, cast; HWC)
+      -> DALIGenericIterator -> {view: [n, H, W, 3], status/<i>: [n], "ids": [n]}
+
+The CPU operator returns an int32 status per sample instead of raising across DALI: a
+failed sample is zero-filled and reported (its message comes from the same C++ kernel,
+asked again for that one sample), so ``on_error`` works the same as on the native engine.
+
+A batch stays untouched while DALI may read it (``no_copy``): it is pending from the moment
+it is fed until the iterator returned the outputs of its iteration, then released. The same
+pipeline serves every epoch, reset when the next epoch's stream is attached. A ``break``
+ends the feed early and drains the (at most ``PREFETCH_QUEUE_DEPTH``) batches DALI already
+runs, so the pipeline is at an epoch end, ready for the next. An error inside DALI drops the
+pipeline: its pending batches are abandoned (never reused) and the next epoch builds anew.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from nvidia.dali import Pipeline, fn, pipeline_def, types
+from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+from slipstream.dali.ops import decode_crop, external_source, slice_decode_resize
+from slipstream.decode.errors import BatchDecodeError
+from slipstream.decode.native import explain_failure
+from slipstream.decode.stage import DecodedBatch, SampleFailure
+from slipstream.prefetch.batch import EncodedBatch, allocate_batch, dali_arrays
+
+if TYPE_CHECKING:
+    from slipstream.pipelines.spec import ImagePipeline
+    from slipstream.prefetch.prefetcher import EpochStream
+
+__all__ = ["PREFETCH_QUEUE_DEPTH", "DaliEngine", "normalized_images"]
+
+PREFETCH_QUEUE_DEPTH = 2
+"""Batches DALI runs ahead of the consumer (each holds one batch of the stream)."""
+
+# crop_mirror_normalize output types; bfloat16 is cast by torch afterwards.
+_DALI_DTYPES = {
+    "uint8": types.UINT8,
+    "float32": types.FLOAT,
+    "float16": types.FLOAT16,
+    "bfloat16": types.FLOAT,
+}
+
+
+def normalized_images(
+    jpegs: Any, windows: Any, flips: Any, pipeline: ImagePipeline, decoder_device: str
+) -> Any:
+    """The nvJPEG image graph of one output: region decode, resize, then one fused CMN.
+
+    Flip, normalization (``(x / 255 - mean) / std``) and the cast happen in a single
+    ``crop_mirror_normalize`` that keeps the ``HWC`` layout (the loader permutes to
+    channels-last ``[B, 3, H, W]``).
+
+    Args:
+        jpegs: DataNode of encoded bytes.
+        windows: DataNode of int32 ``[4]`` windows.
+        flips: DataNode of uint8 flip flags.
+        pipeline: The output's pipeline (size, normalization, dtype).
+        decoder_device: ``"mixed"`` (nvJPEG); ``"cpu"`` runs the same graph on DALI's CPU
+            decoder.
+
+    Returns:
+        DataNode of ``[H, W, 3]`` per sample in the pipeline's dtype (float32 for bfloat16).
+    """
+    images = slice_decode_resize(jpegs, windows, pipeline.crop.output_size, decoder_device)
+    kwargs: dict[str, Any] = {}
+    if pipeline.normalize is not None:
+        kwargs["mean"] = [255.0 * m for m in pipeline.normalize.mean]
+        kwargs["std"] = [255.0 * s for s in pipeline.normalize.std]
+    return fn.crop_mirror_normalize(
+        images,
+        mirror=fn.cast(flips, dtype=types.INT32),
+        dtype=_DALI_DTYPES[pipeline.dtype],
+        output_layout="HWC",
+        **kwargs,
+    )
+
+
+class BatchFeed:
+    """The ``external_source`` of the engine's pipeline: the stream's batches, as views.
+
+    DALI calls it (from the thread that asks the iterator for outputs) up to
+    ``PREFETCH_QUEUE_DEPTH`` batches ahead; outputs come back in feeding order, so the
+    oldest pending batch is always the one whose outputs arrive next.
+
+    Attributes:
+        pending: Batches fed to DALI whose outputs were not returned yet, oldest first.
+    """
+
+    def __init__(self) -> None:
+        """An idle feed (see :meth:`attach`)."""
+        self.pending: deque[EncodedBatch] = deque()
+        self._batches: Iterator[EncodedBatch] | None = None
+
+    def attach(self, stream: EpochStream) -> None:
+        """Feed this epoch's batches."""
+        self._batches = iter(stream)
+
+    def finish(self) -> None:
+        """End the epoch early: the next call ends the feed."""
+        self._batches = None
+
+    def __iter__(self) -> BatchFeed:
+        """DALI calls ``iter(source)`` at every epoch start; the feed is its own iterator."""
+        return self
+
+    def __next__(self) -> list[object]:
+        """The next batch's arrays (then its ids); StopIteration at the end of the epoch."""
+        if self._batches is None:
+            raise StopIteration
+        batch = next(self._batches, None)
+        if batch is None:
+            self._batches = None
+            raise StopIteration
+        self.pending.append(batch)
+        return [*dali_arrays(batch).values(), batch.sample_ids[: batch.count]]
+
+
+class DaliEngine:
+    """Decodes the stream's batches with one DALI pipeline (CPU operator or nvJPEG).
+
+    Args:
+        pipelines: Output name -> its :class:`ImagePipeline`.
+        batch_size: Largest batch (the pipeline's ``batch_size``).
+        device: The loader's output device; a CUDA device puts the pipeline on that GPU.
+        num_threads: DALI CPU threads.
+        decode_device: ``"cpu"`` (slipstream's operator) or ``"mixed"`` (nvJPEG).
+        image_format: What the items are: ``"jpeg"`` or ``"yuv420"`` (``"cpu"`` only).
+        **unused: Options other engines take (``depth``: DALI prefetches on its own).
+    """
+
+    slots_in_flight = PREFETCH_QUEUE_DEPTH + 1
+
+    def __init__(
+        self,
+        pipelines: dict[str, ImagePipeline],
+        *,
+        batch_size: int,
+        device: torch.device,
+        num_threads: int,
+        decode_device: str = "cpu",
+        image_format: str = "jpeg",
+        **unused: Any,
+    ) -> None:
+        """Load the operator plugin (the pipeline is built on first use)."""
+        self.name = f"dali-{decode_device}"
+        self.decode_device = decode_device
+        self._pipelines = dict(pipelines)
+        self._batch_size = batch_size
+        self._num_threads = num_threads
+        self._device_id: int | None = None
+        if device.type == "cuda":  # no index: the current device (set per rank)
+            self._device_id = (
+                device.index if device.index is not None else torch.cuda.current_device()
+            )
+        views: dict[str, tuple[str, ...]] = {}
+        for name, pipeline in self._pipelines.items():
+            field = pipeline.field or name
+            views[field] = (*views.get(field, ()), name)
+        template = allocate_batch(1, {f: (image_format, v, 0) for f, v in views.items()})
+        self._input_names = [*dali_arrays(template).keys(), "ids"]
+        self._views = views
+        self._format = image_format
+        self._status_fields: list[tuple[str, list[str]]] = []  # status output -> field, views
+        self._feed = BatchFeed()
+        self._pipeline: Pipeline | None = None
+        self._iterator: DALIGenericIterator | None = None
+        self._needs_reset = False
+        if decode_device == "cpu":
+            from slipstream.dali.plugin import load_plugin
+
+            load_plugin()
+
+    # ------------------------------------------------------------------ graph
+    def _graph(self, inputs: dict[str, Any]) -> list[Any]:
+        images: dict[str, Any] = {}
+        statuses: list[Any] = []
+        self._status_fields = []
+        for field, views in self._views.items():
+            prefix = "jpegs" if self._format == "jpeg" else self._format
+            items = inputs[f"{prefix}/{field}"]
+            kwargs: dict[str, Any] = {}
+            if self._format != "jpeg":
+                kwargs = {"format": self._format, "image_size": inputs[f"sizes/{field}"]}
+            if self.decode_device == "mixed":
+                for view in views:
+                    images[view] = normalized_images(
+                        items,
+                        inputs[f"windows/{view}"],
+                        inputs[f"flips/{view}"],
+                        self._pipelines[view],
+                        "mixed",
+                    )
+                continue
+            by_size: dict[tuple[int, int], list[str]] = {}
+            for view in views:
+                by_size.setdefault(tuple(self._pipelines[view].crop.output_size), []).append(view)
+            for size, group in by_size.items():
+                windows = [inputs[f"windows/{view}"] for view in group]
+                flips = [inputs[f"flips/{view}"] for view in group]
+                if len(group) == 1:
+                    decoded, status = decode_crop(
+                        items, windows[0], size, flip=flips[0], status=True, **kwargs
+                    )
+                    nodes = [decoded]
+                else:  # [K, 4] windows: the views share the image's decode; view k is [k]
+                    decoded, status = decode_crop(
+                        items,
+                        fn.stack(*windows),
+                        size,
+                        flip=fn.stack(*flips),
+                        status=True,
+                        **kwargs,
+                    )
+                    nodes = [decoded[k] for k in range(len(group))]
+                for view, node in zip(group, nodes, strict=True):
+                    images[view] = node.gpu() if self._device_id is not None else node
+                statuses.append(status)
+                self._status_fields.append((field, group))
+        return [images[name] for name in self._pipelines] + statuses + [inputs["ids"]]
+
+    def _build(self) -> DALIGenericIterator:
+        @pipeline_def(
+            batch_size=self._batch_size,
+            num_threads=self._num_threads,
+            device_id=self._device_id,
+            prefetch_queue_depth=PREFETCH_QUEUE_DEPTH,
+        )
+        def graph():
+            nodes = external_source(self._feed, num_outputs=len(self._input_names))
+            return tuple(self._graph(dict(zip(self._input_names, nodes, strict=True))))
+
+        self._pipeline = graph()
+        self._pipeline.build()
+        names = [*self._pipelines, *(f"status/{i}" for i in range(len(self._status_fields)))]
+        self._iterator = DALIGenericIterator(
+            self._pipeline,
+            [*names, "ids"],
+            auto_reset=False,
+            last_batch_policy=LastBatchPolicy.PARTIAL,
+            prepare_first_batch=False,
+        )
+        return self._iterator
+
+    # ------------------------------------------------------------------ batches
+    def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:
+        """Run the stream's batches through the pipeline, in order.
+
+        Raises:
+            BatchDecodeError: DALI itself failed on a batch (nvJPEG rejected a sample):
+                the batch's failing samples, found by the C++ kernel.
+        """
+        self._feed.attach(stream)
+        if self._iterator is None:
+            iterator = self._build()
+        else:
+            iterator = self._iterator
+            if self._needs_reset:  # schedules DALI's first runs: the feed is attached now
+                self._needs_reset = False
+                iterator.reset()
+        ended = False
+        try:
+            while True:
+                try:
+                    outputs = next(iterator)[0]
+                except StopIteration:
+                    ended = True
+                    self._needs_reset = True
+                    return
+                except Exception as error:
+                    ended = True
+                    raise self._failed(stream, error) from error
+                yield self._decoded(stream, outputs)
+        finally:
+            if not ended:
+                self._drain(stream)
+
+    def _decoded(self, stream: EpochStream, outputs: dict[str, torch.Tensor]) -> DecodedBatch:
+        batch = self._feed.pending.popleft()
+        ids = batch.ids()
+        if not np.array_equal(outputs["ids"].numpy(), ids):
+            raise RuntimeError(
+                f"DALI returned the outputs of samples {outputs['ids'][:4].tolist()}... where "
+                f"samples {ids[:4].tolist()}... were expected"
+            )
+        failures: dict[tuple[str, int], SampleFailure] = {}  # one per sample and field
+        for i, (field, views) in enumerate(self._status_fields):
+            status = outputs[f"status/{i}"].numpy()
+            for position in np.flatnonzero(status).tolist():
+                if (field, position) not in failures:
+                    code = int(status[position])
+                    failures[field, position] = self._failure(batch, field, views, position, code)
+        stream.release(batch)
+        images = {name: outputs[name] for name in self._pipelines}
+        return DecodedBatch(
+            ids, images, list(failures.values()), normalized=self.decode_device == "mixed"
+        )
+
+    def _failure(
+        self, batch: EncodedBatch, field: str, views: list[str], position: int, code: int
+    ) -> SampleFailure:
+        """A sample the operator reported: the C++ kernel's own words for it."""
+        images = batch.images[field]
+        sizes = {view: self._pipelines[view].crop.output_size for view in images.views}
+        _, message = explain_failure(images, position, sizes)
+        return SampleFailure(position, field, code, message or f"status {code}")
+
+    def _failed(self, stream: EpochStream, error: Exception) -> Exception:
+        """Drop the failed pipeline; name the oldest pending batch's undecodable samples."""
+        pending = list(self._feed.pending)
+        self._feed.pending.clear()
+        self._feed.finish()
+        self._feed = BatchFeed()  # the old pipeline may still read the old feed's batches
+        self._pipeline = None
+        self._iterator = None
+        self._needs_reset = False
+        for batch in pending:
+            stream.abandon(batch)
+        if not pending:
+            return error
+        batch = pending[0]
+        failures = []
+        for field, images in batch.images.items():
+            sizes = {view: self._pipelines[view].crop.output_size for view in images.views}
+            for position in range(batch.count):
+                code, message = explain_failure(images, position, sizes)
+                if code:
+                    failures.append(SampleFailure(position, field, code, message))
+        return BatchDecodeError(batch.ids(), failures, str(error))
+
+    def _drain(self, stream: EpochStream) -> None:
+        """End the epoch early: run out the batches DALI already has, releasing each."""
+        self._feed.finish()
+        if self._iterator is None:
+            return
+        try:
+            while True:
+                next(self._iterator)
+                stream.release(self._feed.pending.popleft())
+        except StopIteration:
+            self._needs_reset = True
+        except Exception as error:  # noqa: BLE001 - the pipeline is unusable: drop it
+            self._failed(stream, error)

@@ -1,0 +1,200 @@
+"""The native engine: slipstream's C++ kernels on their own thread pool.
+
+::
+
+    EncodedBatch ──> [decode thread: NativeDecoder, GIL released] ──> pixel buffers
+                 ──> release(batch) (its bytes are decoded)  ──> DecodedBatch ──> the loader
+
+Pixels go to a small ring of reused host buffers (pinned when the output is on a GPU). A
+buffer goes back to the ring when the consumer asks for the next batch: on the CPU its
+pixels are the batch the user holds (valid until the next one is drawn, as in FFCV); on a
+GPU the loader's copy fence in the buffer guards its reuse. Every format the kernels read
+(JPEG, YUV420) goes through the one C++ dispatch; a failed sample is reported, zero-filled.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from slipstream.decode.stage import DecodedBatch, SampleFailure
+from slipstream.native.decode import NativeDecoder
+from slipstream.prefetch.stages import END_OF_STREAM, StageThread, get_until_stopped, take
+
+if TYPE_CHECKING:
+    from slipstream.pipelines.spec import ImagePipeline
+    from slipstream.prefetch.batch import EncodedBatch, EncodedImages
+    from slipstream.prefetch.prefetcher import EpochStream
+
+__all__ = ["NativeEngine", "PixelBuffers", "explain_failure"]
+
+
+@dataclass
+class PixelBuffers:
+    """Decoded pixels of one batch: ``uint8 [B, H, W, 3]`` per output, allocated once."""
+
+    pixels: dict[str, torch.Tensor]
+    arrays: dict[str, np.ndarray]
+    copy_done: torch.cuda.Event | None = None
+
+    @classmethod
+    def allocate(
+        cls, batch_size: int, sizes: dict[str, tuple[int, int]], pin_memory: bool
+    ) -> PixelBuffers:
+        """Buffers for ``batch_size`` samples of each output size (pinned if asked)."""
+        pixels = {
+            name: torch.empty((batch_size, h, w, 3), dtype=torch.uint8, pin_memory=pin_memory)
+            for name, (h, w) in sizes.items()
+        }
+        return cls(pixels, {name: p.numpy() for name, p in pixels.items()})
+
+    def wait_until_reusable(self) -> None:
+        """Block until an earlier host-to-device copy out of these buffers finished."""
+        if self.copy_done is not None:
+            self.copy_done.synchronize()
+            self.copy_done = None
+
+
+def decode_images(
+    decoder: NativeDecoder, images: EncodedImages, count: int, outs: list[np.ndarray]
+) -> list[tuple[int, int, str]]:
+    """Decode every view of ``count`` items into ``outs`` (one ``[B, H, W, 3]`` per view).
+
+    Returns:
+        ``(position, status code, message)`` of each sample that failed (zero-filled).
+    """
+    heights = widths = None
+    if images.format != "jpeg":  # no header: the true size travels with the item
+        heights = np.ascontiguousarray(images.shapes[:count, 0])
+        widths = np.ascontiguousarray(images.shapes[:count, 1])
+    return decoder.decode_views_batch(
+        images.data,
+        images.offsets[:count],
+        images.sizes[:count],
+        images.sample_windows(count),
+        images.sample_flips(count),
+        [out[:count] for out in outs],
+        images.format,
+        heights,
+        widths,
+    )
+
+
+def explain_failure(
+    images: EncodedImages, position: int, output_sizes: dict[str, tuple[int, int]]
+) -> tuple[int, str]:
+    """``(status code, message)`` of one sample, decoded alone by the C++ kernel.
+
+    Engines whose decoder reports a status code without a message (the DALI operator) ask
+    the same kernel for the words, from the same bytes and windows.
+    """
+    offset, size = int(images.offsets[position]), int(images.sizes[position])
+    one = _single(images, offset, size, position)
+    outs = [np.empty((1, *output_sizes[view], 3), dtype=np.uint8) for view in images.views]
+    failures = decode_images(NativeDecoder(1), one, 1, outs)
+    if not failures:
+        return 0, ""
+    return failures[0][1], failures[0][2]
+
+
+def _single(images: EncodedImages, offset: int, size: int, position: int) -> EncodedImages:
+    from slipstream.prefetch.batch import EncodedImages
+
+    return EncodedImages(
+        field=images.field,
+        format=images.format,
+        views=images.views,
+        data=images.data[offset : offset + size],
+        offsets=np.zeros(1, dtype=np.uint64),
+        sizes=np.full(1, size, dtype=np.uint64),
+        shapes=images.shapes[position : position + 1],
+        windows=np.ascontiguousarray(images.windows[:, position : position + 1]),
+        flips=np.ascontiguousarray(images.flips[:, position : position + 1]),
+    )
+
+
+class NativeEngine:
+    """Decodes every image output of a batch with :class:`NativeDecoder`.
+
+    Args:
+        pipelines: Output name -> pipeline (its output size).
+        batch_size: Samples per batch.
+        device: The loader's output device (a CUDA device pins the pixel buffers).
+        num_threads: Decoder threads (the pool is owned by the decoder).
+        depth: Decoded batches kept ready ahead of the consumer.
+        **unused: Options other engines take (``decode_device``, ``image_format``: every
+            format goes through the kernels' one dispatch).
+    """
+
+    name = "native"
+    slots_in_flight = 1  # the batch being decoded
+
+    def __init__(
+        self,
+        pipelines: dict[str, ImagePipeline],
+        *,
+        batch_size: int,
+        device: torch.device,
+        num_threads: int,
+        depth: int,
+        **unused: Any,
+    ) -> None:
+        """Create the decoder pool (the pixel buffers are allocated on first use)."""
+        self._decoder = NativeDecoder(num_threads)
+        self._sizes = {name: p.crop.output_size for name, p in pipelines.items()}
+        self._batch_size = batch_size
+        self._pin = device.type == "cuda"
+        self._depth = depth
+        self._buffers: list[PixelBuffers] = []
+
+    def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:
+        """Decode the stream's batches on a background thread, in order."""
+        if not self._buffers:  # + the one being decoded and the one the user holds
+            self._buffers = [
+                PixelBuffers.allocate(self._batch_size, self._sizes, self._pin)
+                for _ in range(self._depth + 2)
+            ]
+        free: queue.Queue = queue.Queue()
+        for buffers in self._buffers:
+            free.put(buffers)
+        decoded: queue.Queue = queue.Queue(maxsize=self._depth)
+
+        def work(batch: EncodedBatch) -> DecodedBatch:
+            buffers = get_until_stopped(free, stream.stop)
+            try:
+                return self.decode(batch, buffers)
+            finally:
+                stream.release(batch)
+
+        thread = StageThread("slipstream-decode", iter(stream), work, decoded, stream.stop)
+        thread.start()
+        held: PixelBuffers | None = None
+        try:
+            while True:
+                if held is not None:
+                    free.put(held)
+                item = take(decoded, stream.stop)
+                if item is END_OF_STREAM:
+                    return
+                held = item.host
+                yield item
+        finally:
+            stream.stop.set()
+            thread.join()
+
+    def decode(self, batch: EncodedBatch, buffers: PixelBuffers) -> DecodedBatch:
+        """Decode every view of ``batch`` into ``buffers``."""
+        buffers.wait_until_reusable()
+        n = batch.count
+        failures = []
+        for field, images in batch.images.items():
+            outs = [buffers.arrays[view] for view in images.views]
+            for position, code, message in decode_images(self._decoder, images, n, outs):
+                failures.append(SampleFailure(position, field, code, message))
+        views = {name: pixels[:n] for name, pixels in buffers.pixels.items()}
+        return DecodedBatch(batch.ids(), views, failures, host=buffers)

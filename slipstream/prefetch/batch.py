@@ -1,0 +1,141 @@
+"""``EncodedBatch``: what the Prefetcher hands every decode engine, and its DALI flattening.
+
+One batch of stored items, gathered into buffers allocated once and reused (a ring of
+slots owned by :class:`~slipstream.prefetch.prefetcher.Prefetcher`)::
+
+    EncodedBatch                          count = n samples (<= capacity B)
+      sample_ids   int64 [B]
+      images: image field -> EncodedImages (the Python twin of csrc's EncodedImage, batched)
+        format     "jpeg" | "yuv420"       one value for the whole field: the one dispatch
+        data       uint8 [capacity]        items back to back
+        offsets    uint64 [B]              item i = data[offsets[i] : offsets[i] + sizes[i]]
+        sizes      uint64 [B]
+        shapes     int32 [B, 2]            true (height, width) of each image
+        views      K output names          decoded from these items (multi-crop: K > 1)
+        windows    int32 [K, B, 4]         (y, x, h, w) per view and sample
+        flips      uint8 [K, B]
+
+Windows and flips are view-major, so one view's rows are contiguous (what a per-view DALI
+input reads without a copy); :meth:`EncodedImages.sample_windows` gives the sample-major
+``[n, K, 4]`` layout the multi-view kernels take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class EncodedImages:
+    """One image field's stored items of a batch, with the crop windows of every view."""
+
+    field: str
+    format: str
+    views: tuple[str, ...]
+    data: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+    shapes: np.ndarray
+    windows: np.ndarray
+    flips: np.ndarray
+
+    def items(self, count: int) -> list[np.ndarray]:
+        """Views of the first ``count`` items in ``data`` (no copy)."""
+        starts = self.offsets[:count].astype(np.int64).tolist()
+        ends = (self.offsets[:count] + self.sizes[:count]).astype(np.int64).tolist()
+        return [self.data[s:e] for s, e in zip(starts, ends, strict=True)]
+
+    def sample_windows(self, count: int, views: list[int] | None = None) -> np.ndarray:
+        """int32 ``[count, K, 4]`` windows (sample-major; a copy) of these views (default all)."""
+        chosen = self.windows[:, :count] if views is None else self.windows[views, :count]
+        return np.ascontiguousarray(chosen.transpose(1, 0, 2))
+
+    def sample_flips(self, count: int, views: list[int] | None = None) -> np.ndarray:
+        """uint8 ``[count, K]`` flips (sample-major; a copy) of these views (default all)."""
+        chosen = self.flips[:, :count] if views is None else self.flips[views, :count]
+        return np.ascontiguousarray(chosen.T)
+
+
+@dataclass
+class EncodedBatch:
+    """One batch in flight: its sample ids and each image field's gathered items.
+
+    Attributes:
+        sample_ids: int64 ``[B]``; the first ``count`` are this batch's, in batch order.
+        images: Image field -> its :class:`EncodedImages`.
+        count: Samples in this batch.
+        epoch: The epoch it belongs to.
+        index: Its position in the epoch.
+    """
+
+    sample_ids: np.ndarray
+    images: dict[str, EncodedImages]
+    count: int = 0
+    epoch: int = 0
+    index: int = 0
+
+    def ids(self) -> np.ndarray:
+        """The batch's sample ids (a copy, safe to keep after the batch is released)."""
+        return self.sample_ids[: self.count].copy()
+
+
+def allocate_batch(
+    batch_size: int,
+    fields: dict[str, tuple[str, tuple[str, ...], int]],
+) -> EncodedBatch:
+    """Allocate one reusable batch.
+
+    Args:
+        batch_size: Samples per batch.
+        fields: Image field -> ``(format, views, byte capacity)``; the capacity holds the
+            largest possible batch of its items, so the buffer never grows.
+
+    Returns:
+        An empty batch (``count == 0``).
+    """
+    images = {}
+    for name, (image_format, views, capacity) in fields.items():
+        k = len(views)
+        images[name] = EncodedImages(
+            field=name,
+            format=image_format,
+            views=tuple(views),
+            data=np.empty(capacity, dtype=np.uint8),
+            offsets=np.zeros(batch_size, dtype=np.uint64),
+            sizes=np.zeros(batch_size, dtype=np.uint64),
+            shapes=np.zeros((batch_size, 2), dtype=np.int32),
+            windows=np.zeros((k, batch_size, 4), dtype=np.int32),
+            flips=np.zeros((k, batch_size), dtype=np.uint8),
+        )
+    return EncodedBatch(sample_ids=np.zeros(batch_size, dtype=np.int64), images=images)
+
+
+def dali_arrays(batch: EncodedBatch) -> dict[str, object]:
+    """The batch flattened for a DALI ``external_source``: named per-sample arrays, in order.
+
+    Per image field: ``jpegs/<field>`` (or ``yuv420/<field>``, then ``sizes/<field>``, int32
+    ``[2]`` true height and width per sample: a YUV420 item has no header), then per view
+    ``windows/<view>`` (int32 ``[4]``) and ``flips/<view>`` (uint8 scalar). Every array is a
+    view into the batch's buffers (no copy): the batch must stay untouched while DALI may
+    read it.
+
+    Args:
+        batch: A gathered batch.
+
+    Returns:
+        Output name -> a list of per-sample arrays (items) or one ``[n, ...]`` array.
+    """
+    n = batch.count
+    arrays: dict[str, object] = {}
+    for name, images in batch.images.items():
+        if images.format == "jpeg":
+            arrays[f"jpegs/{name}"] = images.items(n)
+        else:
+            arrays[f"{images.format}/{name}"] = images.items(n)
+            arrays[f"sizes/{name}"] = images.shapes[:n]
+        for k, view in enumerate(images.views):
+            arrays[f"windows/{view}"] = images.windows[k, :n]
+            arrays[f"flips/{view}"] = images.flips[k, :n]
+    return arrays

@@ -1,0 +1,284 @@
+"""``Prefetcher``: the one owner of the prefetch stage.
+
+It owns the store arrays (each image field's memory-mapped items and their table, or the
+YUV420 companion's), the epoch order (seed, epoch, rank/world, indices, drop_last), the
+crop windows and flips of every view, the ring of reusable :class:`EncodedBatch` slots and
+the gather thread that fills them::
+
+    epoch order ──> [gather thread: windows, flips, Numba nogil gather] ──> gathered queue
+        ^                                                                        │
+        └──────────── free ring <── release(batch) ── decode engine <── next() ──┘
+
+A decode engine declares how many batches it holds at once (``slots_in_flight``); the
+Prefetcher sizes the ring as ``prefetch`` (gathered, waiting) + 1 (being gathered) + that.
+A batch goes back to the ring when the engine releases it; a batch an engine can no longer
+vouch for (a failed DALI pipeline may still read it) is abandoned and replaced by a fresh
+allocation at the next epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from slipstream.cache.gather import gather_bytes
+from slipstream.prefetch.batch import EncodedBatch, allocate_batch
+from slipstream.prefetch.stages import (
+    END_OF_STREAM,
+    StageThread,
+    get_until_stopped,
+    take,
+)
+from slipstream.sampling import epoch_order, flips, num_batches
+
+if TYPE_CHECKING:
+    from slipstream.cache import SlipCache
+    from slipstream.pipelines.spec import ImagePipeline
+
+__all__ = ["EpochStream", "Prefetcher", "resolve_world"]
+
+
+def resolve_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` unless ``distributed``.
+
+    Distributed, missing values come from an initialized ``torch.distributed`` process
+    group, else from ``$RANK`` / ``$WORLD_SIZE``.
+    """
+    if not distributed:
+        return 0, 1
+    if rank is None or world_size is None:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank = torch.distributed.get_rank() if rank is None else rank
+            world_size = torch.distributed.get_world_size() if world_size is None else world_size
+        else:
+            rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, {world_size})")
+    return rank, world_size
+
+
+@dataclass(frozen=True)
+class _Store:
+    """One image field's stored items: the byte array and its per-sample table."""
+
+    data: np.ndarray
+    pointers: np.ndarray
+    sizes: np.ndarray
+    heights: np.ndarray
+    widths: np.ndarray
+
+
+class EpochStream:
+    """One epoch of gathered batches: iterate to get them, release each when done.
+
+    Iterating yields :class:`EncodedBatch` objects in order and ends with the epoch; an
+    error in the gather thread is re-raised in the iterating thread. ``stop`` ends the
+    stream early (every blocking call gives up); :meth:`close` stops and joins the thread.
+    """
+
+    def __init__(self, prefetcher: Prefetcher, epoch: int, start: int) -> None:
+        """Start the gather thread of ``epoch`` from batch ``start``."""
+        self.stop = threading.Event()
+        self._prefetcher = prefetcher
+        self._free: queue.Queue = queue.Queue()
+        for batch in prefetcher._ring():
+            self._free.put(batch)
+        self._gathered: queue.Queue = queue.Queue(maxsize=prefetcher.prefetch)
+        self._thread = StageThread(
+            "slipstream-gather",
+            prefetcher._plan(epoch, start),
+            self._fill,
+            self._gathered,
+            self.stop,
+        )
+        self._thread.start()
+
+    def _fill(self, item: tuple[int, int, np.ndarray]) -> EncodedBatch:
+        batch: EncodedBatch = get_until_stopped(self._free, self.stop)
+        self._prefetcher._gather(batch, *item)
+        return batch
+
+    def __iter__(self) -> Iterator[EncodedBatch]:
+        """The epoch's batches, in order (blocking until each is gathered)."""
+        while True:
+            batch = take(self._gathered, self.stop)
+            if batch is END_OF_STREAM:
+                return
+            yield batch
+
+    def release(self, batch: EncodedBatch) -> None:
+        """Give a batch back: nothing reads its buffers any more."""
+        self._free.put(batch)
+
+    def abandon(self, batch: EncodedBatch) -> None:
+        """Never reuse this batch (something may still read it); replaced next epoch."""
+        self._prefetcher._abandon(batch)
+
+    def close(self) -> None:
+        """Stop the gather thread and wait for it."""
+        self.stop.set()
+        self._thread.join()
+
+
+class Prefetcher:
+    """Gathers the batches of each epoch for a decode engine.
+
+    Args:
+        cache: The dataset's slip cache (or an FFCV file read in place).
+        pipelines: Output name -> :class:`~slipstream.pipelines.ImagePipeline`; outputs
+            reading the same image field are its views, gathered once.
+        batch_size: Samples per batch.
+        image_format: ``"jpeg"`` (the image fields' items) or ``"yuv420"`` (each field's
+            YUV420 companion, built on first use).
+        seed: Seed of the order and of every crop and flip.
+        shuffle: Shuffle each epoch.
+        drop_last: Drop the last partial batch, and the distributed tail instead of padding.
+        indices: Only draw these sample ids.
+        rank: This process's rank.
+        world_size: Number of ranks.
+        prefetch: Gathered batches kept ready ahead of the engine.
+
+    Attributes:
+        views: Image field -> the output names decoded from it, in ``pipelines`` order.
+    """
+
+    def __init__(
+        self,
+        cache: SlipCache,
+        pipelines: dict[str, ImagePipeline],
+        *,
+        batch_size: int,
+        image_format: str = "jpeg",
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        indices: np.ndarray | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        prefetch: int = 3,
+    ) -> None:
+        """Open the store arrays (building a YUV420 companion if asked and missing)."""
+        self.cache = cache
+        self.pipelines = dict(pipelines)
+        self.batch_size = int(batch_size)
+        self.image_format = image_format
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.indices = indices
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.prefetch = int(prefetch)
+        self.views: dict[str, tuple[str, ...]] = {}
+        for name, pipeline in self.pipelines.items():
+            field = pipeline.field or name
+            self.views[field] = (*self.views.get(field, ()), name)
+        self._stores = {field: self._open_store(field) for field in self.views}
+        self._slots: list[EncodedBatch] = []
+        self._ring_size = 0
+
+    def _open_store(self, field: str) -> _Store:
+        data, meta = self.cache.data(field), self.cache.meta(field)
+        if self.image_format == "yuv420":
+            from slipstream.cache.yuv420 import build_yuv420
+
+            companion = build_yuv420(self.cache, field)
+            data, meta = companion.data, companion.meta
+        return _Store(
+            np.asarray(data),
+            *(
+                np.ascontiguousarray(meta[key])
+                for key in ("data_ptr", "data_size", "height", "width")
+            ),
+        )
+
+    # ------------------------------------------------------------------ order
+    def epoch_ids(self, epoch: int) -> np.ndarray:
+        """Sample ids this rank visits in ``epoch``, in order."""
+        return epoch_order(
+            len(self.cache),
+            seed=self.seed,
+            epoch=epoch,
+            shuffle=self.shuffle,
+            indices=self.indices,
+            rank=self.rank,
+            world_size=self.world_size,
+            drop_last=self.drop_last,
+        )
+
+    def samples_per_epoch(self) -> int:
+        """Samples this rank sees per epoch (padded or trimmed to split evenly across ranks)."""
+        total = len(self.cache) if self.indices is None else len(self.indices)
+        if self.drop_last:
+            return total // self.world_size
+        return -(-total // self.world_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        return num_batches(self.samples_per_epoch(), self.batch_size, self.drop_last)
+
+    def image_shapes(self, field: str) -> np.ndarray:
+        """int32 ``[N, 2]`` true ``(height, width)`` of every sample of an image field."""
+        store = self._stores[field]
+        return np.stack([store.heights, store.widths], axis=1).astype(np.int32)
+
+    # ------------------------------------------------------------------ slots
+    def reserve(self, in_flight: int) -> None:
+        """Size the ring for an engine that holds up to ``in_flight`` batches at once."""
+        self._ring_size = max(self._ring_size, self.prefetch + 1 + int(in_flight))
+
+    def _ring(self) -> list[EncodedBatch]:
+        if not self._ring_size:
+            raise RuntimeError("Prefetcher.reserve(in_flight) must be called before start()")
+        if len(self._slots) < self._ring_size:
+            fields = {
+                field: (self.image_format, views, self._capacity(field))
+                for field, views in self.views.items()
+            }
+            while len(self._slots) < self._ring_size:
+                self._slots.append(allocate_batch(self.batch_size, fields))
+        return list(self._slots)
+
+    def _capacity(self, field: str) -> int:
+        sizes = np.sort(self._stores[field].sizes)
+        return int(sizes[-self.batch_size :].sum())
+
+    def _abandon(self, batch: EncodedBatch) -> None:
+        self._slots = [slot for slot in self._slots if slot is not batch]
+
+    # ------------------------------------------------------------------ epochs
+    def start(self, epoch: int, start_batch: int = 0) -> EpochStream:
+        """Start gathering ``epoch`` from batch ``start_batch`` (every batch must be released)."""
+        return EpochStream(self, epoch, start_batch)
+
+    def _plan(self, epoch: int, start_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        ids = self.epoch_ids(epoch)
+        for b in range(start_batch, num_batches(len(ids), self.batch_size, self.drop_last)):
+            yield epoch, b, ids[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def _gather(self, batch: EncodedBatch, epoch: int, index: int, ids: np.ndarray) -> None:
+        n = len(ids)
+        batch.count, batch.epoch, batch.index = n, epoch, index
+        batch.sample_ids[:n] = ids
+        for field, images in batch.images.items():
+            store = self._stores[field]
+            sizes = images.sizes[:n]
+            np.take(store.sizes, ids, out=sizes)
+            gather_bytes(store.data, store.pointers[ids], sizes, images.data, images.offsets[:n])
+            heights, widths = store.heights[ids], store.widths[ids]
+            images.shapes[:n, 0], images.shapes[:n, 1] = heights, widths
+            for k, name in enumerate(images.views):
+                pipeline = self.pipelines[name]
+                key = {"seed": self.seed, "epoch": epoch, "view": pipeline.view}
+                images.windows[k, :n] = pipeline.crop.windows(heights, widths, ids, **key)
+                if pipeline.flip_probability > 0:
+                    images.flips[k, :n] = flips(ids, probability=pipeline.flip_probability, **key)
+                else:
+                    images.flips[k, :n] = 0
