@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("readers",),
     ("sampling",),
     ("prefetch",),
-    ("decode", "dali", "yuv420_torch"),  # yuv420_torch.py is moving into decode/
+    ("decode", "dali"),
     ("augment", "transforms", "pipelines"),
     ("dataset", "loader", "verify", "cli", "demo", "vis", "__init__", "__main__"),
 )
