@@ -1,9 +1,11 @@
-"""SlipstreamLoader(backend="dali", image_format="yuv420") against the native backend: bit-exact."""
+"""What only the DALI engine does with YUV420: odd sides, decode_crop graphs, PrefetchedBatches.
+
+The loader contract on ``dali-cpu-yuv420`` (bit-exact against the native engine, multi-view,
+on_error on a too-short item) is in ``test_loader_contract.py``; the shared ``yuv_dataset``
+(the photo cache with its companion, built once per run) comes from ``conftest.py``.
+"""
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,24 +16,24 @@ pytest.importorskip(
     "nvidia.dali", reason="nvidia-dali is not installed (pip install 'slipstream[dali]')"
 )
 
+from loader_engines import assert_same, batches, make_loader  # noqa: E402
+
 from slipstream import SlipstreamDataset, SlipstreamLoader  # noqa: E402
-from slipstream.cache.yuv420 import build_yuv420, companion_names  # noqa: E402
+from slipstream.cache.yuv420 import build_yuv420  # noqa: E402
+from slipstream.decode import NoDecodeEngineError, select_engine  # noqa: E402
 from slipstream.native import decode_full  # noqa: E402
-from slipstream.native.backend import SampleDecodeError  # noqa: E402
 from slipstream.native.yuv420 import decode_crop_views_yuv420  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
     CenterCrop,
     ImagePipeline,
     RandomResizedCrop,
     supervised_train,
-    supervised_val,
 )
 
 pytestmark = pytest.mark.dali
 
 UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
 UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
-UINT8_VAL = supervised_val(48, resize_short=56, normalize=False, dtype="uint8")
 # Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
 MULTI_VIEW = {
     f"{kind}_{k}": ImagePipeline(
@@ -50,39 +52,6 @@ MULTI_VIEW = {
         ]
     )
 }
-
-
-def _loader(dataset, backend, batch_size=64, pipelines=UINT8_TRAIN, **kwargs):
-    kwargs.setdefault("device", "cpu")
-    kwargs.setdefault("num_threads", 2)
-    kwargs.setdefault("image_format", "yuv420")
-    return SlipstreamLoader(dataset, batch_size, pipelines, backend=backend, **kwargs)
-
-
-def _batches(loader) -> list[dict[str, torch.Tensor]]:
-    return [{k: v.clone() for k, v in batch.items()} for batch in loader]
-
-
-def _assert_same(expected, got):
-    assert len(expected) == len(got)
-    for a, b in zip(expected, got, strict=True):
-        assert a.keys() == b.keys()
-        for key in a:
-            assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape, key
-            assert torch.equal(a[key], b[key]), key
-
-
-def _copy_dataset(dataset: SlipstreamDataset, dest: Path) -> SlipstreamDataset:
-    shutil.copytree(dataset.cache_path, dest)
-    return SlipstreamDataset(dest)
-
-
-@pytest.fixture(scope="module")
-def yuv_dataset(photo_dataset, tmp_path_factory: pytest.TempPathFactory) -> SlipstreamDataset:
-    """A private copy of the photo cache with its YUV420 companion built."""
-    dataset = _copy_dataset(photo_dataset, tmp_path_factory.mktemp("dali-yuv") / "cache")
-    build_yuv420(dataset.cache, "image", progress=False)
-    return dataset
 
 
 @pytest.fixture(scope="module")
@@ -108,28 +77,10 @@ def odd_dataset(photo_dataset, tmp_path_factory: pytest.TempPathFactory) -> Slip
     return dataset
 
 
-@pytest.mark.parametrize(
-    "pipelines",
-    [UINT8_TRAIN, supervised_train(64), UINT8_CENTER, UINT8_VAL],
-    ids=["rrc-uint8", "rrc-float", "center-crop", "resize-short-center"],
-)
-def test_identical_to_native_two_epochs(yuv_dataset, pipelines):
-    n = len(yuv_dataset)
-    assert n % 64  # the last batch is partial
-    native = _loader(yuv_dataset, "native", pipelines=pipelines, seed=11)
-    dali = _loader(yuv_dataset, "dali", pipelines=pipelines, seed=11)
-    for epoch in (0, 1):
-        native.set_epoch(epoch)
-        dali.set_epoch(epoch)
-        expected, got = _batches(native), _batches(dali)
-        assert got[-1]["image"].shape[0] == n % 64
-        _assert_same(expected, got)
-
-
 def test_yuv420_is_not_the_jpeg_decode(yuv_dataset):
     """The operator reads the companion's items as YUV420: not the JPEG path's pixels."""
-    jpeg = _batches(_loader(yuv_dataset, "dali", seed=2, image_format="jpeg"))
-    yuv = _batches(_loader(yuv_dataset, "dali", seed=2))
+    jpeg = batches(make_loader(yuv_dataset, "dali-cpu-jpeg", 64, UINT8_TRAIN, seed=2))
+    yuv = batches(make_loader(yuv_dataset, "dali-cpu-yuv420", 64, UINT8_TRAIN, seed=2))
     assert len(jpeg) == len(yuv)
     for a, b in zip(jpeg, yuv, strict=True):
         assert torch.equal(a["index"], b["index"])
@@ -138,73 +89,29 @@ def test_yuv420_is_not_the_jpeg_decode(yuv_dataset):
         assert diff.mean() < 3.0  # the same photos, decoded another way
 
 
-def test_multi_view_identical_to_native(yuv_dataset):
-    native = _loader(yuv_dataset, "native", batch_size=48, pipelines=MULTI_VIEW, seed=4)
-    dali = _loader(yuv_dataset, "dali", batch_size=48, pipelines=MULTI_VIEW, seed=4)
-    for epoch in (0, 1):
-        native.set_epoch(epoch)
-        dali.set_epoch(epoch)
-        expected, got = _batches(native), _batches(dali)
-        assert set(got[0]) >= set(MULTI_VIEW)
-        assert got[0]["local_1"].shape[2:] == (32, 32)
-        _assert_same(expected, got)
-
-
 @pytest.mark.parametrize("pipelines", [UINT8_TRAIN, UINT8_CENTER, MULTI_VIEW])
 def test_odd_sizes_identical_to_native(odd_dataset, pipelines):
-    native = _loader(odd_dataset, "native", batch_size=20, pipelines=pipelines, seed=7)
-    dali = _loader(odd_dataset, "dali", batch_size=20, pipelines=pipelines, seed=7)
+    native = make_loader(odd_dataset, "native-yuv420", 20, pipelines, seed=7)
+    dali = make_loader(odd_dataset, "dali-cpu-yuv420", 20, pipelines, seed=7)
     for epoch in (0, 1):
         native.set_epoch(epoch)
         dali.set_epoch(epoch)
-        _assert_same(_batches(native), _batches(dali))
-
-
-@pytest.fixture
-def bad_size_dataset(yuv_dataset, tmp_path: Path) -> tuple[SlipstreamDataset, int]:
-    """``(dataset, sample id)``: the companion's meta gives that sample a wrong size."""
-    victim = 5
-    dataset = _copy_dataset(yuv_dataset, tmp_path / "cache")
-    meta = np.load(dataset.cache_path / companion_names("image")[1], mmap_mode="r+")
-    meta["height"][victim] = 2 * meta["height"][victim] + 1  # needs more bytes than stored
-    meta.flush()
-    del meta
-    return SlipstreamDataset(dataset.cache_path), victim
-
-
-@pytest.mark.parametrize("pipelines", [UINT8_TRAIN, MULTI_VIEW], ids=["single", "views"])
-def test_wrong_size_error_names_the_sample(bad_size_dataset, pipelines):
-    dataset, victim = bad_size_dataset
-    path = dataset.cache.string("path", victim)
-    loader = _loader(dataset, "dali", batch_size=16, pipelines=pipelines, shuffle=False)
-    for _ in range(2):  # the stage rebuilds its pipeline after an error
-        with pytest.raises(SampleDecodeError, match=f"sample {victim} .*{path}") as info:
-            for _ in loader:
-                pass
-        assert [f[0] for f in info.value.failures] == [victim]
-        assert "YUV420 item is" in info.value.failures[0][2]
-    native = _loader(dataset, "native", batch_size=16, pipelines=pipelines, shuffle=False)
-    with pytest.raises(SampleDecodeError) as native_info:
-        for _ in native:
-            pass
-    assert native_info.value.failures[0][0] == victim
+        assert_same(batches(native), batches(dali))
 
 
 def test_mixed_decode_rejects_yuv420(yuv_dataset):
-    with pytest.raises(ValueError, match="nvJPEG.*decode_device='cpu'"):
-        _loader(yuv_dataset, "dali", decode_device="mixed")
-    from slipstream.dali.loader_backend import DaliBackend
-
-    with pytest.raises(ValueError, match="nvJPEG.*decode_device='cpu'"):
-        DaliBackend(
-            8, 1, UINT8_TRAIN, {"image": "image"}, str, torch.device("cuda"), "mixed",
-            image_format="yuv420", image_meta={},
-        )  # fmt: skip
+    with pytest.raises(ValueError, match="yuv420"):
+        make_loader(yuv_dataset, "dali-cpu-yuv420", 8, UINT8_TRAIN, decode_device="mixed")
+    with pytest.raises(NoDecodeEngineError, match="yuv420"):
+        select_engine("dali", "mixed", "yuv420", torch.device("cuda"))
 
 
 def test_default_decode_device_is_the_cpu_operator(yuv_dataset):
-    loader = _loader(yuv_dataset, "dali")
+    options = {"backend": "dali", "image_format": "yuv420", "device": "cpu"}
+    loader = SlipstreamLoader(yuv_dataset, 8, UINT8_TRAIN, **options)
     assert loader.decode_device == "cpu"
+    # on a GPU as well: nvJPEG, the DALI default there, cannot read YUV420
+    assert select_engine("dali", None, "yuv420", torch.device("cuda"))[1] == "cpu"
 
 
 def _graph(items, windows, sizes, **decode_kwargs):
@@ -305,9 +212,9 @@ def test_prefetched_batches_in_a_user_pipeline(yuv_dataset):
     iterator = DALIGenericIterator(
         pipeline, ["image", "label"], auto_reset=True, last_batch_policy=LastBatchPolicy.PARTIAL
     )
-    native = _loader(yuv_dataset, "native", batch_size=48, seed=6)
+    native = make_loader(yuv_dataset, "native-yuv420", 48, UINT8_TRAIN, seed=6)
     for _ in range(2):
-        expected = _batches(native)
+        expected = batches(native)
         got = [b for (b,) in iterator]
         assert len(got) == len(expected) == len(source)
         for a, b in zip(expected, got, strict=True):
