@@ -8,7 +8,7 @@ their decode and resize operators:
 - ``image_random_crop + resize``: DALI's own RRC (the decode DALI's GPU anchor uses);
 - ``image_crop(crop_pos, crop_w/h) + resize``: the same windows as per-sample arguments;
 - ``image_slice(windows) + resize + CMN``: slipstream's mixed graph
-  (:func:`slipstream.dali.loader_backend.normalized_images`), uint8 output;
+  (:func:`slipstream.dali.engine.normalized_images`), uint8 output;
 - the two region decodes again with ``hw_decoder_load=0`` (no hardware JPEG decoder).
 
 Then the whole loader (``backend="dali", device="cuda", decode_device="mixed"``) on the
@@ -117,7 +117,7 @@ def run_graph(name: str, make_outputs, epochs: list, threads: int) -> float:
 def graphs() -> dict:
     from nvidia.dali import fn, types
 
-    from slipstream.dali.loader_backend import normalized_images
+    from slipstream.dali.engine import normalized_images
 
     pipeline = ImagePipeline(RandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8")
 

@@ -18,7 +18,6 @@ OUT/train``; its slip cache goes under ``--cache-root``, the companion inside it
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import time
@@ -28,6 +27,7 @@ import numpy as np
 from slipstream import SlipstreamDataset, SlipstreamLoader
 from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
+from slipstream.decode import default_backend
 from slipstream.pipelines import ImagePipeline, RandomResizedCrop
 from slipstream.sampling import epoch_order
 
@@ -67,15 +67,6 @@ def gather_rate(data: np.ndarray, meta: np.ndarray, epochs: int) -> tuple[float,
     return statistics.median(rates), statistics.median(speeds)
 
 
-def default_backends() -> str:
-    """``"native,dali"`` where DALI is installed, else ``"native"``."""
-    try:
-        found = importlib.util.find_spec("nvidia.dali") is not None
-    except (ImportError, ValueError):
-        found = False
-    return "native,dali" if found else "native"
-
-
 def main() -> None:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -86,7 +77,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument(
         "--backends",
-        default=default_backends(),
+        default="native,dali" if default_backend() == "dali" else "native",
         help="comma-separated loader backends (dali: its CPU operator); default: %(default)s",
     )
     args = parser.parse_args()

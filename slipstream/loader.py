@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from slipstream.cache.format import IMAGE_FORMATS, NUMBER_DTYPES
+from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.errors import BatchDecodeError, SampleDecodeError
 from slipstream.decode.registry import select_engine
-from slipstream.decode.stage import DecodedBatch, DecodeStage, SampleFailure
+from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions, SampleFailure
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch import Prefetcher, resolve_world
 from slipstream.transforms.output import ImageOutput
@@ -106,23 +106,13 @@ class SlipstreamLoader:
         on_error: str = "raise",
     ) -> None:
         """Validate the arguments, pick the decode engine and open the stores."""
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if batch_size < 1 or prefetch < 1:
-            raise ValueError(f"batch_size and prefetch must be >= 1, got {batch_size}, {prefetch}")
         if not pipelines:
             raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
         self.dataset, self.cache = dataset, dataset.cache
         self.pipelines = dict(pipelines)
         types = self.cache.field_types
-        for name, pipeline in self.pipelines.items():
-            if types.get(pipeline.field or name) != "ImageBytes":
-                raise KeyError(
-                    f"pipeline output {name!r} reads {pipeline.field or name!r}, which is not an "
-                    f"image field; image fields: {self.cache.image_fields}"
-                )
         if fields is None:
             fields = [name for name, kind in types.items() if kind in NUMBER_DTYPES]
         for name in fields:
@@ -135,10 +125,6 @@ class SlipstreamLoader:
         self.backend, self.engine = spec.backend, spec.name
         self.image_format, self.on_error = image_format, on_error
         self.num_threads = num_threads or len(os.sched_getaffinity(0))
-        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
-        if self.indices is not None and self.indices.size:
-            if self.indices.min() < 0 or self.indices.max() >= len(self.cache):
-                raise IndexError(f"indices must lie in [0, {len(self.cache)})")
         self.rank, self.world_size = resolve_world(distributed, rank, world_size)
         self.batch_size, self.seed, self.prefetch = int(batch_size), int(seed), prefetch
         self.shuffle, self.drop_last = shuffle, drop_last
@@ -150,11 +136,12 @@ class SlipstreamLoader:
             seed=self.seed,
             shuffle=shuffle,
             drop_last=drop_last,
-            indices=self.indices,
+            indices=indices,
             rank=self.rank,
             world_size=self.world_size,
             prefetch=prefetch,
         )
+        self.indices = self.prefetcher.indices
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
         self._decoder: DecodeStage | None = None
         self._logged: set[int] = set()
@@ -194,15 +181,16 @@ class SlipstreamLoader:
 
     def _engine(self) -> DecodeStage:
         if self._decoder is None:
-            self._decoder = self._engine_class(
+            options = EngineOptions(
                 self.pipelines,
-                batch_size=self.batch_size,
-                device=self.device,
-                num_threads=self.num_threads,
-                depth=self.prefetch,
-                decode_device=self.decode_device,
-                image_format=self.image_format,
+                self.batch_size,
+                self.device,
+                self.num_threads,
+                self.prefetch,
+                self.decode_device,
+                self.image_format,
             )
+            self._decoder = self._engine_class(options)
             self.prefetcher.reserve(self._decoder.slots_in_flight)
         return self._decoder
 

@@ -38,7 +38,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 from slipstream.dali.ops import decode_crop, external_source, slice_decode_resize
 from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.native import explain_failure
-from slipstream.decode.stage import DecodedBatch, SampleFailure
+from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch, dali_arrays
 
 if TYPE_CHECKING:
@@ -137,34 +137,22 @@ class DaliEngine:
     """Decodes the stream's batches with one DALI pipeline (CPU operator or nvJPEG).
 
     Args:
-        pipelines: Output name -> its :class:`ImagePipeline`.
-        batch_size: Largest batch (the pipeline's ``batch_size``).
-        device: The loader's output device; a CUDA device puts the pipeline on that GPU.
-        num_threads: DALI CPU threads.
-        decode_device: ``"cpu"`` (slipstream's operator) or ``"mixed"`` (nvJPEG).
-        image_format: What the items are: ``"jpeg"`` or ``"yuv420"`` (``"cpu"`` only).
-        **unused: Options other engines take (``depth``: DALI prefetches on its own).
+        options: The loader's engine options: ``decode_device`` ``"cpu"`` (slipstream's
+            operator) or ``"mixed"`` (nvJPEG; JPEG only), the pipeline's ``batch_size`` and
+            ``num_threads``; a CUDA ``device`` puts the pipeline on that GPU (DALI
+            prefetches ``PREFETCH_QUEUE_DEPTH`` batches on its own: ``depth`` is unused).
     """
 
     slots_in_flight = PREFETCH_QUEUE_DEPTH + 1
 
-    def __init__(
-        self,
-        pipelines: dict[str, ImagePipeline],
-        *,
-        batch_size: int,
-        device: torch.device,
-        num_threads: int,
-        decode_device: str = "cpu",
-        image_format: str = "jpeg",
-        **unused: Any,
-    ) -> None:
+    def __init__(self, options: EngineOptions) -> None:
         """Load the operator plugin (the pipeline is built on first use)."""
+        decode_device, device = options.decode_device, options.device
         self.name = f"dali-{decode_device}"
         self.decode_device = decode_device
-        self._pipelines = dict(pipelines)
-        self._batch_size = batch_size
-        self._num_threads = num_threads
+        self._pipelines = dict(options.pipelines)
+        self._batch_size = options.batch_size
+        self._num_threads = options.num_threads
         self._device_id: int | None = None
         if device.type == "cuda":  # no index: the current device (set per rank)
             self._device_id = (
@@ -174,6 +162,7 @@ class DaliEngine:
         for name, pipeline in self._pipelines.items():
             field = pipeline.field or name
             views[field] = (*views.get(field, ()), name)
+        image_format = options.image_format
         template = allocate_batch(1, {f: (image_format, v, 0) for f, v in views.items()})
         self._input_names = [*dali_arrays(template).keys(), "ids"]
         self._views = views

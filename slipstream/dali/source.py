@@ -32,14 +32,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from slipstream.cache.format import IMAGE_FORMATS, NUMBER_DTYPES
-from slipstream.dataset import SlipstreamDataset
-from slipstream.pipelines.spec import ImagePipeline
+from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.prefetch import EncodedBatch, Prefetcher, allocate_batch, dali_arrays, resolve_world
+
+if TYPE_CHECKING:
+    from slipstream.dataset import SlipstreamDataset
+    from slipstream.pipelines.spec import ImagePipeline
 
 
 class PrefetchedBatches:
@@ -56,17 +58,12 @@ class PrefetchedBatches:
             decoding, resizing and normalization are the DALI pipeline's).
         fields: Numeric fields to hand over after the image arrays.
         prefetch_queue_depth: The DALI pipeline's ``prefetch_queue_depth``.
-        seed: Seed of the order and of every crop and flip.
-        shuffle: Shuffle each epoch.
-        drop_last: Drop the last partial batch (and the distributed tail).
-        indices: Only draw these sample ids.
-        distributed: Shard each epoch across ranks as the loader does.
-        rank: This process's rank (default: ``torch.distributed`` or ``$RANK``).
-        world_size: Number of ranks.
-        prefetch: Gathered batches kept ready ahead of DALI.
         image_format: ``"jpeg"``, or ``"yuv420"``: the items are the YUV420 companion's,
             each followed by its true size (decode them with
             ``decode_crop(..., format="yuv420", image_size=sizes)``).
+        **order: ``seed``, ``shuffle``, ``drop_last``, ``indices``, ``distributed``,
+            ``rank``, ``world_size`` and ``prefetch``, as for
+            :class:`~slipstream.SlipstreamLoader`.
 
     Attributes:
         output_names: Names of the arrays of each batch, in order.
@@ -80,15 +77,8 @@ class PrefetchedBatches:
         *,
         fields: tuple[str, ...] | list[str] = ("label",),
         prefetch_queue_depth: int = 2,
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = False,
-        indices: np.ndarray | list[int] | None = None,
-        distributed: bool = False,
-        rank: int | None = None,
-        world_size: int | None = None,
-        prefetch: int = 3,
         image_format: str = "jpeg",
+        **order: Any,
     ) -> None:
         """Check the arguments and set up the prefetcher (batches are allocated on first use)."""
         types = dataset.cache.field_types
@@ -98,27 +88,20 @@ class PrefetchedBatches:
                     f"{name!r} is not a numeric field of {dataset.cache.path}; numeric fields: "
                     f"{[n for n, kind in types.items() if kind in NUMBER_DTYPES]}"
                 )
-        for name, pipeline in pipelines.items():
-            if types.get(pipeline.field or name) != "ImageBytes":
-                raise KeyError(f"pipeline output {name!r} does not read an image field")
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
-        if prefetch_queue_depth < 1 or batch_size < 1 or prefetch < 1:
-            raise ValueError("batch_size, prefetch and prefetch_queue_depth must be >= 1")
-        rank, world_size = resolve_world(distributed, rank, world_size)
+        if prefetch_queue_depth < 1:
+            raise ValueError(f"prefetch_queue_depth must be >= 1, got {prefetch_queue_depth}")
+        rank, world_size = resolve_world(
+            order.pop("distributed", False), order.pop("rank", None), order.pop("world_size", None)
+        )
         self.cache = dataset.cache
         self.prefetcher = Prefetcher(
             dataset.cache,
             pipelines,
             batch_size=batch_size,
             image_format=image_format,
-            seed=seed,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            indices=None if indices is None else np.asarray(indices, dtype=np.int64),
             rank=rank,
             world_size=world_size,
-            prefetch=prefetch,
+            **order,
         )
         self.hold = prefetch_queue_depth + 1
         self.prefetcher.reserve(self.hold)

@@ -17,17 +17,16 @@ from __future__ import annotations
 import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from slipstream.decode.stage import DecodedBatch, SampleFailure
+from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
 from slipstream.native.decode import NativeDecoder
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, get_until_stopped, take
 
 if TYPE_CHECKING:
-    from slipstream.pipelines.spec import ImagePipeline
     from slipstream.prefetch.batch import EncodedBatch, EncodedImages
     from slipstream.prefetch.prefetcher import EpochStream
 
@@ -122,34 +121,20 @@ class NativeEngine:
     """Decodes every image output of a batch with :class:`NativeDecoder`.
 
     Args:
-        pipelines: Output name -> pipeline (its output size).
-        batch_size: Samples per batch.
-        device: The loader's output device (a CUDA device pins the pixel buffers).
-        num_threads: Decoder threads (the pool is owned by the decoder).
-        depth: Decoded batches kept ready ahead of the consumer.
-        **unused: Options other engines take (``decode_device``, ``image_format``: every
-            format goes through the kernels' one dispatch).
+        options: The loader's engine options (output sizes, batch size, device: a CUDA
+            device pins the pixel buffers, decoder threads, depth).
     """
 
     name = "native"
     slots_in_flight = 1  # the batch being decoded
 
-    def __init__(
-        self,
-        pipelines: dict[str, ImagePipeline],
-        *,
-        batch_size: int,
-        device: torch.device,
-        num_threads: int,
-        depth: int,
-        **unused: Any,
-    ) -> None:
+    def __init__(self, options: EngineOptions) -> None:
         """Create the decoder pool (the pixel buffers are allocated on first use)."""
-        self._decoder = NativeDecoder(num_threads)
-        self._sizes = {name: p.crop.output_size for name, p in pipelines.items()}
-        self._batch_size = batch_size
-        self._pin = device.type == "cuda"
-        self._depth = depth
+        self._decoder = NativeDecoder(options.num_threads)
+        self._sizes = {name: p.crop.output_size for name, p in options.pipelines.items()}
+        self._batch_size = options.batch_size
+        self._pin = options.device.type == "cuda"
+        self._depth = options.depth
         self._buffers: list[PixelBuffers] = []
 
     def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -150,8 +149,3 @@ def select_engine(
         f"no decode engine for backend={backend!r}, decode_device={decode_device!r}, "
         f"image_format={image_format!r}, device={str(device)!r}. Engines:\n  {table}"
     )
-
-
-def create_engine(spec: EngineSpec, **options: Any) -> Any:
-    """Instantiate ``spec``'s engine with the options its class takes."""
-    return spec.engine_class()(**options)

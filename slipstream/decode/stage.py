@@ -10,9 +10,33 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from slipstream.pipelines.spec import ImagePipeline
     from slipstream.prefetch.prefetcher import EpochStream
 
-__all__ = ["DecodeStage", "DecodedBatch", "HostPixels", "SampleFailure"]
+__all__ = ["DecodeStage", "DecodedBatch", "EngineOptions", "HostPixels", "SampleFailure"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What every decode engine is built from (each reads the options it needs).
+
+    Attributes:
+        pipelines: Output name -> its pipeline (output size, normalization, dtype).
+        batch_size: Largest batch.
+        device: The loader's output device.
+        num_threads: Decode threads.
+        depth: Decoded batches an engine may keep ready ahead of the consumer.
+        decode_device: The decode device the registry resolved.
+        image_format: What the items are (``"jpeg"``, ``"yuv420"``).
+    """
+
+    pipelines: dict[str, ImagePipeline]
+    batch_size: int
+    device: torch.device
+    num_threads: int
+    depth: int
+    decode_device: str
+    image_format: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,8 @@ class DecodedBatch:
 
 class DecodeStage(Protocol):
     """A decode engine: turns an epoch's :class:`EncodedBatch` stream into pixels.
+
+    Built as ``Engine(options: EngineOptions)``.
 
     Attributes:
         name: The engine's registry name.

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from slipstream.decode.stage import DecodedBatch, SampleFailure
+from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
 from slipstream.decode.yuv420_torch import Yuv420TorchDecoder, Yuv420WindowError
 from slipstream.native.decode import STATUS_INVALID_ARGUMENT
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, take
 
 if TYPE_CHECKING:
-    from slipstream.pipelines.spec import ImagePipeline
     from slipstream.prefetch.batch import EncodedBatch, EncodedImages
     from slipstream.prefetch.prefetcher import EpochStream
 
@@ -34,33 +33,23 @@ __all__ = ["TorchYuv420Engine"]
 
 
 class TorchYuv420Engine:
-    """Decodes YUV420 items with :class:`Yuv420TorchDecoder` on ``device``.
+    """Decodes YUV420 items with :class:`Yuv420TorchDecoder` on the output device.
 
     Args:
-        pipelines: Output name -> pipeline (its output size).
-        device: Where to decode (the loader's output device).
-        depth: Decoded batches kept ready ahead of the consumer.
-        **unused: Options other engines take (``num_threads``, ``batch_size``, ...).
+        options: The loader's engine options (output sizes, device, depth).
     """
 
     name = "torch-yuv420"
     slots_in_flight = 1  # the batch being decoded
 
-    def __init__(
-        self,
-        pipelines: dict[str, ImagePipeline],
-        *,
-        device: torch.device,
-        depth: int,
-        **unused: Any,
-    ) -> None:
+    def __init__(self, options: EngineOptions) -> None:
         """Create the decoder (and a side stream on CUDA)."""
-        self._decoder = Yuv420TorchDecoder(device)
+        self._decoder = Yuv420TorchDecoder(options.device)
         self._cuda_stream = None
         if self._decoder.device.type == "cuda":
             self._cuda_stream = torch.cuda.Stream(self._decoder.device)
-        self._sizes = {name: tuple(p.crop.output_size) for name, p in pipelines.items()}
-        self._depth = depth
+        self._sizes = {name: tuple(p.crop.output_size) for name, p in options.pipelines.items()}
+        self._depth = options.depth
 
     def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:
         """Decode the stream's batches on a background thread, in order."""

@@ -14,7 +14,7 @@ from the companion's ``.meta.npy`` (:mod:`slipstream.cache.yuv420`). Decoding co
 the crop window's rows and columns (chroma upsampled with libjpeg's "fancy" triangle
 filter) and resizes them with the same Pillow-exact antialiased passes as the JPEG path.
 
-GPU path: :mod:`slipstream.yuv420_torch` computes the same pixels with batched torch ops
+GPU path: :mod:`slipstream.decode.yuv420_torch` computes the same pixels with batched torch ops
 on the output device (``SlipstreamLoader(..., image_format="yuv420", backend="native",
 decode_device="cuda")``): only each window's source rows and columns of Y, U and V are
 packed into pinned memory and copied to the GPU, where chroma upsampling, the BT.601

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.cache.gather import gather_bytes
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch
 from slipstream.prefetch.stages import (
@@ -141,7 +142,7 @@ class Prefetcher:
         seed: Seed of the order and of every crop and flip.
         shuffle: Shuffle each epoch.
         drop_last: Drop the last partial batch, and the distributed tail instead of padding.
-        indices: Only draw these sample ids.
+        indices: Only draw these sample ids (each in ``[0, len(cache))``).
         rank: This process's rank.
         world_size: Number of ranks.
         prefetch: Gathered batches kept ready ahead of the engine.
@@ -160,12 +161,22 @@ class Prefetcher:
         seed: int = 0,
         shuffle: bool = True,
         drop_last: bool = False,
-        indices: np.ndarray | None = None,
+        indices: np.ndarray | list[int] | None = None,
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 3,
     ) -> None:
         """Open the store arrays (building a YUV420 companion if asked and missing)."""
+        if image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
+        if batch_size < 1 or prefetch < 1:
+            raise ValueError(f"batch_size and prefetch must be >= 1, got {batch_size}, {prefetch}")
+        for name, pipeline in pipelines.items():
+            if cache.field_types.get(pipeline.field or name) != "ImageBytes":
+                raise KeyError(
+                    f"pipeline output {name!r} reads {pipeline.field or name!r}, which is not an "
+                    f"image field; image fields: {cache.image_fields}"
+                )
         self.cache = cache
         self.pipelines = dict(pipelines)
         self.batch_size = int(batch_size)
@@ -173,7 +184,10 @@ class Prefetcher:
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.indices = indices
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        if self.indices is not None and self.indices.size:
+            if self.indices.min() < 0 or self.indices.max() >= len(cache):
+                raise IndexError(f"indices must lie in [0, {len(cache)})")
         self.rank, self.world_size = int(rank), int(world_size)
         self.prefetch = int(prefetch)
         self.views: dict[str, tuple[str, ...]] = {}
