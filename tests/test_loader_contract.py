@@ -112,6 +112,7 @@ def test_epoch_shapes_dtypes_labels_and_length(dataset, engine, pipelines):
         assert batch["image"].shape == (b, 3, 64, 64)
         assert batch["image"].dtype == dtype
         assert batch["image"].device.type == "cpu"
+        assert batch["image"].is_contiguous(memory_format=torch.channels_last)
         assert batch["label"].dtype == batch["index"].dtype == torch.int64
         assert batch["label"].shape == batch["index"].shape == (b,)
         np.testing.assert_array_equal(batch["label"].numpy(), labels[batch["index"].numpy()])
