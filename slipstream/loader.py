@@ -7,7 +7,6 @@ crop windows and the gathered bytes, and the engine owns the decode.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,15 +16,13 @@ import torch
 
 from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
-from slipstream.decode.errors import BatchDecodeError, SampleDecodeError
+from slipstream.decode.errors import BatchDecodeError
+from slipstream.decode.policy import FailurePolicy
 from slipstream.decode.registry import select_engine
-from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions, SampleFailure
+from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch import Prefetcher, resolve_world
-from slipstream.transforms.output import ImageOutput
-
-ON_ERROR = ("raise", "skip")
-logger = logging.getLogger("slipstream")
+from slipstream.transforms.output import FieldOutput, ImageOutput
 
 
 class SlipstreamLoader:
@@ -106,20 +103,14 @@ class SlipstreamLoader:
         on_error: str = "raise",
     ) -> None:
         """Validate the arguments, pick the decode engine and open the stores."""
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         if not pipelines:
             raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
         self.dataset, self.cache = dataset, dataset.cache
         self.pipelines = dict(pipelines)
-        types = self.cache.field_types
-        if fields is None:
-            fields = [name for name, kind in types.items() if kind in NUMBER_DTYPES]
-        for name in fields:
-            if name not in types:
-                raise KeyError(f"unknown field {name!r}; fields: {list(types)}")
-        self.fields = list(fields)
         self.device = torch.device(device) if device is not None else _default_device()
+        self._fields = FieldOutput(self.cache, fields, self.device, NUMBER_DTYPES)
+        self.fields = self._fields.fields
+        self._policy = FailurePolicy(on_error, self._fields.describe)
         spec, self.decode_device = select_engine(backend, decode_device, image_format, self.device)
         self._engine_class = spec.engine_class()  # a missing DALI fails here, naming the extra
         self.backend, self.engine = spec.backend, spec.name
@@ -144,7 +135,6 @@ class SlipstreamLoader:
         self.indices = self.prefetcher.indices
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
         self._decoder: DecodeStage | None = None
-        self._logged: set[int] = set()
         self.epoch, self._batches_done, self._resume_batch = 0, 0, 0
 
     def samples_per_epoch(self) -> int:
@@ -174,11 +164,6 @@ class SlipstreamLoader:
         self._resume_batch = int(state["batch"])
         self._batches_done = self._resume_batch
 
-    def _describe(self, sample_id: int) -> str:
-        if self.cache.field_types.get("path") == "str":
-            return self.cache.string("path", sample_id)
-        return f"row {sample_id} of {self.cache.path}"
-
     def _engine(self) -> DecodeStage:
         if self._decoder is None:
             options = EngineOptions(
@@ -194,32 +179,9 @@ class SlipstreamLoader:
             self.prefetcher.reserve(self._decoder.slots_in_flight)
         return self._decoder
 
-    def _error(self, ids: np.ndarray, failures: list[SampleFailure]) -> SampleDecodeError:
-        """The error naming each failed sample by id and source."""
-        fields = " and ".join(sorted({f.field for f in failures}))
-        named = [(int(ids[f.position]), self._describe(int(ids[f.position])), f.message)
-                 for f in failures]  # fmt: skip
-        return SampleDecodeError(fields, named)
-
-    def _valid(self, decoded: DecodedBatch) -> np.ndarray | None:
-        """Raise or log the batch's failed samples (``on_error``); the valid mask for skip."""
-        if not decoded.failures:
-            return np.ones(len(decoded.sample_ids), dtype=bool) if self.on_error == "skip" else None
-        if self.on_error == "raise":
-            raise self._error(decoded.sample_ids, decoded.failures)
-        for failure in decoded.failures:
-            sample_id = int(decoded.sample_ids[failure.position])
-            if sample_id not in self._logged:
-                self._logged.add(sample_id)
-                where = self._describe(sample_id)
-                logger.warning("skipping sample %d (%s): %s", sample_id, where, failure.message)
-        valid = np.ones(len(decoded.sample_ids), dtype=bool)
-        valid[[f.position for f in decoded.failures]] = False
-        return valid
-
     def _to_batch(self, decoded: DecodedBatch, epoch: int) -> dict[str, Any]:
         ids = decoded.sample_ids
-        valid = self._valid(decoded)
+        valid = self._policy.valid(ids, decoded.failures)
         batch: dict[str, Any] = {}
         for name, pipeline in self.pipelines.items():
             images = self._outputs[name](decoded.images[name], decoded.normalized)
@@ -231,14 +193,7 @@ class SlipstreamLoader:
         if self.device.type == "cuda" and decoded.host is not None:
             decoded.host.copy_done = torch.cuda.Event()
             decoded.host.copy_done.record()
-        for name in self.fields:
-            if self.cache.field_types[name] == "str":
-                batch[name] = [self.cache.string(name, int(i)) for i in ids]
-            else:
-                values = torch.from_numpy(np.asarray(self.cache.numbers(name)[ids]))
-                batch[name] = values.to(self.device, non_blocking=True)
-        if "index" not in batch:
-            batch["index"] = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        batch.update(self._fields(ids))
         if valid is not None:
             batch["valid"] = torch.from_numpy(valid).to(self.device, non_blocking=True)
         return batch
@@ -259,7 +214,7 @@ class SlipstreamLoader:
         except BatchDecodeError as error:
             if not error.failures:
                 raise
-            raise self._error(error.sample_ids, error.failures) from error
+            raise self._policy.error(error.sample_ids, error.failures) from error
         finally:
             decoded.close()
             stream.close()

@@ -1,10 +1,16 @@
-"""Turn decoded uint8 HWC host batches into the tensors a training step consumes."""
+"""Turn decoded batches and stored fields into the tensors a training step consumes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 import torch
 
 from slipstream.pipelines.spec import ImagePipeline
+
+if TYPE_CHECKING:
+    from slipstream.cache import SlipCache
 
 _DTYPES = {
     "uint8": torch.uint8,
@@ -58,3 +64,49 @@ class ImageOutput:
         if self._scale is not None:
             images = images.mul_(self._scale).sub_(self._shift)
         return images
+
+
+class FieldOutput:
+    """Reads a batch's non-image fields: numbers as tensors on the device, strings as lists.
+
+    Args:
+        cache: The dataset's cache.
+        fields: Field names (default: every numeric field).
+        device: Output device of the numeric fields.
+        numeric_types: The cache field types that are numbers.
+    """
+
+    def __init__(
+        self,
+        cache: SlipCache,
+        fields: list[str] | None,
+        device: torch.device,
+        numeric_types: tuple[str, ...] | dict[str, Any],
+    ) -> None:
+        """Check the field names."""
+        types = cache.field_types
+        if fields is None:
+            fields = [name for name, kind in types.items() if kind in numeric_types]
+        for name in fields:
+            if name not in types:
+                raise KeyError(f"unknown field {name!r}; fields: {list(types)}")
+        self.cache, self.fields, self.device = cache, list(fields), device
+
+    def describe(self, sample_id: int) -> str:
+        """Names a sample: its ``path`` field when the dataset has one, else its row."""
+        if self.cache.field_types.get("path") == "str":
+            return self.cache.string("path", sample_id)
+        return f"row {sample_id} of {self.cache.path}"
+
+    def __call__(self, ids: np.ndarray) -> dict[str, Any]:
+        """Each field's values for the samples ``ids``, plus ``index`` when not a field."""
+        out: dict[str, Any] = {}
+        for name in self.fields:
+            if self.cache.field_types[name] == "str":
+                out[name] = [self.cache.string(name, int(i)) for i in ids]
+            else:
+                values = torch.from_numpy(np.asarray(self.cache.numbers(name)[ids]))
+                out[name] = values.to(self.device, non_blocking=True)
+        if "index" not in out:
+            out["index"] = torch.from_numpy(ids).to(self.device, non_blocking=True)
+        return out

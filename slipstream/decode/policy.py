@@ -1,0 +1,64 @@
+"""``on_error``: what the loader does with the samples an engine could not decode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from slipstream.decode.errors import SampleDecodeError
+from slipstream.decode.stage import SampleFailure
+
+__all__ = ["ON_ERROR", "FailurePolicy"]
+
+ON_ERROR = ("raise", "skip")
+logger = logging.getLogger("slipstream")
+
+
+class FailurePolicy:
+    """Applies ``on_error`` to each batch's :class:`SampleFailure` list.
+
+    ``"raise"``: a :class:`SampleDecodeError` naming every failed sample by id and source.
+    ``"skip"``: each failed sample is logged once (logger ``slipstream``, WARNING) and
+    masked out of the batch's ``valid`` array; its pixels are the engines' fill (zero).
+
+    Args:
+        on_error: ``"raise"`` or ``"skip"``.
+        describe: ``sample_id -> str`` naming a sample's source (its path when known).
+    """
+
+    def __init__(self, on_error: str, describe: Callable[[int], str]) -> None:
+        """Check the policy."""
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
+        self._describe = describe
+        self._logged: set[int] = set()
+
+    def error(self, ids: np.ndarray, failures: list[SampleFailure]) -> SampleDecodeError:
+        """The error naming each failed sample (``ids``: the batch's sample ids)."""
+        fields = " and ".join(sorted({f.field for f in failures}))
+        named = [(int(ids[f.position]), self._describe(int(ids[f.position])), f.message)
+                 for f in failures]  # fmt: skip
+        return SampleDecodeError(fields, named)
+
+    def valid(self, ids: np.ndarray, failures: list[SampleFailure]) -> np.ndarray | None:
+        """Raise or log the failures; the bool ``[n]`` mask of decoded samples for "skip".
+
+        Raises:
+            SampleDecodeError: A sample failed and the policy is "raise".
+        """
+        if failures and self.on_error == "raise":
+            raise self.error(ids, failures)
+        if self.on_error != "skip":
+            return None
+        for failure in failures:
+            sample_id = int(ids[failure.position])
+            if sample_id not in self._logged:
+                self._logged.add(sample_id)
+                where = self._describe(sample_id)
+                logger.warning("skipping sample %d (%s): %s", sample_id, where, failure.message)
+        valid = np.ones(len(ids), dtype=bool)
+        valid[[f.position for f in failures]] = False
+        return valid
