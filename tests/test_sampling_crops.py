@@ -156,11 +156,27 @@ def test_rrc_matches_torchvision_in_distribution(H: int, W: int):
 
 
 def test_rrc_matches_torchvision_on_mixed_batch():
+    """One batch of mixed image sizes: windows valid, and distributed as torchvision's."""
     rng = np.random.default_rng(5)
-    H = rng.integers(1, 800, 5000)
-    W = rng.integers(1, 800, 5000)
-    win = random_resized_crop(H, W, np.arange(5000), seed=0, epoch=4)
+    n = 5000
+    H = rng.integers(1, 800, n)
+    W = rng.integers(1, 800, n)
+    win = random_resized_crop(H, W, np.arange(n), seed=0, epoch=4)
     _assert_valid(win, H, W)
+    torch.manual_seed(4321)
+    get = transforms.RandomResizedCrop.get_params
+    tv = np.array(
+        [get(torch.empty(1, h, w), [0.08, 1.0], [3 / 4, 4 / 3]) for h, w in zip(H, W, strict=True)],
+        dtype=np.int64,
+    )
+    for name, f in {
+        "area fraction": lambda x: x[:, 2] * x[:, 3] / (H * W),
+        "log aspect": lambda x: np.log(x[:, 3] / x[:, 2]),
+        "center y": lambda x: (x[:, 0] + x[:, 2] / 2) / H,
+        "center x": lambda x: (x[:, 1] + x[:, 3] / 2) / W,
+    }.items():
+        p = stats.ks_2samp(f(win.astype(np.int64)), f(tv)).pvalue
+        assert p > 1e-3, (name, p)
 
 
 @pytest.mark.parametrize("scale,ratio", [((0.08, 1.0), (3 / 4, 4 / 3)), ((0.3, 0.5), (0.5, 2.0))])
