@@ -67,10 +67,6 @@ def decode_images(
     Returns:
         ``(position, status code, message)`` of each sample that failed (zero-filled).
     """
-    heights = widths = None
-    if images.format != "jpeg":  # no header: the true size travels with the item
-        heights = np.ascontiguousarray(images.shapes[:count, 0])
-        widths = np.ascontiguousarray(images.shapes[:count, 1])
     return decoder.decode_views_batch(
         images.data,
         images.offsets[:count],
@@ -79,8 +75,8 @@ def decode_images(
         images.sample_flips(count),
         [out[:count] for out in outs],
         images.format,
-        heights,
-        widths,
+        np.ascontiguousarray(images.shapes[:count, 0]),  # YUV420 items have no header:
+        np.ascontiguousarray(images.shapes[:count, 1]),  # their true size travels with them
     )
 
 
