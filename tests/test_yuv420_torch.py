@@ -334,25 +334,36 @@ def test_loader_torch_decode_normalized_output(yuv_dataset, companion):
 
 
 def test_loader_rejects_misused_decode_device(yuv_dataset):
+    """Each misuse is rejected naming the combination asked for and what the torch path needs."""
     pipes = supervised_val(64)
-    with pytest.raises(ValueError, match="image_format='yuv420'"):
-        SlipstreamLoader(yuv_dataset, 8, pipes, backend="native", decode_device="cuda")
-    with pytest.raises(ValueError, match="image_format='yuv420'"):
-        SlipstreamLoader(yuv_dataset, 8, pipes, backend="native", decode_device="torch")
-    with pytest.raises(ValueError, match="CUDA output device"):
-        SlipstreamLoader(
-            yuv_dataset,
-            8,
-            pipes,
-            backend="native",
-            image_format="yuv420",
-            device="cpu",
-            decode_device="cuda",
-        )
-    with pytest.raises(ValueError, match="backend='native'"):
-        SlipstreamLoader(
-            yuv_dataset, 8, pipes, backend="dali", image_format="yuv420", decode_device="torch"
-        )
+    cases = [
+        (
+            {"backend": "native", "decode_device": "cuda"},
+            "decode_device='cuda', image_format='jpeg'",
+        ),
+        (
+            {"backend": "native", "decode_device": "torch"},
+            "decode_device='torch', image_format='jpeg'",
+        ),
+        (
+            {
+                "backend": "native",
+                "image_format": "yuv420",
+                "device": "cpu",
+                "decode_device": "cuda",
+            },
+            "decode_device='cuda', image_format='yuv420', device='cpu'",
+        ),
+        (
+            {"backend": "dali", "image_format": "yuv420", "decode_device": "torch"},
+            "backend='dali', decode_device='torch', image_format='yuv420'",
+        ),
+    ]
+    for kwargs, asked in cases:
+        with pytest.raises(ValueError, match=asked) as info:
+            SlipstreamLoader(yuv_dataset, 8, pipes, **kwargs)
+        needs = "backend='native', decode_device in ['torch', 'cuda'], image_format in ['yuv420']"
+        assert needs in str(info.value) and "CUDA output device for cuda" in str(info.value)
 
 
 # ------------------------------------------------------------------ GPU
