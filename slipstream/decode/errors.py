@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BatchDecodeError", "NoDecodeEngineError", "SampleDecodeError"]
+__all__ = ["BatchDecodeError", "NoDecodeEngineError", "SampleDecodeError", "Yuv420WindowError"]
 
 
 class SampleDecodeError(RuntimeError):
@@ -46,3 +46,16 @@ class BatchDecodeError(RuntimeError):
         self.sample_ids = sample_ids
         self.failures = list(failures)
         self.reason = reason
+
+
+class Yuv420WindowError(ValueError):
+    """A crop window, its image size, or the item holding the image is invalid.
+
+    Attributes:
+        position: The offending row of the batch.
+    """
+
+    def __init__(self, position: int, message: str) -> None:
+        """Keep the row."""
+        super().__init__(message)
+        self.position = position

@@ -22,12 +22,13 @@ from typing import Generic, TypeVar
 import numpy as np
 import torch
 
+from slipstream.decode.errors import Yuv420WindowError
+
 __all__ = [
     "Boxes",
     "PlaneLayout",
     "Planes",
     "Yuv420Plan",
-    "Yuv420WindowError",
     "item_planes",
     "item_starts",
     "plan_yuv420_batch",
@@ -113,19 +114,6 @@ class Yuv420Plan:
     chroma: Boxes[np.ndarray]
     packed: Planes[np.ndarray]
     nbytes: int
-
-
-class Yuv420WindowError(ValueError):
-    """A crop window, its image size, or the item holding the image is invalid.
-
-    Attributes:
-        position: The offending row of the batch.
-    """
-
-    def __init__(self, position: int, message: str) -> None:
-        """Keep the row."""
-        super().__init__(message)
-        self.position = position
 
 
 def _padded_sides(heights: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
