@@ -7,8 +7,11 @@ crop windows and the gathered bytes, and the engine owns the decode.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+import weakref
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.policy import FailurePolicy
 from slipstream.decode.registry import select_engine
 from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions
+from slipstream.errors import SlipstreamError
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch import Prefetcher, resolve_world
 from slipstream.transforms.output import FieldOutput, ImageOutput
@@ -136,6 +140,8 @@ class SlipstreamLoader:
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
         self._decoder: DecodeStage | None = None
         self.epoch, self._batches_done, self._resume_batch = 0, 0, 0
+        self._samples_done, self._resume_sample = 0, 0
+        self._live: weakref.ref[LoaderIteration] | None = None
 
     def samples_per_epoch(self) -> int:
         """Samples this rank sees per epoch (padded or trimmed to split evenly across ranks)."""
@@ -148,21 +154,74 @@ class SlipstreamLoader:
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch the next iteration runs (order, crops and flips depend on it)."""
         self.epoch = int(epoch)
-        self._resume_batch = 0
+        self._resume_batch = self._resume_sample = 0
 
-    def state_dict(self) -> dict[str, int]:
-        """Position to resume from: the epoch and the batches already yielded in it."""
-        return {"epoch": self.epoch, "batch": self._batches_done, "seed": self.seed}
+    def state_dict(self) -> dict[str, Any]:
+        """Position to resume from, and what it is valid for.
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Resume: the next iteration yields exactly the batches the saved run had left."""
-        if int(state.get("seed", self.seed)) != self.seed:
-            raise ValueError(
-                f"state was saved with seed {state['seed']}, this loader has {self.seed}"
+        Returns:
+            ``epoch``, ``samples`` (consumed in that epoch on this rank), ``batch`` (batches
+            yielded), ``batch_size``, ``seed``, ``dataset`` (the content name of the dataset)
+            and ``order`` (indices digest, world size, rank, drop_last, shuffle, samples per
+            epoch). Plain JSON-serializable values.
+        """
+        return {
+            "version": 2,
+            "epoch": self.epoch,
+            "samples": self._samples_done,
+            "batch": self._batches_done,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "dataset": dataset_identity(self.cache),
+            "order": self.prefetcher.order_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume: the next iteration yields exactly the samples the saved run had left.
+
+        The position is in samples, so a state saved at another batch size resumes right
+        after the last consumed sample. A state of the original form ``{"epoch", "batch",
+        "seed"}`` resumes at ``batch * batch_size`` samples.
+
+        Raises:
+            ResumeStateError: The state is malformed, out of range, or was saved for
+                another dataset, seed, or order (indices, shard, drop_last, shuffle): the
+                message names the mismatch.
+        """
+        if not isinstance(state, dict):
+            raise ResumeStateError(f"state must be a dict, got {type(state).__name__}")
+        seed = _state_int(state, "seed", self.seed)
+        if seed != self.seed:
+            raise ResumeStateError(f"state was saved with seed {seed}, this loader has {self.seed}")
+        if "dataset" in state and state["dataset"] != dataset_identity(self.cache):
+            raise ResumeStateError(
+                f"state was saved for dataset {state['dataset']!r}, this loader reads "
+                f"{dataset_identity(self.cache)!r} ({self.cache.path})"
             )
-        self.epoch = int(state["epoch"])
-        self._resume_batch = int(state["batch"])
-        self._batches_done = self._resume_batch
+        order = state.get("order")
+        if order is not None:
+            ours = self.prefetcher.order_state()
+            if not isinstance(order, dict):
+                raise ResumeStateError("state 'order' must be a dict")
+            wrong = [key for key in ours if key in order and order[key] != ours[key]]
+            if wrong:
+                diffs = ", ".join(
+                    f"{k}: saved {order[k]!r}, this loader {ours[k]!r}" for k in wrong
+                )
+                raise ResumeStateError(f"state was saved for another epoch order ({diffs})")
+        epoch = _state_int(state, "epoch", None)
+        batch = _state_int(state, "batch", 0)
+        if "samples" in state:
+            samples = _state_int(state, "samples", None)
+        else:
+            samples = batch * self.batch_size
+        total = self.samples_per_epoch()
+        if samples > total:
+            raise ResumeStateError(
+                f"state has {samples} samples consumed, but an epoch here has {total}"
+            )
+        self.epoch, self._resume_sample, self._samples_done = epoch, samples, samples
+        self._resume_batch = self._batches_done = batch
 
     def _engine(self) -> DecodeStage:
         if self._decoder is None:
@@ -179,8 +238,11 @@ class SlipstreamLoader:
             self.prefetcher.reserve(self._decoder.slots_in_flight)
         return self._decoder
 
-    def _to_batch(self, decoded: DecodedBatch, epoch: int) -> dict[str, Any]:
+    def _to_batch(
+        self, decoded: DecodedBatch, epoch: int, corrupt: list[tuple[int, str, str]] = ()
+    ) -> dict[str, Any]:
         ids = decoded.sample_ids
+        decoded.failures = self._policy.merge(decoded.failures, list(corrupt))
         valid = self._policy.valid(ids, decoded.failures)
         batch: dict[str, Any] = {}
         for name, pipeline in self.pipelines.items():
@@ -198,19 +260,34 @@ class SlipstreamLoader:
             batch["valid"] = torch.from_numpy(valid).to(self.device, non_blocking=True)
         return batch
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Yield the batches of the current epoch, then advance the epoch."""
+    def __iter__(self) -> LoaderIteration:
+        """Yield the batches of the current epoch, then advance the epoch.
+
+        One iteration is live at a time: a new ``iter(loader)`` closes the previous one
+        (its next use raises :class:`LoaderIterationClosed`) and starts the epoch afresh
+        (or from the position :meth:`load_state_dict` set).
+        """
+        live = self._live() if self._live is not None else None
+        if live is not None:
+            live.supersede()
+        iteration = LoaderIteration(self._batches())
+        self._live = weakref.ref(iteration)
+        return iteration
+
+    def _batches(self) -> Generator[dict[str, Any], None, None]:
         engine = self._engine()
-        epoch, start = self.epoch, self._resume_batch
-        self._resume_batch, self._batches_done = 0, start
+        epoch, start, batch_start = self.epoch, self._resume_sample, self._resume_batch
+        self._resume_batch = self._resume_sample = 0
+        self._samples_done, self._batches_done = start, batch_start
         stream = self.prefetcher.start(epoch, start)
         decoded = engine.batches(stream)
         try:
             for item in decoded:
-                batch = self._to_batch(item, epoch)
+                batch = self._to_batch(item, epoch, stream.corrupt_items(item.sample_ids))
                 self._batches_done += 1
+                self._samples_done += len(item.sample_ids)
                 yield batch
-            self.epoch, self._batches_done = epoch + 1, 0
+            self.epoch, self._batches_done, self._samples_done = epoch + 1, 0, 0
         except BatchDecodeError as error:
             if not error.failures:
                 raise
@@ -218,6 +295,91 @@ class SlipstreamLoader:
         finally:
             decoded.close()
             stream.close()
+
+
+class ResumeStateError(SlipstreamError, ValueError):
+    """A resume state does not fit this loader (malformed, or another dataset/seed/order)."""
+
+
+class LoaderIterationClosed(SlipstreamError, RuntimeError):
+    """This iteration of a loader was closed by a newer ``iter(loader)``."""
+
+
+class LoaderIteration(Iterator[dict[str, Any]]):
+    """One live pass over a loader's epoch (what ``iter(loader)`` returns).
+
+    A newer ``iter(loader)`` supersedes it: its stream and engine iteration are closed at
+    once, and its next use raises :class:`LoaderIterationClosed` instead of handing out
+    another iteration's batches.
+    """
+
+    def __init__(self, batches: Generator[dict[str, Any], None, None]) -> None:
+        """Wrap the loader's batch generator."""
+        self._batches = batches
+        self._superseded = False
+
+    def __iter__(self) -> LoaderIteration:
+        """Itself."""
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        """The next batch.
+
+        Raises:
+            LoaderIterationClosed: A newer ``iter(loader)`` closed this iteration.
+        """
+        if self._superseded:
+            raise LoaderIterationClosed(
+                "this loader iteration was closed because a newer iter(loader) started; "
+                "a loader runs one iteration at a time"
+            )
+        return next(self._batches)
+
+    def close(self) -> None:
+        """End the iteration early (releases its batches and stops its threads)."""
+        self._batches.close()
+
+    def supersede(self) -> None:
+        """Close it for a newer iteration; its next use raises."""
+        self._superseded = True
+        self._batches.close()
+
+
+def dataset_identity(cache: Any) -> str:
+    """A short content name of a dataset's store: equal for copies of the same data.
+
+    A slip cache: a digest of its manifest's sample count, fields (types, sizes) and
+    source fingerprint. An FFCV file: a digest of its header, field descriptors and
+    allocation table. Other stores: their type, length and field types.
+
+    Args:
+        cache: The dataset's store (:class:`~slipstream.cache.SlipCache`, ``FfcvFile``...).
+    """
+    content = getattr(cache, "content_id", None)
+    if callable(content):
+        return str(content())
+    manifest = getattr(cache, "manifest", None)
+    if isinstance(manifest, dict):
+        key = {
+            "num_samples": manifest.get("num_samples"),
+            "fields": manifest.get("fields"),
+            "source": (manifest.get("source") or {}).get("fingerprint"),
+        }
+    else:
+        key = {"type": type(cache).__name__, "len": len(cache), "fields": cache.field_types}
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _state_int(state: dict[str, Any], key: str, default: int | None) -> int:
+    if key not in state:
+        if default is None:
+            raise ResumeStateError(f"state has no {key!r}")
+        return default
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ResumeStateError(f"state {key!r} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def _default_device() -> torch.device:

@@ -10,6 +10,8 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
     │
     │   per field of type "ImageBytes" or "bytes"  (N = num_samples)
     ├── <field>.bin                  item 0 | item 1 | ... | item N-1   (back to back, uint8)
+    ├── <field>.xxh64.npy            version 2: N x <u8, XXH64 (seed 0) of each item, checked
+    │                                whenever an item is gathered (slipstream.cache.checksum)
     ├── <field>.meta.npy             N records of IMAGE_META_DTYPE (24 bytes each):
     │                                ┌──────────────┬───────────────┬────────────┬───────────┐
     │                                │ data_ptr <u8 │ data_size <u8 │ height <u4 │ width <u4 │
@@ -31,12 +33,13 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
 
     {
       "format": "slipstream-cache",          # absent in caches of the original slipstream
-      "version": 1,
+      "version": 2,                          # 1: no checksums (still read)
       "num_samples": N,
       "fields": {
         "image": {"type": "ImageBytes", "format": "jpeg", "num_samples": N,
-                  "max_size": <largest item in bytes>,
-                  "files": {"image.bin": <bytes>, "image.meta.npy": <bytes>}},
+                  "max_size": <largest item in bytes>, "checksum": "xxh64",
+                  "files": {"image.bin": <bytes>, "image.meta.npy": <bytes>,
+                            "image.xxh64.npy": <bytes>}},
         "label": {"type": "int", "format": "<i8", "num_samples": N,
                   "files": {"label.npy": <bytes>}},
         "path":  {"type": "str", "format": "utf-8", "num_samples": N,
@@ -61,8 +64,11 @@ import numpy as np
 FORMAT_NAME = "slipstream-cache"
 """Value of ``manifest["format"]`` in caches written by this package."""
 
-FORMAT_VERSION = 1
-"""The one manifest version this package reads and writes."""
+FORMAT_VERSION = 2
+"""The manifest version this package writes (2: per-item checksums of bytes fields)."""
+
+READ_VERSIONS = (1, 2)
+"""Manifest versions this package reads (1: the original slipstream's, no checksums)."""
 
 MANIFEST_NAME = "manifest.json"
 """File that makes a folder a cache; written last."""

@@ -8,6 +8,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from slipstream.cache.checksum import xxh64_address
+
 
 @intrinsic
 def copy_bytes(typingctx, destination_address, source_address, size):
@@ -54,12 +56,42 @@ def _gather(
     return position
 
 
+@numba.njit(nogil=True, cache=True)
+def _gather_checked(
+    source: np.ndarray,
+    pointers: np.ndarray,
+    sizes: np.ndarray,
+    destination: np.ndarray,
+    offsets: np.ndarray,
+    expected: np.ndarray,
+    corrupt: np.ndarray,
+) -> int:
+    source_address = source.ctypes.data
+    destination_address = destination.ctypes.data
+    position = np.int64(0)
+    for i in range(pointers.shape[0]):
+        size = np.int64(sizes[i])
+        offsets[i] = position
+        target = destination_address + np.uintp(position)
+        copy_bytes(target, source_address + np.uintp(pointers[i]), size)
+        if xxh64_address(target, size) != expected[i]:
+            corrupt[i] = 1
+            for k in range(min(size, 4)):  # no longer a JPEG: every decoder rejects it
+                destination[position + k] = 0
+        else:
+            corrupt[i] = 0
+        position += size
+    return position
+
+
 def gather_bytes(
     source: np.ndarray,
     pointers: np.ndarray,
     sizes: np.ndarray,
     destination: np.ndarray,
     offsets: np.ndarray,
+    expected: np.ndarray | None = None,
+    corrupt: np.ndarray | None = None,
 ) -> int:
     """Copy items ``source[pointers[i] : pointers[i] + sizes[i]]`` back to back.
 
@@ -73,6 +105,10 @@ def gather_bytes(
         sizes: uint64 ``[B]`` item sizes.
         destination: uint8 1-D contiguous preallocated buffer, at least ``sizes.sum()`` long.
         offsets: uint64 ``[B]`` output: where each item starts in ``destination``.
+        expected: uint64 ``[B]`` XXH64 of each item (:mod:`slipstream.cache.checksum`), or
+            None to copy unchecked. Each copied item is hashed while still in the CPU cache.
+        corrupt: uint8 ``[B]`` output with ``expected``: 1 where the item's hash differs
+            (its first 4 copied bytes are then zeroed, so no decoder reads it as an image).
 
     Returns:
         Number of bytes written.
@@ -91,4 +127,8 @@ def gather_bytes(
             f"item {worst} ends at byte {int(pointers[worst] + sizes[worst])}, past the end of "
             f"the source ({source.shape[0]} bytes)"
         )
-    return int(_gather(source, pointers, sizes, destination, offsets))
+    if expected is None:
+        return int(_gather(source, pointers, sizes, destination, offsets))
+    if corrupt is None or expected.shape != sizes.shape or corrupt.shape[0] < sizes.shape[0]:
+        raise ValueError("expected and corrupt must have one entry per item")
+    return int(_gather_checked(source, pointers, sizes, destination, offsets, expected, corrupt))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from slipstream.cache.checksum import CHECKSUM_DTYPE, CHECKSUM_NAME, checksum_file
 from slipstream.cache.field_access import FieldAccess
 from slipstream.cache.format import (
     BYTES_TYPES,
@@ -26,13 +27,15 @@ from slipstream.cache.format import (
     IMAGE_TYPE,
     LEGACY_SUBDIR,
     MANIFEST_NAME,
+    READ_VERSIONS,
     STRING_TYPE,
     field_files,
     is_valid_field_name,
 )
+from slipstream.errors import SlipstreamError
 
 
-class CacheFormatError(ValueError):
+class CacheFormatError(SlipstreamError, ValueError):
     """A cache folder is missing, damaged, or of another format or version.
 
     The message names the cache folder and the file or field at fault.
@@ -66,8 +69,15 @@ class SlipCache(FieldAccess):
         image_fields: Names of the ``ImageBytes`` fields.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], arrays: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        arrays: dict[str, Any],
+        checksums: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Use :meth:`open`; this only stores what it checked."""
+        self._checksums = dict(checksums or {})
         self.path = path
         self.manifest = manifest
         self.num_samples = int(manifest["num_samples"])
@@ -100,9 +110,21 @@ class SlipCache(FieldAccess):
             )
         manifest = _load_manifest(root)
         arrays: dict[str, Any] = {}
+        checksums: dict[str, np.ndarray] = {}
         for name, spec in manifest["fields"].items():
-            arrays[name] = _open_field(root, name, spec, int(manifest["num_samples"]))
-        return cls(root, manifest, arrays)
+            try:
+                arrays[name] = _open_field(root, name, spec, int(manifest["num_samples"]))
+                if isinstance(arrays[name], tuple) and len(arrays[name]) == 3:
+                    *stored, checksums[name] = arrays[name]
+                    arrays[name] = tuple(stored)
+            except CacheFormatError:
+                raise
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+                raise CacheFormatError(
+                    f"{root / MANIFEST_NAME}: field {name!r} is damaged "
+                    f"({type(exc).__name__}: {exc})"
+                ) from exc
+        return cls(root, manifest, arrays, checksums)
 
     def _field(self, field: str, kinds: frozenset[str] | set[str], what: str) -> Any:
         self._check_field(field, kinds, what)
@@ -126,6 +148,17 @@ class SlipCache(FieldAccess):
             Array of shape ``[num_samples]`` with ``data_ptr, data_size, height, width``.
         """
         return self._field(field, BYTES_TYPES, "bytes/image")[1]
+
+    def checksums(self, field: str) -> np.ndarray | None:
+        """``<u8 [num_samples]`` XXH64 of every item of a bytes or image field, if stored.
+
+        Caches of format version 1 (and the original slipstream's) have none: None.
+
+        Args:
+            field: Field name.
+        """
+        self._field(field, BYTES_TYPES, "bytes/image")
+        return self._checksums.get(field)
 
     def offsets(self, field: str) -> np.ndarray:
         """The ``[num_samples, 2]`` (offset, length) table of a string field.
@@ -174,10 +207,10 @@ def _load_manifest(root: Path) -> dict[str, Any]:
             f"{manifest_path}: format {fmt!r} is not a slip cache (expected {FORMAT_NAME!r})"
         )
     version = manifest.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise CacheFormatError(
             f"{manifest_path}: cache version {version!r} found, this slipstream reads "
-            f"version {FORMAT_VERSION} only; rebuild the cache"
+            f"versions {list(READ_VERSIONS)} (writes {FORMAT_VERSION}); rebuild the cache"
         )
     num = manifest.get("num_samples")
     fields = manifest.get("fields")
@@ -224,8 +257,10 @@ def _check_files(root: Path, name: str, spec: dict[str, Any]) -> None:
 def _load_npy(root: Path, fname: str) -> np.ndarray:
     try:
         return np.load(root / fname, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise CacheFormatError(f"{root}: cannot read {fname} ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a garbled header raises tokenize/Unicode errors
+        raise CacheFormatError(
+            f"{root}: cannot read {fname} ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _map_bin(root: Path, fname: str) -> np.ndarray:
@@ -247,7 +282,21 @@ def _open_field(root: Path, name: str, spec: dict[str, Any], num: int) -> Any:
             )
         ends = meta["data_ptr"] + meta["data_size"]
         _check_bin_holds(root, f"{name}.bin", ends)
-        return _map_bin(root, f"{name}.bin"), meta
+        checksum = spec.get("checksum")
+        if checksum is None:
+            return _map_bin(root, f"{name}.bin"), meta
+        if checksum != CHECKSUM_NAME:
+            raise CacheFormatError(
+                f"{root}: field {name!r} has checksum {checksum!r}, this slipstream knows "
+                f"{CHECKSUM_NAME!r} only"
+            )
+        sums = _load_npy(root, checksum_file(name))
+        if sums.dtype != CHECKSUM_DTYPE or sums.shape != (num,):
+            raise CacheFormatError(
+                f"{root}: {checksum_file(name)} is {sums.dtype} {sums.shape}, expected "
+                f"{CHECKSUM_DTYPE} ({num},)"
+            )
+        return _map_bin(root, f"{name}.bin"), meta, sums
     if kind == STRING_TYPE:
         offsets = _load_npy(root, f"{name}.offsets.npy")
         if offsets.shape != (num, 2) or offsets.dtype.kind not in "ui":

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["BatchDecodeError", "NoDecodeEngineError", "SampleDecodeError", "Yuv420WindowError"]
+from slipstream.errors import SlipstreamError
+
+__all__ = [
+    "CORRUPT_STATUS",
+    "BatchDecodeError",
+    "NoDecodeEngineError",
+    "SampleCorruptError",
+    "SampleDecodeError",
+]
+
+CORRUPT_STATUS = -1
+"""``SampleFailure.code`` of a sample whose stored bytes failed their checksum."""
 
 
-class SampleDecodeError(RuntimeError):
+class SampleDecodeError(SlipstreamError, RuntimeError):
     """Samples of a batch could not be decoded; the message names each one and its source.
 
     Attributes:
@@ -25,11 +36,25 @@ class SampleDecodeError(RuntimeError):
         return [sid for sid, _, _ in self.failures]
 
 
-class NoDecodeEngineError(ValueError):
+class SampleCorruptError(SampleDecodeError):
+    """Stored bytes of samples differ from their checksum (a damaged cache or ``.beton``).
+
+    Raised (under ``on_error="raise"``) like a decode error, naming each sample, its source
+    and the damaged file; ``on_error="skip"`` masks them out instead.
+    """
+
+    def __init__(self, field: str, failures: list[tuple[int, str, str]]) -> None:
+        """Build the message from the failures."""
+        super().__init__(field, failures)
+        lines = [f"sample {sid} ({desc}): {msg}" for sid, desc, msg in failures]
+        self.args = (f"corrupt stored data in field {field!r}: " + "; ".join(lines),)
+
+
+class NoDecodeEngineError(SlipstreamError, ValueError):
     """No decode engine serves the requested (backend, decode_device, format, device)."""
 
 
-class BatchDecodeError(RuntimeError):
+class BatchDecodeError(SlipstreamError, RuntimeError):
     """An engine failed on a whole batch (no per-sample status: e.g. nvJPEG inside DALI).
 
     Attributes:
@@ -46,16 +71,3 @@ class BatchDecodeError(RuntimeError):
         self.sample_ids = sample_ids
         self.failures = list(failures)
         self.reason = reason
-
-
-class Yuv420WindowError(ValueError):
-    """A crop window, its image size, or the item holding the image is invalid.
-
-    Attributes:
-        position: The offending row of the batch.
-    """
-
-    def __init__(self, position: int, message: str) -> None:
-        """Keep the row."""
-        super().__init__(message)
-        self.position = position

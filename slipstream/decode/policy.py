@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from slipstream.decode.errors import SampleDecodeError
+from slipstream.decode.errors import CORRUPT_STATUS, SampleCorruptError, SampleDecodeError
 from slipstream.decode.stage import SampleFailure
 
 __all__ = ["ON_ERROR", "FailurePolicy"]
@@ -41,7 +41,27 @@ class FailurePolicy:
         fields = " and ".join(sorted({f.field for f in failures}))
         named = [(int(ids[f.position]), self._describe(int(ids[f.position])), f.message)
                  for f in failures]  # fmt: skip
+        if any(f.code == CORRUPT_STATUS for f in failures):
+            return SampleCorruptError(fields, named)
         return SampleDecodeError(fields, named)
+
+    @staticmethod
+    def merge(
+        failures: list[SampleFailure], corrupt: list[tuple[int, str, str]]
+    ) -> list[SampleFailure]:
+        """An engine's failures plus the batch's checksum failures (which take precedence).
+
+        Args:
+            failures: What the engine reported.
+            corrupt: ``(position, field, message)`` of items that failed their checksum (the
+                engine reports them as undecodable too: their bytes were zeroed).
+        """
+        if not corrupt:
+            return failures
+        marked = {(position, field) for position, field, _ in corrupt}
+        kept = [f for f in failures if (f.position, f.field) not in marked]
+        merged = kept + [SampleFailure(p, f, CORRUPT_STATUS, m) for p, f, m in corrupt]
+        return sorted(merged, key=lambda f: (f.position, f.field))
 
     def valid(self, ids: np.ndarray, failures: list[SampleFailure]) -> np.ndarray | None:
         """Raise or log the failures; the bool ``[n]`` mask of decoded samples for "skip".

@@ -14,6 +14,8 @@ slots owned by :class:`~slipstream.prefetch.prefetcher.Prefetcher`)::
         views      K output names          decoded from these items (multi-crop: K > 1)
         windows    int32 [K, B, 4]         (y, x, h, w) per view and sample
         flips      uint8 [K, B]
+        corrupt    uint8 [B]               1: the item's checksum differed (its first bytes
+                                           are zeroed, so every decoder rejects it)
 
 Windows and flips are view-major, so one view's rows are contiguous (what a per-view DALI
 input reads without a copy); :meth:`EncodedImages.sample_windows` gives the sample-major
@@ -40,6 +42,13 @@ class EncodedImages:
     shapes: np.ndarray
     windows: np.ndarray
     flips: np.ndarray
+    corrupt: np.ndarray | None = None
+
+    def corrupt_rows(self, count: int) -> np.ndarray:
+        """int64 positions among the first ``count`` items whose checksum differed."""
+        if self.corrupt is None:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.corrupt[:count])
 
     def items(self, count: int) -> list[np.ndarray]:
         """Views of the first ``count`` items in ``data`` (no copy)."""
@@ -108,6 +117,7 @@ def allocate_batch(
             shapes=np.zeros((batch_size, 2), dtype=np.int32),
             windows=np.zeros((k, batch_size, 4), dtype=np.int32),
             flips=np.zeros((k, batch_size), dtype=np.uint8),
+            corrupt=np.zeros(batch_size, dtype=np.uint8),
         )
     return EncodedBatch(sample_ids=np.zeros(batch_size, dtype=np.int64), images=images)
 

@@ -18,9 +18,11 @@ allocation at the next epoch.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,6 +77,8 @@ class _Store:
     sizes: np.ndarray
     heights: np.ndarray
     widths: np.ndarray
+    checksums: np.ndarray | None = None
+    source: str = ""
 
 
 class EpochStream:
@@ -86,9 +90,10 @@ class EpochStream:
     """
 
     def __init__(self, prefetcher: Prefetcher, epoch: int, start: int) -> None:
-        """Start the gather thread of ``epoch`` from batch ``start``."""
+        """Start the gather thread of ``epoch`` from sample ``start`` of its order."""
         self.stop = threading.Event()
         self._prefetcher = prefetcher
+        self._corrupt: deque[tuple[np.ndarray, list[tuple[int, str, str]]]] = deque()
         self._free: queue.Queue = queue.Queue()
         for batch in prefetcher._ring():
             self._free.put(batch)
@@ -113,7 +118,25 @@ class EpochStream:
             batch = take(self._gathered, self.stop)
             if batch is END_OF_STREAM:
                 return
+            self._corrupt.append(self._prefetcher._corrupt_items(batch))
             yield batch
+
+    def corrupt_items(self, sample_ids: np.ndarray) -> list[tuple[int, str, str]]:
+        """``(position, field, message)`` of the next batch's items that failed their checksum.
+
+        One call per batch the stream yielded, in order (the loader calls it for each
+        decoded batch): the gather flags items whose stored bytes differ from their
+        checksum, and zeroes their first bytes so the engine reports them as undecodable.
+
+        Args:
+            sample_ids: The decoded batch's sample ids (checked against the gathered batch).
+        """
+        if not self._corrupt:
+            return []
+        ids, items = self._corrupt.popleft()
+        if items and not np.array_equal(ids, sample_ids):
+            raise RuntimeError("decoded batches are out of step with the gathered ones")
+        return items
 
     def release(self, batch: EncodedBatch) -> None:
         """Give a batch back: nothing reads its buffers any more."""
@@ -205,12 +228,17 @@ class Prefetcher:
 
             companion = build_yuv420(self.cache, field)
             data, meta = companion.data, companion.meta
+        checksums = None
+        if self.image_format == "jpeg" and hasattr(self.cache, "checksums"):
+            checksums = self.cache.checksums(field)
         return _Store(
             np.asarray(data),
             *(
                 np.ascontiguousarray(meta[key])
                 for key in ("data_ptr", "data_size", "height", "width")
             ),
+            checksums=None if checksums is None else np.ascontiguousarray(checksums, np.uint64),
+            source=f"field {field!r} of {self.cache.path}",
         )
 
     # ------------------------------------------------------------------ order
@@ -264,18 +292,55 @@ class Prefetcher:
         sizes = np.sort(self._stores[field].sizes)
         return int(sizes[-self.batch_size :].sum())
 
+    def _corrupt_items(self, batch: EncodedBatch) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+        items = []
+        for field, images in batch.images.items():
+            for position in images.corrupt_rows(batch.count).tolist():
+                message = (
+                    f"stored bytes differ from their checksum (xxh64) in "
+                    f"{self._stores[field].source}: the file is damaged"
+                )
+                items.append((position, field, message))
+        return (batch.ids() if items else batch.sample_ids[:0]), items
+
     def _abandon(self, batch: EncodedBatch) -> None:
         self._slots = [slot for slot in self._slots if slot is not batch]
 
     # ------------------------------------------------------------------ epochs
-    def start(self, epoch: int, start_batch: int = 0) -> EpochStream:
-        """Start gathering ``epoch`` from batch ``start_batch`` (every batch must be released)."""
-        return EpochStream(self, epoch, start_batch)
+    def start(self, epoch: int, start_sample: int = 0) -> EpochStream:
+        """Start gathering ``epoch`` from sample ``start_sample`` of this rank's order.
 
-    def _plan(self, epoch: int, start_batch: int) -> Iterator[tuple[int, int, np.ndarray]]:
-        ids = self.epoch_ids(epoch)
-        for b in range(start_batch, num_batches(len(ids), self.batch_size, self.drop_last)):
+        Batches are cut from there on (``batch_size`` samples each; with ``drop_last`` a
+        final partial one is dropped), so a run resumed mid-epoch at another batch size
+        sees exactly the samples the saved run had left. Every batch must be released.
+        """
+        start_sample = int(start_sample)
+        if not 0 <= start_sample <= self.samples_per_epoch():
+            raise ValueError(
+                f"start_sample {start_sample} is not in [0, {self.samples_per_epoch()}] "
+                f"(samples per epoch on this rank)"
+            )
+        return EpochStream(self, epoch, start_sample)
+
+    def _plan(self, epoch: int, start_sample: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        ids = self.epoch_ids(epoch)[start_sample:]
+        for b in range(num_batches(len(ids), self.batch_size, self.drop_last)):
             yield epoch, b, ids[b * self.batch_size : (b + 1) * self.batch_size]
+
+    def order_state(self) -> dict[str, object]:
+        """What determines this rank's epoch orders (a saved position is valid only with it)."""
+        if self.indices is None:
+            indices = "all"
+        else:
+            indices = hashlib.sha256(np.ascontiguousarray(self.indices).tobytes()).hexdigest()
+        return {
+            "indices": indices[:32],
+            "world_size": self.world_size,
+            "rank": self.rank,
+            "drop_last": self.drop_last,
+            "shuffle": self.shuffle,
+            "samples_per_epoch": self.samples_per_epoch(),
+        }
 
     def _gather(self, batch: EncodedBatch, epoch: int, index: int, ids: np.ndarray) -> None:
         n = len(ids)
@@ -285,7 +350,15 @@ class Prefetcher:
             store = self._stores[field]
             sizes = images.sizes[:n]
             np.take(store.sizes, ids, out=sizes)
-            gather_bytes(store.data, store.pointers[ids], sizes, images.data, images.offsets[:n])
+            pointers, offsets = store.pointers[ids], images.offsets[:n]
+            if store.checksums is None or images.corrupt is None:
+                gather_bytes(store.data, pointers, sizes, images.data, offsets)
+                if images.corrupt is not None:
+                    images.corrupt[:n] = 0
+            else:
+                expected = store.checksums[ids]
+                corrupt = images.corrupt[:n]
+                gather_bytes(store.data, pointers, sizes, images.data, offsets, expected, corrupt)
             heights, widths = store.heights[ids], store.widths[ids]
             images.shapes[:n, 0], images.shapes[:n, 1] = heights, widths
             for k, name in enumerate(images.views):
