@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slipstream.cache.format import NUMBER_DTYPES
+from slipstream.cache.format import BYTES_TYPES, NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.policy import FailurePolicy
@@ -348,27 +348,24 @@ class LoaderIteration(Iterator[dict[str, Any]]):
 def dataset_identity(cache: Any) -> str:
     """A short content name of a dataset's store: equal for copies of the same data.
 
-    A slip cache: a digest of its manifest's sample count, fields (types, sizes) and
-    source fingerprint. An FFCV file: a digest of its header, field descriptors and
-    allocation table. Other stores: their type, length and field types.
+    A digest of the sample count, the field types, and per bytes / image field its
+    per-item checksums (or, without them, its item table: offsets, sizes and image sizes).
 
     Args:
         cache: The dataset's store (:class:`~slipstream.cache.SlipCache`, ``FfcvFile``...).
     """
-    content = getattr(cache, "content_id", None)
-    if callable(content):
-        return str(content())
-    manifest = getattr(cache, "manifest", None)
-    if isinstance(manifest, dict):
-        key = {
-            "num_samples": manifest.get("num_samples"),
-            "fields": manifest.get("fields"),
-            "source": (manifest.get("source") or {}).get("fingerprint"),
-        }
-    else:
-        key = {"type": type(cache).__name__, "len": len(cache), "fields": cache.field_types}
-    text = json.dumps(key, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(
+        json.dumps([len(cache), sorted(cache.field_types.items())], default=str).encode()
+    )
+    for name, kind in sorted(cache.field_types.items()):
+        if kind not in BYTES_TYPES:
+            continue
+        checksums = getattr(cache, "checksums", None)
+        table = checksums(name) if callable(checksums) else None
+        if table is None:
+            table = cache.meta(name)
+        digest.update(np.ascontiguousarray(table).tobytes())
+    return digest.hexdigest()[:32]
 
 
 def _state_int(state: dict[str, Any], key: str, default: int | None) -> int:
