@@ -6,10 +6,15 @@
 | ``torch-yuv420`` | ``native`` | ``torch``, ``cuda`` | yuv420       | any (``cuda``: CUDA) |
 | ``dali-cpu``   | ``dali``   | ``cpu``            | jpeg, yuv420   | any           |
 | ``dali-mixed`` | ``dali``   | ``mixed``          | jpeg           | CUDA          |
+| ``hybrid``     | ``dali``   | ``hybrid``         | jpeg           | CUDA          |
+| ``hybrid-cpu`` | ``dali``   | ``hybrid``         | jpeg           | any           |
 
 ``decode_device=None`` picks the first engine of the backend, in the order above with
 ``dali-mixed`` first, that serves the format and device: nvJPEG for JPEG on a GPU,
-slipstream's CPU operator otherwise. Every other combination is rejected by
+slipstream's CPU operator otherwise. ``hybrid`` (the C++ kernel and nvJPEG splitting each
+batch, :mod:`slipstream.decode.hybrid`) is only used when asked for: it is not measured
+faster on a GPU yet; on a CPU device ``decode_device="hybrid"`` pairs the C++ kernel with
+the DALI CPU operator (``hybrid-cpu``, bit-exact). Every other combination is rejected by
 :func:`select_engine` with one message listing what is possible.
 """
 
@@ -33,7 +38,7 @@ __all__ = [
 ]
 
 BACKENDS = ("native", "dali")
-DECODE_DEVICES = ("cpu", "mixed", "cuda", "torch")
+DECODE_DEVICES = ("cpu", "mixed", "cuda", "torch", "hybrid")
 DALI_EXTRA_HINT = "pip install 'slipstream[dali]'"
 
 
@@ -90,13 +95,17 @@ class EngineSpec:
 _DALI = "slipstream.dali.engine:DaliEngine"
 _NATIVE = "slipstream.decode.native:NativeEngine"
 _TORCH = "slipstream.decode.torch_engine:TorchYuv420Engine"
+_HYBRID = "slipstream.decode.hybrid:HybridEngine"
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec("dali-mixed", "dali", ("mixed",), ("jpeg",), ("mixed",), _DALI),
     EngineSpec("dali-cpu", "dali", ("cpu",), ("jpeg", "yuv420"), (), _DALI),
     EngineSpec("native", "native", ("cpu",), ("jpeg", "yuv420"), (), _NATIVE),
     EngineSpec("torch-yuv420", "native", ("torch", "cuda"), ("yuv420",), ("cuda",), _TORCH),
+    EngineSpec("hybrid", "dali", ("hybrid",), ("jpeg",), ("hybrid",), _HYBRID),
+    EngineSpec("hybrid-cpu", "dali", ("hybrid",), ("jpeg",), (), _HYBRID),
 )
 """Every engine, in the order ``decode_device=None`` prefers them."""
+_ASKED_FOR_ONLY = ("torch-yuv420", "hybrid", "hybrid-cpu")
 
 
 def default_backend() -> str:
@@ -139,8 +148,8 @@ def select_engine(
         if decode_device is None and spec.cuda_decode_devices == spec.decode_devices:
             if device.type != "cuda":
                 continue
-        if decode_device is None and spec.name == "torch-yuv420":
-            continue  # the C++ kernel is the native default; the torch decode is asked for
+        if decode_device is None and spec.name in _ASKED_FOR_ONLY:
+            continue  # the torch decode and the (unmeasured) hybrid are asked for by name
         for candidate in candidates:
             if spec.serves(candidate, image_format, device):
                 return spec, candidate

@@ -24,6 +24,7 @@ input reads without a copy); :meth:`EncodedImages.sample_windows` gives the samp
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,3 +150,43 @@ def dali_arrays(batch: EncodedBatch) -> dict[str, object]:
             arrays[f"windows/{view}"] = images.windows[k, :n]
             arrays[f"flips/{view}"] = images.flips[k, :n]
     return arrays
+
+
+def sub_batch(batch: EncodedBatch, start: int, stop: int) -> EncodedBatch:
+    """A view of rows ``[start, stop)`` of ``batch`` as a batch of its own (no byte copied).
+
+    Every per-sample array is sliced (ids, offsets, sizes, shapes, and the view-major
+    windows and flips along their sample axis); the item bytes (``data``) are shared, the
+    offsets still point into them. Writing to the view writes to ``batch``. Used to hand
+    two engines the two parts of one batch (:class:`~slipstream.decode.hybrid.SplitEngine`).
+
+    Args:
+        batch: A gathered batch.
+        start: First row.
+        stop: One past the last row (``start <= stop <= batch.count``).
+
+    Returns:
+        A batch with ``count == stop - start``, the same epoch and index.
+
+    Raises:
+        ValueError: The rows are not within the batch.
+    """
+    if not 0 <= start <= stop <= batch.count:
+        raise ValueError(f"rows [{start}, {stop}) are not within a batch of {batch.count}")
+    images = {}
+    for name, images_of_field in batch.images.items():
+        changes: dict[str, np.ndarray] = {}
+        for spec in dataclasses.fields(images_of_field):
+            value = getattr(images_of_field, spec.name)
+            if spec.name == "data" or not isinstance(value, np.ndarray):
+                continue
+            sample_axis = 1 if spec.name in ("windows", "flips") else 0  # view-major
+            changes[spec.name] = value[:, start:stop] if sample_axis else value[start:stop]
+        images[name] = dataclasses.replace(images_of_field, **changes)
+    return EncodedBatch(
+        sample_ids=batch.sample_ids[start:stop],
+        images=images,
+        count=stop - start,
+        epoch=batch.epoch,
+        index=batch.index,
+    )
