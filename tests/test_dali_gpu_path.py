@@ -21,7 +21,7 @@ from nvidia.dali import fn, pipeline_def  # noqa: E402
 import slipstream.dali as sdali  # noqa: E402
 from slipstream import SlipstreamLoader  # noqa: E402
 from slipstream.dali.engine import normalized_images  # noqa: E402
-from slipstream.dali.ops import slice_decode_resize  # noqa: E402
+from slipstream.dali.ops import NvjpegOptions, slice_decode_resize  # noqa: E402
 from slipstream.native import decode_crop as native_decode_crop  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
     ImagePipeline,
@@ -73,37 +73,84 @@ def _run_cpu(graph, arrays):
     return np.stack([np.array(t) for t in p.run()[0]])
 
 
-def test_slice_graph_matches_native_windows(photo_dataset):
-    """Anchor/shape order (x, y / w, h) and output size (height, width) are right."""
+VARIANTS = [
+    NvjpegOptions("slice"),
+    NvjpegOptions("crop"),
+    NvjpegOptions("slice", hw_decoder_load=0.9, preallocate_width_hint=512,
+                  preallocate_height_hint=512),
+    NvjpegOptions("crop", hw_decoder_load=0.0, fancy_upsampling=True),
+]  # fmt: skip
+VARIANT_IDS = ["slice", "crop", "slice-hw", "crop-fancy"]
+
+
+@pytest.mark.parametrize("nvjpeg", VARIANTS, ids=VARIANT_IDS)
+def test_region_graph_matches_native_windows(photo_dataset, nvjpeg):
+    """Each variant's window (anchor/shape order, crop position) and output size are right."""
     jpegs, windows, _, native = _inputs(photo_dataset)
     unflipped = np.stack(
         [native_decode_crop(j, w, (48, 64)) for j, w in zip(jpegs, windows, strict=True)]
     )
-    got = _run_cpu(
-        lambda j, w: slice_decode_resize(j, w, (48, 64), decoder_device="cpu"),
-        (jpegs, list(windows)),
-    )
+
+    def graph(j, w):
+        return slice_decode_resize(j, w, (48, 64), decoder_device="cpu", nvjpeg=nvjpeg)
+
+    got = _run_cpu(graph, (jpegs, list(windows)))
     assert got.shape == (BATCH, 48, 64, 3) and got.dtype == np.uint8
     _assert_close(unflipped, got)
     assert not np.array_equal(native, unflipped)  # the flips below are not a no-op
     shifted = windows + np.array([3, 3, -6, -6], np.int32)  # negative control: 3 px inside
-    off = _run_cpu(
-        lambda j, w: slice_decode_resize(j, w, (48, 64), decoder_device="cpu"),
-        (jpegs, list(shifted)),
-    )
+    off = _run_cpu(graph, (jpegs, list(shifted)))
     with pytest.raises(AssertionError):
         _assert_close(unflipped, off)
+
+
+def test_crop_variant_places_windows_exactly(photo_dataset):
+    """image_crop's crop_pos lands on the window's own pixels: equal to image_slice's."""
+    jpegs, windows, _, _ = _inputs(photo_dataset)
+    edges = windows.copy()  # windows at the image's edges and spanning whole sides
+    heights, widths = photo_dataset.image_sizes()
+    edges[::4, 1] = 0
+    edges[1::4, 1] = widths[1:BATCH:4] - edges[1::4, 3]
+    edges[2::4, 0] = heights[2:BATCH:4] - edges[2::4, 2]
+    edges[3::4] = np.stack(
+        [np.zeros(BATCH // 4), np.zeros(BATCH // 4), heights[3:BATCH:4], widths[3:BATCH:4]], 1
+    )
+    for w in (windows, edges):
+        sliced, cropped = (
+            _run_cpu(
+                lambda j, w_, v=v: slice_decode_resize(
+                    j, w_, (40, 40), decoder_device="cpu", nvjpeg=NvjpegOptions(v)
+                ),
+                (jpegs, list(w.astype(np.int32))),
+            )
+            for v in ("slice", "crop")
+        )
+        np.testing.assert_array_equal(sliced, cropped)
+
+
+def test_nvjpeg_options_are_checked():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        NvjpegOptions("random")
+    with pytest.raises(ValueError, match="hw_decoder_load"):
+        NvjpegOptions(hw_decoder_load=1.5)
+    options = NvjpegOptions("crop", hw_decoder_load=0.5, preallocate_width_hint=640)
+    assert options.decoder_kwargs("cpu") == {}  # the hardware decoder's settings: mixed only
+    assert options.decoder_kwargs("mixed") == {
+        "hw_decoder_load": 0.5, "preallocate_width_hint": 640, "preallocate_height_hint": 0,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("normalize", "dtype"),
     [(None, "uint8"), (Normalize(), "float32"), (Normalize(), "float16"), (None, "float32")],
 )
-def test_fused_flip_normalize_cast_matches_loader_output(photo_dataset, normalize, dtype):
+@pytest.mark.parametrize("variant", ["slice", "crop"])
+def test_fused_flip_normalize_cast_matches_loader_output(photo_dataset, normalize, dtype, variant):
     jpegs, windows, flips, native = _inputs(photo_dataset)
     pipeline = ImagePipeline(RandomResizedCrop((48, 64)), normalize=normalize, dtype=dtype)
+    nvjpeg = NvjpegOptions(variant)
     got = _run_cpu(
-        lambda j, w, f: normalized_images(j, w, f, pipeline, decoder_device="cpu"),
+        lambda j, w, f: normalized_images(j, w, f, pipeline, "cpu", nvjpeg),
         (jpegs, list(windows), list(flips)),
     )
     output = ImageOutput(pipeline, torch.device("cpu"))

@@ -8,7 +8,8 @@
         "cpu":   fn.slipstream_decode_crop(items, windows, size, flip, status=True
                  [, format="yuv420", image_size=sizes]); the views of one output size as one
                  call with [K, 4] windows (view k = output[k]) [.gpu() on a GPU]
-        "mixed": per view fn.decoders.image_slice (nvJPEG) -> fn.resize (antialiased)
+        "mixed": per view fn.decoders.image_slice | image_crop (nvJPEG, NvjpegOptions)
+                 -> fn.resize (antialiased)
                  -> fn.crop_mirror_normalize (flip, normalization, cast; HWC)
       -> DALIGenericIterator -> {view: [n, H, W, 3], status/<i>: [n], "ids": [n]}
 
@@ -35,7 +36,7 @@ import torch
 from nvidia.dali import Pipeline, fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from slipstream.dali.ops import decode_crop, external_source, slice_decode_resize
+from slipstream.dali.ops import NvjpegOptions, decode_crop, external_source, slice_decode_resize
 from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.native import explain_failure
 from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
@@ -60,7 +61,12 @@ _DALI_DTYPES = {
 
 
 def normalized_images(
-    jpegs: Any, windows: Any, flips: Any, pipeline: ImagePipeline, decoder_device: str
+    jpegs: Any,
+    windows: Any,
+    flips: Any,
+    pipeline: ImagePipeline,
+    decoder_device: str,
+    nvjpeg: NvjpegOptions | None = None,
 ) -> Any:
     """The nvJPEG image graph of one output: region decode, resize, then one fused CMN.
 
@@ -75,11 +81,12 @@ def normalized_images(
         pipeline: The output's pipeline (size, normalization, dtype).
         decoder_device: ``"mixed"`` (nvJPEG); ``"cpu"`` runs the same graph on DALI's CPU
             decoder.
+        nvjpeg: The region decode's variant and settings (default: ``image_slice``).
 
     Returns:
         DataNode of ``[H, W, 3]`` per sample in the pipeline's dtype (float32 for bfloat16).
     """
-    images = slice_decode_resize(jpegs, windows, pipeline.crop.output_size, decoder_device)
+    images = slice_decode_resize(jpegs, windows, pipeline.crop.output_size, decoder_device, nvjpeg)
     kwargs: dict[str, Any] = {}
     if pipeline.normalize is not None:
         kwargs["mean"] = [255.0 * m for m in pipeline.normalize.mean]
@@ -141,12 +148,15 @@ class DaliEngine:
             operator) or ``"mixed"`` (nvJPEG; JPEG only), the pipeline's ``batch_size`` and
             ``num_threads``; a CUDA ``device`` puts the pipeline on that GPU (DALI
             prefetches ``PREFETCH_QUEUE_DEPTH`` batches on its own: ``depth`` is unused).
+        nvjpeg: The mixed graph's decode variant and settings (default
+            :class:`~slipstream.dali.ops.NvjpegOptions`: ``image_slice``).
     """
 
     slots_in_flight = PREFETCH_QUEUE_DEPTH + 1
 
-    def __init__(self, options: EngineOptions) -> None:
+    def __init__(self, options: EngineOptions, nvjpeg: NvjpegOptions | None = None) -> None:
         """Load the operator plugin (the pipeline is built on first use)."""
+        self.nvjpeg = nvjpeg or NvjpegOptions()
         decode_device, device = options.decode_device, options.device
         self.name = f"dali-{decode_device}"
         self.decode_device = decode_device
@@ -196,6 +206,7 @@ class DaliEngine:
                         inputs[f"flips/{view}"],
                         self._pipelines[view],
                         "mixed",
+                        self.nvjpeg,
                     )
                 continue
             by_size: dict[tuple[int, int], list[str]] = {}

@@ -8,8 +8,9 @@ Call these inside a ``pipeline_def``:
   ``device="cpu"`` runs slipstream's fused operator (``fn.slipstream_decode_crop``,
   bit-identical to the native backend), on JPEG bytes or, with ``format="yuv420"``, on the
   items of a YUV420 companion (their true sizes given by ``image_size``);
-  ``device="mixed"`` runs nvJPEG on the GPU (``fn.decoders.image_slice`` on the same
-  windows, then an antialiased ``fn.resize``; JPEG only). With ``status=True`` (CPU) it
+  ``device="mixed"`` runs nvJPEG on the GPU (``fn.decoders.image_slice``, or
+  ``image_crop`` with :class:`NvjpegOptions`, on the same windows, then an antialiased
+  ``fn.resize``; JPEG only). With ``status=True`` (CPU) it
   also returns an int32 status per sample instead of raising for samples that fail.
 
 Windows are int32 ``[y, x, h, w]`` in source pixels, the one interface between slipstream's
@@ -19,6 +20,7 @@ crop samplers and every decoder.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from slipstream.cache.format import IMAGE_FORMATS
@@ -198,8 +200,65 @@ def _require_gpu_pipeline() -> None:
         )
 
 
+NVJPEG_VARIANTS = ("slice", "crop")
+"""How the nvJPEG graph decodes a window: ``decoders.image_slice`` (anchor and shape tensor
+inputs) or ``decoders.image_crop`` (per-sample ``crop_pos_x/y``, ``crop_w/h`` arguments)."""
+
+
+@dataclass(frozen=True)
+class NvjpegOptions:
+    """The nvJPEG graph's variant and decoder settings (:func:`slice_decode_resize`).
+
+    Which variant is fastest is measured by ``benchmarks/bench_dali_gpu.py`` on a GPU; until
+    then the default stays ``"slice"`` (the graph measured so far).
+
+    Attributes:
+        variant: One of :data:`NVJPEG_VARIANTS`.
+        hw_decoder_load: Share of the images sent to the hardware JPEG decoder (A100, H100,
+            H200), or None for DALI's default (0.65).
+        preallocate_width_hint: Largest image width expected (preallocates the hardware
+            decoder's memory; 0: none).
+        preallocate_height_hint: Largest image height expected (0: none).
+        fancy_upsampling: Upsample chroma as libjpeg-turbo does (``jpeg_fancy_upsampling``),
+            closer to the C++ kernel's pixels.
+    """
+
+    variant: str = "slice"
+    hw_decoder_load: float | None = None
+    preallocate_width_hint: int = 0
+    preallocate_height_hint: int = 0
+    fancy_upsampling: bool = False
+
+    def __post_init__(self) -> None:
+        """Check the values."""
+        if self.variant not in NVJPEG_VARIANTS:
+            raise ValueError(f"variant must be one of {NVJPEG_VARIANTS}, got {self.variant!r}")
+        if self.hw_decoder_load is not None and not 0.0 <= self.hw_decoder_load <= 1.0:
+            raise ValueError(f"hw_decoder_load must be in [0, 1], got {self.hw_decoder_load}")
+        if min(self.preallocate_width_hint, self.preallocate_height_hint) < 0:
+            raise ValueError("preallocate hints must be >= 0")
+
+    def decoder_kwargs(self, decoder_device: str) -> dict[str, Any]:
+        """Keyword arguments of the DALI decoder (the hardware ones only for ``"mixed"``)."""
+        kwargs: dict[str, Any] = {}
+        if self.fancy_upsampling:
+            kwargs["jpeg_fancy_upsampling"] = True
+        if decoder_device != "mixed":
+            return kwargs
+        if self.hw_decoder_load is not None:
+            kwargs["hw_decoder_load"] = float(self.hw_decoder_load)
+        if self.preallocate_width_hint or self.preallocate_height_hint:
+            kwargs["preallocate_width_hint"] = int(self.preallocate_width_hint)
+            kwargs["preallocate_height_hint"] = int(self.preallocate_height_hint)
+        return kwargs
+
+
 def slice_decode_resize(
-    jpegs: Any, windows: Any, size: Sequence[int], decoder_device: str = "mixed"
+    jpegs: Any,
+    windows: Any,
+    size: Sequence[int],
+    decoder_device: str = "mixed",
+    nvjpeg: NvjpegOptions | None = None,
 ) -> Any:
     """Region decode with DALI's own decoder, then an antialiased resize to ``size``.
 
@@ -212,24 +271,65 @@ def slice_decode_resize(
         windows: DataNode of int32 ``[y, x, h, w]`` windows, shape ``[4]`` per sample.
         size: Output ``(height, width)``.
         decoder_device: ``"mixed"`` (nvJPEG, GPU output) or ``"cpu"``.
+        nvjpeg: The decoder variant and settings (default :class:`NvjpegOptions`).
 
     Returns:
         DataNode of uint8 ``[H, W, 3]`` per sample on the decoder's output device.
     """
     from nvidia.dali import fn, types
 
-    # image_slice takes anchor and shape in the order of axis_names: (x, y) and (w, h).
-    anchor = fn.stack(windows[1], windows[0])
-    shape = fn.stack(windows[3], windows[2])
-    images = fn.decoders.image_slice(
-        jpegs,
-        anchor,
-        shape,
-        device=decoder_device,
-        output_type=types.RGB,
-        normalized_anchor=False,
-        normalized_shape=False,
-        axis_names="WH",
-    )
+    nvjpeg = nvjpeg or NvjpegOptions()
+    kwargs = nvjpeg.decoder_kwargs(decoder_device)
+    if nvjpeg.variant == "crop":
+        images = fn.decoders.image_crop(
+            jpegs,
+            device=decoder_device,
+            output_type=types.RGB,
+            **crop_window_arguments(jpegs, windows),
+            **kwargs,
+        )
+    else:
+        # image_slice takes anchor and shape in the order of axis_names: (x, y) and (w, h).
+        anchor = fn.stack(windows[1], windows[0])
+        shape = fn.stack(windows[3], windows[2])
+        images = fn.decoders.image_slice(
+            jpegs,
+            anchor,
+            shape,
+            device=decoder_device,
+            output_type=types.RGB,
+            normalized_anchor=False,
+            normalized_shape=False,
+            axis_names="WH",
+            **kwargs,
+        )
     height, width = (int(v) for v in size)
     return fn.resize(images, resize_y=height, resize_x=width, antialias=True)
+
+
+def crop_window_arguments(jpegs: Any, windows: Any) -> dict[str, Any]:
+    """``decoders.image_crop``'s per-sample arguments for int32 ``[y, x, h, w]`` windows.
+
+    DALI places a crop at ``round(crop_pos_x * (W - crop_w))`` (``rounding="round"``), so
+    ``crop_pos_x = x / (W - w)`` (0 where the window spans the width) lands on ``x`` exactly:
+    the float32 quotient is off by far less than half a pixel for any image side below 2^20.
+    ``W`` and ``H`` come from the JPEG headers (``peek_image_shape``, the shape the decoder
+    sees, EXIF orientation included as the decoder applies it).
+
+    Returns:
+        ``crop_pos_x``, ``crop_pos_y``, ``crop_w``, ``crop_h`` DataNodes (float32, CPU).
+    """
+    from nvidia.dali import fn, types
+    from nvidia.dali import math as dmath
+
+    shape = fn.peek_image_shape(jpegs, dtype=types.INT32)  # [H, W, C]
+    y, x, h, w = (windows[i] for i in range(4))
+    free_y = dmath.max(shape[0] - h, 1)  # x = 0 where the window spans the side
+    free_x = dmath.max(shape[1] - w, 1)
+    return {
+        "crop_pos_x": fn.cast(x, dtype=types.FLOAT) / fn.cast(free_x, dtype=types.FLOAT),
+        "crop_pos_y": fn.cast(y, dtype=types.FLOAT) / fn.cast(free_y, dtype=types.FLOAT),
+        "crop_w": fn.cast(w, dtype=types.FLOAT),
+        "crop_h": fn.cast(h, dtype=types.FLOAT),
+        "rounding": "round",
+    }

@@ -452,12 +452,15 @@ class HybridEngine(SplitEngine):
     Args:
         options: The loader's engine options (JPEG; ``decode_device="hybrid"``).
         ratio: The C++ kernel's initial share of each batch.
+        nvjpeg: The nvJPEG graph's :class:`~slipstream.dali.ops.NvjpegOptions`.
     """
 
     DALI_THREAD_SHARE = 0.25
     """Share of ``num_threads`` for the DALI engine on a GPU (its Huffman decode threads)."""
 
-    def __init__(self, options: EngineOptions, ratio: float | None = None) -> None:
+    def __init__(
+        self, options: EngineOptions, ratio: float | None = None, nvjpeg: object = None
+    ) -> None:
         """Build both engines (DALI's pipeline is built on first use)."""
         from slipstream.dali.engine import DaliEngine
         from slipstream.decode.native import NativeEngine
@@ -485,7 +488,7 @@ class HybridEngine(SplitEngine):
             ratio = 0.5 if not cuda else 0.4
         super().__init__(
             NativeEngine(native_options),
-            DaliEngine(dali_options),
+            DaliEngine(dali_options, nvjpeg),
             ratio,
             device=options.device,
             batch_size=options.batch_size,
