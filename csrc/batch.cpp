@@ -137,10 +137,14 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
                          const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
                          uint8_t* const* outs, int32_t num_threads, int32_t* codes,
                          std::vector<std::string>* messages, int32_t policy, int32_t format,
-                         const int32_t* heights, const int32_t* widths) {
+                         const int32_t* heights, const int32_t* widths,
+                         const PixelMap* map) {
+  static const PixelMap kBytes;  // uint8: decoded straight into the outputs
+  const PixelMap& pixel_map = map != nullptr ? *map : kBytes;
+  const int64_t elem = PixelTypeBytes(pixel_map.type);
   std::vector<int64_t> view_bytes(static_cast<size_t>(views));
   for (int32_t k = 0; k < views; ++k) {
-    view_bytes[k] = static_cast<int64_t>(out_hw[2 * k]) * out_hw[2 * k + 1] * 3;
+    view_bytes[k] = static_cast<int64_t>(out_hw[2 * k]) * out_hw[2 * k + 1] * 3 * elem;
   }
   auto sample = [&](int64_t i) -> Result {
     const uint64_t off = offsets[i], n = sizes[i];
@@ -159,18 +163,19 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
     image.size = n;
     image.format = format;
     if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
-    thread_local std::vector<uint8_t*> sample_outs;
+    thread_local std::vector<void*> sample_outs;
     sample_outs.resize(static_cast<size_t>(views));
     for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes[k];
     int32_t failed_view = 0;
-    Result r = DecodeImageViews(image, windows + 4 * views * i, views, out_hw,
-                                flips + views * i, sample_outs.data(), policy, &failed_view);
+    Result r = DecodeImageViewsAs(image, windows + 4 * views * i, views, out_hw,
+                                  flips + views * i, pixel_map, sample_outs.data(), policy,
+                                  &failed_view);
     if (!r.ok() && views > 1) r.message = "view " + std::to_string(failed_view) + ": " + r.message;
     return r;
   };
-  auto zero = [&](int64_t i) {
+  auto zero = [&](int64_t i) {  // pixel value 0 (normalized as the outputs are)
     for (int32_t k = 0; k < views; ++k) {
-      std::memset(outs[k] + i * view_bytes[k], 0, static_cast<size_t>(view_bytes[k]));
+      FillPixels(0, view_bytes[k] / elem, pixel_map, outs[k] + i * view_bytes[k]);
     }
   };
   return RunSamples(batch, num_threads, sample, zero, codes, messages);

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "resize.h"  // PixelMap
 #include "status.h"
 
 namespace slipstream {
@@ -77,12 +78,17 @@ int64_t RunSamples(int64_t batch, int32_t num_threads,
 // sample has `format`; YUV420 batches also pass the true sizes heights[i], widths[i]
 // (ignored, and may be null, for JPEG). A failed sample's outputs (all its views) are zeroed
 // and its message names the view when K > 1. Returns the number of failed samples.
+// With a PixelMap (resize.h) the outputs hold elements of map->type (normalized float32,
+// float16, bfloat16 bits), out_hw[2k] * out_hw[2k+1] * 3 of them per sample and view, mapped
+// from the 8-bit result right after its decode (DecodeImageViewsAs); null means uint8. A
+// failed sample's outputs hold pixel value 0 mapped the same way (zero for uint8).
 int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                          const uint64_t* sizes, int64_t batch, int32_t views,
                          const int32_t* windows, const uint8_t* flips, const int32_t* out_hw,
                          uint8_t* const* outs, int32_t num_threads, int32_t* codes,
                          std::vector<std::string>* messages, int32_t policy, int32_t format,
-                         const int32_t* heights, const int32_t* widths);
+                         const int32_t* heights, const int32_t* widths,
+                         const PixelMap* map = nullptr);
 
 // Batch JpegToI420 (yuv420.h): sample i reads data[offsets[i] : + sizes[i]] and writes
 // out[out_offsets[i] : + I420Size(heights[i], widths[i])] (both bounds checked).

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -159,18 +160,70 @@ U8Array PyDecodeViews(const py::array& data, const py::array& windows,
   return out;
 }
 
+// The PixelMap of an output type and optional per-channel mean / std (3 floats each).
+PixelMap MakeMap(int32_t pixel_type, const py::object& mean, const py::object& std) {
+  if (PixelTypeBytes(pixel_type) == 0) {
+    throw py::value_error("pixel_type must be 0 (uint8), 1 (float32), 2 (float16) or 3 "
+                          "(bfloat16)");
+  }
+  if (mean.is_none() != std.is_none()) throw py::value_error("give both mean and std, or none");
+  std::vector<float> m, sd;
+  if (!mean.is_none()) {
+    if (pixel_type == kPixelUint8) throw py::value_error("uint8 output cannot be normalized");
+    m = mean.cast<std::vector<float>>();
+    sd = std.cast<std::vector<float>>();
+    if (m.size() != 3 || sd.size() != 3) throw py::value_error("mean and std need 3 values");
+  }
+  PixelMap map;
+  if (!MakePixelMap(pixel_type, m.empty() ? nullptr : m.data(),
+                    sd.empty() ? nullptr : sd.data(), &map)) {
+    throw py::value_error("std must be finite and non-zero, mean finite");
+  }
+  return map;
+}
+
+// Checks one output's element type against the pixel type: uint8, float32, or any 2-byte
+// dtype holding float16 / bfloat16 bits.
+void NeedOutType(const py::array& out, int32_t pixel_type) {
+  bool ok = false;
+  switch (pixel_type) {
+    case kPixelUint8: ok = HasDtype<uint8_t>(out); break;
+    case kPixelFloat32: ok = HasDtype<float>(out); break;
+    default: ok = out.itemsize() == 2; break;
+  }
+  Need(out, ok, "out (for this pixel_type)");
+  if (!out.writeable()) throw py::value_error("out must be writeable");
+}
+
+// pixel_lut: the values a byte v of channel c becomes, [3, 256] float32 (or uint16 bits).
+py::array PyPixelLut(int32_t pixel_type, const py::object& mean, const py::object& std) {
+  const PixelMap map = MakeMap(pixel_type, mean, std);
+  if (pixel_type == kPixelFloat16 || pixel_type == kPixelBFloat16) {
+    py::array_t<uint16_t> out({py::ssize_t{3}, py::ssize_t{256}});
+    std::memcpy(out.mutable_data(), map.lut16, sizeof(map.lut16));
+    return out;
+  }
+  py::array_t<float> out({py::ssize_t{3}, py::ssize_t{256}});
+  std::memcpy(out.mutable_data(), map.lut, sizeof(map.lut));
+  return out;
+}
+
 // decode_views_batch: K views per sample into K outputs [B, H_k, W_k, 3] (DecodeViewsBatch).
 py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
                          const py::array& sizes, const py::array& windows,
                          const py::array& flips, std::vector<py::array> outs,
                          int32_t num_threads, int32_t policy, int32_t format,
-                         const py::object& heights, const py::object& widths) {
+                         const py::object& heights, const py::object& widths,
+                         int32_t pixel_type, const py::object& mean, const py::object& std) {
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
   if (outs.empty()) throw py::value_error("need at least one output");
+  const PixelMap map = MakeMap(pixel_type, mean, std);
   std::vector<int32_t> out_hw;
   for (py::array& out : outs) {
-    NeedItemsAndOut(offsets, sizes, out);
+    Need(offsets, HasDtype<uint64_t>(offsets), "offsets");
+    Need(sizes, HasDtype<uint64_t>(sizes), "sizes");
+    NeedOutType(out, pixel_type);
     if (out.ndim() != 4 || out.shape(3) != 3 || out.shape(1) < 1 || out.shape(2) < 1) {
       throw py::value_error("out must be [B, H, W, 3] with H, W >= 1");
     }
@@ -221,7 +274,7 @@ py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
     py::gil_scoped_release release;
     DecodeViewsBatch(d, data_size, po, ps, b, static_cast<int32_t>(k), pw, pf, out_hw.data(),
                      pouts.data(), num_threads, codes.data(), &messages, policy, format, ph,
-                     pwid);
+                     pwid, &map);
   }
   return Failures(codes, messages);
 }
@@ -329,10 +382,18 @@ PYBIND11_MODULE(_core, m) {
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("outs"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
         py::arg("heights") = py::none(), py::arg("widths") = py::none(),
+        py::arg("pixel_type") = static_cast<int>(kPixelUint8), py::arg("mean") = py::none(),
+        py::arg("std") = py::none(),
         "K views per sample (windows [B, K, 4], flips [B, K]) into outs (K arrays "
         "[B, H_k, W_k, 3]); one entropy decode per distinct DCT scale. Returns "
         "[(index, code, message)] of the failed samples (their outputs zeroed). format 1 = "
-        "YUV420 items (then heights, widths: int32 [B] true sizes).");
+        "YUV420 items (then heights, widths: int32 [B] true sizes). pixel_type 1/2/3 writes "
+        "float32 / float16 / bfloat16 (2-byte arrays of bits) elements: "
+        "float32(v) * (1 / (255 * std)) - mean / std, rounded per operation, then cast.");
+  m.def("pixel_lut", &PyPixelLut, py::arg("pixel_type"), py::arg("mean") = py::none(),
+        py::arg("std") = py::none(),
+        "[3, 256]: the output element each byte value of each channel becomes (float32, or "
+        "uint16 bits for float16 / bfloat16).");
   m.def("rgb_to_yuv420", &PyRgbToYuv420, py::arg("img"),
         "RGB [H, W, 3] -> one planar I420 item (BT.601 full range, odd sides padded).");
   m.def("yuv420_to_rgb", &PyYuv420ToRgb, py::arg("data"), py::arg("height"), py::arg("width"),
@@ -352,6 +413,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("default_num_threads", &DefaultNumThreads, "Hardware concurrency (>= 1).");
   m.attr("SCALE_ANY") = static_cast<int>(kScaleAny);
   m.attr("SCALE_POW2") = static_cast<int>(kScalePow2);
+  m.attr("PIXEL_UINT8") = static_cast<int>(kPixelUint8);
+  m.attr("PIXEL_FLOAT32") = static_cast<int>(kPixelFloat32);
+  m.attr("PIXEL_FLOAT16") = static_cast<int>(kPixelFloat16);
+  m.attr("PIXEL_BFLOAT16") = static_cast<int>(kPixelBFloat16);
   m.attr("FORMAT_JPEG") = static_cast<int>(kFormatJpeg);
   m.attr("FORMAT_YUV420") = static_cast<int>(kFormatYuv420);
   m.attr("OK") = static_cast<int>(kOk);

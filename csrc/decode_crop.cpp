@@ -250,4 +250,35 @@ Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32
   }
 }
 
+Result DecodeImageViewsAs(const EncodedImage& image, const int32_t* windows, int32_t views,
+                          const int32_t* out_hw, const uint8_t* flips, const PixelMap& map,
+                          void* const* outs, int32_t policy, int32_t* failed_view) {
+  thread_local std::vector<uint8_t*> bytes;
+  bytes.resize(static_cast<size_t>(views > 0 ? views : 0));
+  if (map.type == kPixelUint8) {
+    for (int32_t k = 0; k < views; ++k) bytes[k] = static_cast<uint8_t*>(outs[k]);
+    return DecodeImageViews(image, windows, views, out_hw, flips, bytes.data(), policy,
+                            failed_view);
+  }
+  thread_local std::vector<uint8_t> scratch;
+  thread_local std::vector<int64_t> counts;
+  counts.resize(bytes.size());
+  int64_t total = 0;
+  for (int32_t k = 0; k < views; ++k) {
+    counts[k] = static_cast<int64_t>(out_hw[2 * k]) * out_hw[2 * k + 1] * 3;
+    total += counts[k] > 0 ? counts[k] : 0;
+  }
+  scratch.resize(static_cast<size_t>(total));
+  int64_t at = 0;
+  for (int32_t k = 0; k < views; ++k) {
+    bytes[k] = scratch.data() + at;
+    at += counts[k] > 0 ? counts[k] : 0;
+  }
+  Result r = DecodeImageViews(image, windows, views, out_hw, flips, bytes.data(), policy,
+                              failed_view);
+  if (!r.ok()) return r;
+  for (int32_t k = 0; k < views; ++k) MapPixels(bytes[k], counts[k], map, outs[k]);
+  return Result::Ok();
+}
+
 }  // namespace slipstream

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "resize.h"  // PixelMap
 #include "status.h"
 
 namespace slipstream {
@@ -61,5 +62,13 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
                         const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view);
+
+// DecodeImageViews with outputs of map.type (resize.h PixelMap: normalized float32, float16,
+// bfloat16 or uint8): view k goes to outs[k] as out_h * out_w * 3 elements of that type, HWC.
+// The 8-bit views are decoded into a per-thread buffer, then mapped (flip already applied)
+// while they are in cache; uint8 decodes straight into outs.
+Result DecodeImageViewsAs(const EncodedImage& image, const int32_t* windows, int32_t views,
+                          const int32_t* out_hw, const uint8_t* flips, const PixelMap& map,
+                          void* const* outs, int32_t policy, int32_t* failed_view);
 
 }  // namespace slipstream

@@ -491,4 +491,195 @@ void ResizeBoxRGB(const uint8_t* in, int32_t height, int32_t width, int64_t stri
   ResampleVertical(s.tmp.data(), tmp_stride, s.cy, s.cy.first, out_w * 3, out, tmp_stride);
 }
 
+// ---- Output element types -----------------------------------------------------------------
+
+int32_t PixelTypeBytes(int32_t type) {
+  switch (type) {
+    case kPixelUint8: return 1;
+    case kPixelFloat32: return 4;
+    case kPixelFloat16:
+    case kPixelBFloat16: return 2;
+    default: return 0;
+  }
+}
+
+namespace {
+
+inline uint32_t FloatBits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+// float32(v) * scale - shift with both operations rounded: the barrier keeps a compiler
+// allowed to contract (-ffp-contract=fast with FMA enabled) from fusing them.
+inline float MulSub(float v, float scale, float shift) {
+  float p = v * scale;
+  asm volatile("" : "+x"(p));
+  return p - shift;
+}
+
+}  // namespace
+
+uint16_t FloatToHalfBits(float f) {
+  uint32_t x = FloatBits(f);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return sign | 0x7c00u | (x > 0x7f800000u ? 0x0200u : 0u);  // inf, nan
+  if (x >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to inf
+  if (x < 0x38800000u) {
+    // Below 2^-14 (half subnormals): adding 0.5 leaves the value, rounded to nearest even, in
+    // units of 2^-24 (the ulp of 0.5 = the half subnormal step) in the low mantissa bits.
+    float a = std::fabs(f);
+    asm volatile("" : "+x"(a));
+    a += 0.5f;
+    asm volatile("" : "+x"(a));
+    return sign | static_cast<uint16_t>(FloatBits(a) - 0x3f000000u);
+  }
+  // Normal: re-bias the exponent (127 -> 15) and round the 13 dropped bits to nearest even.
+  x += 0xc8000fffu + ((x >> 13) & 1u);
+  return sign | static_cast<uint16_t>(x >> 13);
+}
+
+uint16_t FloatToBFloat16Bits(float f) {
+  const uint32_t x = FloatBits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;  // nan
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+bool MakePixelMap(int32_t type, const float* mean, const float* std, PixelMap* map) {
+  if (PixelTypeBytes(type) == 0) return false;
+  if ((mean == nullptr) != (std == nullptr)) return false;
+  float scale[3] = {1.0f, 1.0f, 1.0f}, shift[3] = {0.0f, 0.0f, 0.0f};
+  if (mean != nullptr) {
+    for (int c = 0; c < 3; ++c) {
+      if (!std::isfinite(std[c]) || std[c] == 0.0f || !std::isfinite(mean[c])) return false;
+      // As torch computes them in float32: 1 / (255 * std) and mean / std.
+      float d = 255.0f * std[c];
+      asm volatile("" : "+x"(d));
+      scale[c] = 1.0f / d;
+      shift[c] = mean[c] / std[c];
+    }
+  }
+  map->type = type;
+  for (int c = 0; c < 3; ++c) {
+    map->scale[c] = scale[c];
+    map->shift[c] = shift[c];
+    for (int v = 0; v < 256; ++v) {
+      const float y = MulSub(static_cast<float>(v), scale[c], shift[c]);
+      map->lut[c][v] = y;
+      map->lut16[c][v] = type == kPixelBFloat16 ? FloatToBFloat16Bits(y) : FloatToHalfBits(y);
+    }
+  }
+  return true;
+}
+
+namespace {
+
+template <typename T, typename Lut>
+void MapScalar(const uint8_t* in, int64_t count, const Lut& lut, T* out) {
+  const int64_t pixels = count / 3;
+  for (int64_t p = 0; p < pixels; ++p) {
+    out[3 * p + 0] = lut[0][in[3 * p + 0]];
+    out[3 * p + 1] = lut[1][in[3 * p + 1]];
+    out[3 * p + 2] = lut[2][in[3 * p + 2]];
+  }
+}
+
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+// 24 bytes (8 pixels) per step: three vectors of 8 lanes whose channels repeat with period 3;
+// the same float32 multiply, then subtract, as MulSub (bit-identical to the lookup table).
+// Returns the bytes done (a multiple of 24); the caller maps the rest with the table.
+template <int32_t kType>
+__attribute__((target("avx2,f16c"))) int64_t MapAVX2(const uint8_t* in, int64_t count,
+                                                      const PixelMap& map, void* out) {
+  __m256 scale[3], shift[3];
+  for (int v = 0; v < 3; ++v) {
+    alignas(32) float s[8], h[8];
+    for (int j = 0; j < 8; ++j) {
+      s[j] = map.scale[(8 * v + j) % 3];
+      h[j] = map.shift[(8 * v + j) % 3];
+    }
+    scale[v] = _mm256_load_ps(s);
+    shift[v] = _mm256_load_ps(h);
+  }
+  const __m256i bias = _mm256_set1_epi32(0x7fff);
+  const __m256i one = _mm256_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 24 <= count; i += 24) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + i + 16));
+    __m256 f[3] = {_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(a)),
+                   _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(a, 8))),
+                   _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b))};
+    for (int v = 0; v < 3; ++v) {
+      __m256 p = _mm256_mul_ps(f[v], scale[v]);
+      asm volatile("" : "+x"(p));
+      const __m256 y = _mm256_sub_ps(p, shift[v]);
+      if constexpr (kType == kPixelFloat32) {
+        _mm256_storeu_ps(static_cast<float*>(out) + i + 8 * v, y);
+      } else if constexpr (kType == kPixelFloat16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i + 8 * v),
+                         _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      } else {  // bfloat16: (bits + 0x7fff + lsb) >> 16 (values here are never nan)
+        const __m256i x = _mm256_castps_si256(y);
+        const __m256i r = _mm256_srli_epi32(
+            _mm256_add_epi32(x, _mm256_add_epi32(bias, _mm256_and_si256(
+                                                           _mm256_srli_epi32(x, 16), one))),
+            16);
+        const __m128i packed =
+            _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i + 8 * v),
+                         packed);
+      }
+    }
+  }
+  return i;
+}
+#endif
+
+}  // namespace
+
+void MapPixels(const uint8_t* in, int64_t count, const PixelMap& map, void* out) {
+  if (map.type == kPixelUint8) {
+    std::memcpy(out, in, static_cast<size_t>(count));
+    return;
+  }
+  int64_t done = 0;
+#ifdef SLIPSTREAM_HAVE_AVX2_PATH
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    switch (map.type) {
+      case kPixelFloat32: done = MapAVX2<kPixelFloat32>(in, count, map, out); break;
+      case kPixelFloat16: done = MapAVX2<kPixelFloat16>(in, count, map, out); break;
+      default: done = MapAVX2<kPixelBFloat16>(in, count, map, out); break;
+    }
+  }
+#endif
+  in += done;
+  count -= done;
+  if (map.type == kPixelFloat32) {
+    MapScalar(in, count, map.lut, static_cast<float*>(out) + done);
+  } else {
+    MapScalar(in, count, map.lut16, static_cast<uint16_t*>(out) + done);
+  }
+}
+
+void FillPixels(uint8_t v, int64_t count, const PixelMap& map, void* out) {
+  if (map.type == kPixelUint8) {
+    std::memset(out, v, static_cast<size_t>(count));
+    return;
+  }
+  const int64_t elem = PixelTypeBytes(map.type);
+  uint8_t pixel[4 * 3];  // one RGB pixel of elements
+  for (int c = 0; c < 3; ++c) {
+    if (map.type == kPixelFloat32) {
+      std::memcpy(pixel + 4 * c, &map.lut[c][v], 4);
+    } else {
+      std::memcpy(pixel + 2 * c, &map.lut16[c][v], 2);
+    }
+  }
+  uint8_t* o = static_cast<uint8_t*>(out);
+  for (int64_t p = 0; p < count / 3; ++p) std::memcpy(o + p * 3 * elem, pixel, 3 * elem);
+}
+
 }  // namespace slipstream

@@ -5,7 +5,11 @@
     EncodedBatch ──> [decode thread: NativeDecoder, GIL released] ──> pixel buffers
                  ──> release(batch) (its bytes are decoded)  ──> DecodedBatch ──> the loader
 
-Pixels go to a small ring of reused host buffers (pinned when the output is on a GPU). A
+Pixels go to a small ring of reused host buffers (pinned when the output is on a GPU). On
+the CPU the kernel writes each output's final values itself (its dtype, normalized: the
+fused float output, :data:`slipstream.native.decode.PIXEL_DTYPES`) and the batch is
+``normalized``; for a GPU only uint8 crosses the bus (4x fewer bytes than float32) and the
+loader normalizes there. A
 buffer goes back to the ring when the consumer asks for the next batch: on the CPU its
 pixels are the batch the user holds (valid until the next one is drawn, as in FFCV); on a
 GPU the loader's copy fence in the buffer guards its reuse. Every format the kernels read
@@ -27,15 +31,58 @@ from slipstream.native.decode import NativeDecoder
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, get_until_stopped, take
 
 if TYPE_CHECKING:
+    from slipstream.pipelines.spec import ImagePipeline
     from slipstream.prefetch.batch import EncodedBatch, EncodedImages
     from slipstream.prefetch.prefetcher import EpochStream
 
-__all__ = ["NativeEngine", "PixelBuffers", "explain_failure"]
+__all__ = ["NativeEngine", "OutputMode", "PixelBuffers", "explain_failure"]
+
+
+_TORCH_DTYPES = {
+    "uint8": torch.uint8,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+@dataclass(frozen=True)
+class OutputMode:
+    """What the kernel writes for one output: its dtype and (float only) normalization.
+
+    Attributes:
+        dtype: ``"uint8"``, ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+        mean: Per-channel mean of ``x / 255``, or None (a float output is a plain cast).
+        std: Per-channel standard deviation of ``x / 255``, or None.
+    """
+
+    dtype: str = "uint8"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    @classmethod
+    def of(cls, pipeline: ImagePipeline, fused: bool) -> OutputMode:
+        """The pipeline's final values when ``fused`` (CPU output), else plain uint8."""
+        if not fused or pipeline.dtype == "uint8":
+            return cls()
+        if pipeline.normalize is None:
+            return cls(pipeline.dtype)
+        return cls(pipeline.dtype, tuple(pipeline.normalize.mean), tuple(pipeline.normalize.std))
+
+
+def _numpy_view(pixels: torch.Tensor) -> np.ndarray:
+    """A numpy view of a buffer (bfloat16, which numpy lacks, as int16 bits)."""
+    if pixels.dtype == torch.bfloat16:
+        return pixels.view(torch.int16).numpy()
+    return pixels.numpy()
 
 
 @dataclass
 class PixelBuffers:
-    """Decoded pixels of one batch: ``uint8 [B, H, W, 3]`` per output, allocated once."""
+    """Decoded pixels of one batch: ``[B, H, W, 3]`` per output, allocated once.
+
+    uint8, or the output's dtype when the kernel writes final values (the CPU).
+    """
 
     pixels: dict[str, torch.Tensor]
     arrays: dict[str, np.ndarray]
@@ -43,14 +90,30 @@ class PixelBuffers:
 
     @classmethod
     def allocate(
-        cls, batch_size: int, sizes: dict[str, tuple[int, int]], pin_memory: bool
+        cls,
+        batch_size: int,
+        sizes: dict[str, tuple[int, int]],
+        pin_memory: bool,
+        dtypes: dict[str, str] | None = None,
     ) -> PixelBuffers:
-        """Buffers for ``batch_size`` samples of each output size (pinned if asked)."""
+        """Buffers for ``batch_size`` samples of each output size (pinned if asked).
+
+        Args:
+            batch_size: Samples per batch.
+            sizes: Output name -> ``(height, width)``.
+            pin_memory: Pin the buffers (a GPU copies out of them).
+            dtypes: Output name -> dtype name (default: uint8 for every output).
+        """
+        dtypes = dtypes or {}
         pixels = {
-            name: torch.empty((batch_size, h, w, 3), dtype=torch.uint8, pin_memory=pin_memory)
+            name: torch.empty(
+                (batch_size, h, w, 3),
+                dtype=_TORCH_DTYPES[dtypes.get(name, "uint8")],
+                pin_memory=pin_memory,
+            )
             for name, (h, w) in sizes.items()
         }
-        return cls(pixels, {name: p.numpy() for name, p in pixels.items()})
+        return cls(pixels, {name: _numpy_view(p) for name, p in pixels.items()})
 
     def wait_until_reusable(self) -> None:
         """Block until an earlier host-to-device copy out of these buffers finished."""
@@ -60,23 +123,40 @@ class PixelBuffers:
 
 
 def decode_images(
-    decoder: NativeDecoder, images: EncodedImages, count: int, outs: list[np.ndarray]
+    decoder: NativeDecoder,
+    images: EncodedImages,
+    count: int,
+    outs: list[np.ndarray],
+    mode: OutputMode | None = None,
+    views: list[int] | None = None,
 ) -> list[tuple[int, int, str]]:
-    """Decode every view of ``count`` items into ``outs`` (one ``[B, H, W, 3]`` per view).
+    """Decode views of ``count`` items into ``outs`` (one ``[B, H, W, 3]`` per view).
+
+    Args:
+        decoder: The decoder (its thread pool).
+        images: The field's items, windows and flips.
+        count: Samples to decode.
+        outs: One buffer per decoded view, of ``mode``'s dtype.
+        mode: What the kernel writes (default uint8).
+        views: Indices of the views to decode (default: all of ``images.views``).
 
     Returns:
         ``(position, status code, message)`` of each sample that failed (zero-filled).
     """
+    mode = mode or OutputMode()
     return decoder.decode_views_batch(
         images.data,
         images.offsets[:count],
         images.sizes[:count],
-        images.sample_windows(count),
-        images.sample_flips(count),
+        images.sample_windows(count, views),
+        images.sample_flips(count, views),
         [out[:count] for out in outs],
         images.format,
         np.ascontiguousarray(images.shapes[:count, 0]),  # YUV420 items have no header:
         np.ascontiguousarray(images.shapes[:count, 1]),  # their true size travels with them
+        out_dtype=mode.dtype,
+        mean=mode.mean,
+        std=mode.std,
     )
 
 
@@ -130,6 +210,9 @@ class NativeEngine:
         self._sizes = {name: p.crop.output_size for name, p in options.pipelines.items()}
         self._batch_size = options.batch_size
         self._pin = options.device.type == "cuda"
+        # On the CPU the kernel writes every output's final values (fused float output).
+        self._fused = options.device.type == "cpu"
+        self._modes = {name: OutputMode.of(p, self._fused) for name, p in options.pipelines.items()}
         self._depth = options.depth
         self._buffers: list[PixelBuffers] = []
 
@@ -137,7 +220,12 @@ class NativeEngine:
         """Decode the stream's batches on a background thread, in order."""
         if not self._buffers:  # + the one being decoded and the one the user holds
             self._buffers = [
-                PixelBuffers.allocate(self._batch_size, self._sizes, self._pin)
+                PixelBuffers.allocate(
+                    self._batch_size,
+                    self._sizes,
+                    self._pin,
+                    {name: mode.dtype for name, mode in self._modes.items()},
+                )
                 for _ in range(self._depth + 2)
             ]
         free: queue.Queue = queue.Queue()
@@ -174,8 +262,20 @@ class NativeEngine:
         n = batch.count
         failures = []
         for field, images in batch.images.items():
-            outs = [buffers.arrays[view] for view in images.views]
-            for position, code, message in decode_images(self._decoder, images, n, outs):
+            # One call per output mode (usually one): the views of a call share its decodes.
+            groups: dict[OutputMode, list[int]] = {}
+            for k, view in enumerate(images.views):
+                groups.setdefault(self._modes[view], []).append(k)
+            failed: dict[int, tuple[int, str]] = {}
+            for mode, ks in groups.items():
+                outs = [buffers.arrays[images.views[k]] for k in ks]
+                chosen = None if len(ks) == len(images.views) else ks
+                for position, code, message in decode_images(
+                    self._decoder, images, n, outs, mode, chosen
+                ):
+                    failed.setdefault(position, (code, message))
+            for position in sorted(failed):
+                code, message = failed[position]
                 failures.append(SampleFailure(position, field, code, message))
         views = {name: pixels[:n] for name, pixels in buffers.pixels.items()}
-        return DecodedBatch(batch.ids(), views, failures, host=buffers)
+        return DecodedBatch(batch.ids(), views, failures, normalized=self._fused, host=buffers)

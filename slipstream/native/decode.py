@@ -1,7 +1,8 @@
 """Python face of the C++ decode kernels (the only module that imports ``slipstream._core``).
 
 Every function takes encoded JPEG bytes (``bytes``, ``bytearray``, ``memoryview`` or a uint8
-numpy array, including memmaps, without copying) and returns or fills uint8 HWC RGB arrays.
+numpy array, including memmaps, without copying) and returns or fills uint8 HWC RGB arrays
+(the batch method also normalized float32 / float16 / bfloat16 ones: :data:`PIXEL_DTYPES`).
 Crop windows are int32 ``[y, x, h, w]`` in source-pixel coordinates; the fused kernel decodes
 with libjpeg-turbo DCT scaling and region-of-interest decoding, then applies a
 Pillow-compatible antialiased bilinear resize of the exact crop box.
@@ -26,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 
 __all__ = [
     "IMAGE_FORMATS",
+    "PIXEL_DTYPES",
     "STATUS_DECODE_ERROR",
     "STATUS_INTERNAL_ERROR",
     "STATUS_INVALID_ARGUMENT",
@@ -39,6 +41,7 @@ __all__ = [
     "decode_crop",
     "decode_crop_views",
     "decode_full",
+    "pixel_lut",
     "read_jpeg_header",
 ]
 
@@ -46,6 +49,22 @@ BytesLike = bytes | bytearray | memoryview | np.ndarray
 
 IMAGE_FORMATS = {"jpeg": int(_core.FORMAT_JPEG), "yuv420": int(_core.FORMAT_YUV420)}
 """Storage format name -> the kernel's format code (the one JPEG / YUV420 dispatch value)."""
+
+PIXEL_DTYPES = {
+    "uint8": int(_core.PIXEL_UINT8),
+    "float32": int(_core.PIXEL_FLOAT32),
+    "float16": int(_core.PIXEL_FLOAT16),
+    "bfloat16": int(_core.PIXEL_BFLOAT16),
+}
+"""Output dtype name -> the kernel's pixel type code.
+
+Float outputs map each byte ``v`` of the 8-bit resize result, per channel ``c``, to
+``float32(v) * (1 / (255 * std[c])) - mean[c] / std[c]`` (float32, multiply and subtract each
+rounded: exactly torch's ``x.float().mul_(scale).sub_(shift)``, i.e. ``(x / 255 - mean) /
+std``), then round to nearest even for float16 / bfloat16 (torch's cast). Without mean and std
+it is a plain cast of ``v``. numpy has no bfloat16: such outputs are 2-byte integer arrays
+holding the bits (``torch.Tensor.view(torch.int16).numpy()`` of a bfloat16 tensor).
+"""
 
 # Per-sample status codes of the kernels (csrc/status.h ``StatusCode``): what the batch
 # methods of :class:`NativeDecoder` report per failed sample, and what the DALI operator's
@@ -281,11 +300,67 @@ def choose_scale(crop_h: int, crop_w: int, out_h: int, out_w: int) -> int:
     return int(_core.choose_scale(int(crop_h), int(crop_w), int(out_h), int(out_w)))
 
 
-def _check_array(name: str, arr: np.ndarray, dtype: type, shape: tuple[int | None, ...]) -> None:
+def pixel_lut(
+    dtype: str,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> np.ndarray:
+    """The output value each byte of each channel becomes (see :data:`PIXEL_DTYPES`).
+
+    Args:
+        dtype: ``"float32"``, ``"float16"``, ``"bfloat16"`` (or ``"uint8"``: the identity).
+        mean: Per-channel mean of ``x / 255`` (3 values), or None (no normalization).
+        std: Per-channel standard deviation of ``x / 255`` (3 values), or None.
+
+    Returns:
+        ``[3, 256]``: float32 values, or uint16 bits for float16 / bfloat16.
+
+    Raises:
+        ValueError: For an unknown dtype, a zero or non-finite ``std``, or only one of
+            ``mean`` and ``std``.
+    """
+    return _core.pixel_lut(_pixel_type(dtype), *_mean_std(mean, std))
+
+
+def _pixel_type(dtype: str) -> int:
+    if dtype not in PIXEL_DTYPES:
+        raise ValueError(f"dtype must be one of {list(PIXEL_DTYPES)}, got {dtype!r}")
+    return PIXEL_DTYPES[dtype]
+
+
+def _mean_std(
+    mean: Sequence[float] | None, std: Sequence[float] | None
+) -> tuple[list[float] | None, list[float] | None]:
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    if mean is None or std is None:
+        return None, None
+    m, s = [float(v) for v in mean], [float(v) for v in std]
+    if len(m) != 3 or len(s) != 3:
+        raise ValueError(f"mean and std need 3 values each, got {len(m)} and {len(s)}")
+    return m, s
+
+
+_OUT_DTYPES: dict[str, tuple[np.dtype, ...]] = {
+    "uint8": (np.dtype(np.uint8),),
+    "float32": (np.dtype(np.float32),),
+    "float16": (np.dtype(np.float16),),
+    "bfloat16": (np.dtype(np.int16), np.dtype(np.uint16)),  # the bits
+}
+
+
+def _check_array(
+    name: str,
+    arr: np.ndarray,
+    dtype: type | tuple[np.dtype, ...],
+    shape: tuple[int | None, ...],
+) -> None:
     if not isinstance(arr, np.ndarray):
         raise ValueError(f"{name} must be a numpy array, got {type(arr).__name__}")
-    if arr.dtype != dtype:
-        raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    allowed = dtype if isinstance(dtype, tuple) else (np.dtype(dtype),)
+    if arr.dtype not in allowed:
+        want = " or ".join(str(d) for d in allowed)
+        raise ValueError(f"{name} must have dtype {want}, got {arr.dtype}")
     if arr.ndim != len(shape) or any(
         want is not None and got != want for got, want in zip(arr.shape, shape, strict=True)
     ):
@@ -371,6 +446,9 @@ class NativeDecoder:
         image_format: str = "jpeg",
         heights: np.ndarray | None = None,
         widths: np.ndarray | None = None,
+        out_dtype: str = "uint8",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> list[DecodeFailure]:
         """Decode K views per sample (multi-crop) into K output buffers, in place.
 
@@ -379,7 +457,9 @@ class NativeDecoder:
 
         A sample that fails to decode (corrupt or truncated bytes, a window outside its image,
         a YUV420 item shorter than its size) does not raise: its pixels (every view) are
-        zeroed, the other samples are still decoded, and it is reported in the returned list.
+        zeroed (pixel value 0, mapped as ``out_dtype`` says: ``-mean / std`` when
+        normalized), the other samples are still decoded, and it is reported in the returned
+        list.
         What to do about it (raise naming the sample, skip it) is the caller's choice.
 
         Args:
@@ -389,11 +469,19 @@ class NativeDecoder:
             sizes: uint64 ``[B]`` byte length of each sample.
             windows: int32 ``[B, K, 4]`` (or ``[B, 4]`` for K = 1), C-contiguous.
             flips: uint8 ``[B, K]`` (or ``[B]``).
-            outs: K uint8 C-contiguous ``[B, H_k, W_k, 3]`` outputs, one per view (sizes may
-                differ: views of every size share the decodes).
+            outs: K C-contiguous ``[B, H_k, W_k, 3]`` outputs of ``out_dtype``, one per
+                view (sizes may differ: views of every size share the decodes).
             image_format: ``"jpeg"`` or ``"yuv420"``.
             heights: int32 ``[B]`` true image heights (``"yuv420"`` only).
             widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
+            out_dtype: ``"uint8"`` (default), or ``"float32"``, ``"float16"``,
+                ``"bfloat16"`` (outs of int16/uint16 holding the bits): each sample's 8-bit
+                result is mapped as :data:`PIXEL_DTYPES` says, in the decode thread, right
+                after its decode (flip included). Equal to :func:`pixel_lut` applied to the
+                uint8 output.
+            mean: Per-channel mean of ``x / 255`` (3 values) for a float ``out_dtype``, or
+                None (a plain cast).
+            std: Per-channel standard deviation of ``x / 255``, with ``mean``.
 
         Returns:
             ``(batch position, status code, message)`` of every failed sample, in batch order
@@ -406,8 +494,12 @@ class NativeDecoder:
         """
         if not outs:
             raise ValueError("outs must hold at least one output buffer")
+        pixel_type = _pixel_type(out_dtype)
+        mean_std = _mean_std(mean, std)
+        if out_dtype == "uint8" and mean_std[0] is not None:
+            raise ValueError("out_dtype='uint8' cannot hold normalized values")
         for out in outs:
-            _check_array("out", out, np.uint8, (None, None, None, 3))
+            _check_array("out", out, _OUT_DTYPES[out_dtype], (None, None, None, 3))
             if not out.flags.writeable:
                 raise ValueError("out must be writeable")
             if out.shape[0] != outs[0].shape[0] or min(out.shape[1:3]) < 1:
@@ -444,5 +536,7 @@ class NativeDecoder:
             IMAGE_FORMATS[image_format],
             heights,
             widths,
+            pixel_type,
+            *mean_std,
         )
         return [(int(i), int(code), str(msg)) for i, code, msg in failures]

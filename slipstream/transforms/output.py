@@ -23,9 +23,16 @@ _DTYPES = {
 class ImageOutput:
     """Moves a batch to the output device, then casts and normalizes it there.
 
-    Only uint8 pixels cross to the device; the result has shape ``[B, 3, H, W]``
-    in channels-last memory order (a permuted view of the HWC decode buffer, the
-    layout convolutions prefer).
+    Only uint8 pixels cross to a GPU; the result has shape ``[B, 3, H, W]`` in
+    channels-last memory order (a permuted view of the HWC decode buffer, the layout
+    convolutions prefer).
+
+    The normalization is one formula everywhere (this class on any device, and the C++
+    kernel's fused CPU output, :data:`slipstream.native.decode.PIXEL_DTYPES`, bit for bit):
+    ``x.float() * scale - shift`` in float32 with ``scale = 1 / (255 * std)`` and
+    ``shift = mean / std`` (float32 constants, multiply and subtract each rounded), i.e.
+    ``(x / 255 - mean) / std``; float16 and bfloat16 outputs are that float32 value cast
+    (round to nearest even).
 
     Args:
         pipeline: The image pipeline whose ``dtype`` and ``normalize`` apply.
@@ -39,31 +46,45 @@ class ImageOutput:
         self._scale: torch.Tensor | None = None
         self._shift: torch.Tensor | None = None
         if pipeline.normalize is not None:
-            mean = torch.tensor(pipeline.normalize.mean, dtype=torch.float32)
-            std = torch.tensor(pipeline.normalize.std, dtype=torch.float32)
-            # (x / 255 - mean) / std == x * scale - shift
-            self._scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device, self.dtype)
-            self._shift = (mean / std).view(1, 3, 1, 1).to(device, self.dtype)
+            self._scale, self._shift = (
+                t.view(1, 3, 1, 1).to(device) for t in normalize_constants(pipeline)
+            )
 
     def __call__(self, pixels: torch.Tensor, normalized: bool = False) -> torch.Tensor:
-        """Convert ``uint8 [B, H, W, 3]`` to the output tensor ``[B, 3, H, W]``.
+        """Convert ``[B, H, W, 3]`` pixels to the output tensor ``[B, 3, H, W]``.
 
         Args:
-            pixels: Decoded pixels (host memory is pinned when the device is a GPU).
-            normalized: ``pixels`` already hold the normalized values (in this dtype, or
-                float32 for bfloat16); only the layout and a final cast remain.
+            pixels: Decoded uint8 pixels (host memory is pinned when the device is a GPU),
+                or final values when ``normalized``.
+            normalized: ``pixels`` already hold the output values (in this dtype, or float32
+                for bfloat16 from DALI's GPU graph): only the layout (and that cast) remain.
 
         Returns:
-            The batch on ``self.device``; on the CPU with ``dtype="uint8"`` this is
-            a view of ``pixels`` (valid until the loader reuses the buffer).
+            The batch on ``self.device``; on the CPU with ``dtype="uint8"``, or ``normalized``
+            pixels of this dtype, this is a view of ``pixels`` (valid until the loader reuses
+            the buffer).
         """
         images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         if self.dtype == torch.uint8 or normalized:
             return images.to(self.dtype)
-        images = images.to(self.dtype)
-        if self._scale is not None:
-            images = images.mul_(self._scale).sub_(self._shift)
-        return images
+        if self._scale is None:
+            return images.to(self.dtype)
+        images = images.to(torch.float32).mul_(self._scale).sub_(self._shift)
+        return images.to(self.dtype)
+
+
+def normalize_constants(pipeline: ImagePipeline) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 ``(scale, shift)`` ``[3]`` of a pipeline's normalization (see ImageOutput).
+
+    Raises:
+        ValueError: The pipeline has no normalization.
+    """
+    if pipeline.normalize is None:
+        raise ValueError("the pipeline has no normalization")
+    mean = torch.tensor(pipeline.normalize.mean, dtype=torch.float32)
+    std = torch.tensor(pipeline.normalize.std, dtype=torch.float32)
+    # (x / 255 - mean) / std == x * scale - shift
+    return 1.0 / (255.0 * std), mean / std
 
 
 class FieldOutput:
