@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from slipstream.arguments import check_bool, check_choice
 from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
 from slipstream.cache.field_index import FieldIndex
 from slipstream.paths import default_cache_root
@@ -40,7 +41,8 @@ class SlipstreamDataset:
             an FFCV file, or an ``s3://`` URL of a LitData dataset.
         cache_root: Where to build caches (default :func:`slipstream.paths.default_cache_root`).
         on_error: ``"raise"`` (default) or ``"skip"`` unreadable images while building.
-        progress: Show a progress bar while building.
+        progress: Show a progress bar while building (default: when stderr is a terminal
+            and ``$SLIPSTREAM_PROGRESS`` is not ``0``; see :mod:`slipstream.logs`).
 
     Example:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -54,9 +56,14 @@ class SlipstreamDataset:
         *,
         cache_root: str | os.PathLike | None = None,
         on_error: str = "raise",
-        progress: bool = True,
+        progress: bool | None = None,
     ) -> None:
         """Open ``source``, building its cache first where it is not one."""
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(f"source must be a path or an s3:// URL, got {type(source).__name__}")
+        check_choice("on_error", on_error, ("raise", "skip"))
+        progress = check_bool("progress", progress) if progress is not None else None
+        self.source = str(source)
         path = Path(source).expanduser()
         if str(source).startswith("s3://") or (path / "index.json").is_file():
             from slipstream.readers.litdata_source import litdata_cache  # LitData / S3
@@ -145,8 +152,9 @@ class SlipstreamDataset:
         return self.cache.sample(index % len(self))
 
     def __repr__(self) -> str:
-        """Short description."""
+        """Source, cache (or the FFCV file read in place), samples and fields."""
+        kind = "read in place" if str(self.cache_path) == str(Path(self.source)) else "slip cache"
         return (
-            f"SlipstreamDataset({str(self.cache_path)!r}, samples={len(self)}, "
-            f"fields={self.field_types})"
+            f"SlipstreamDataset(source={self.source!r}, cache={str(self.cache_path)!r} "
+            f"({kind}), samples={len(self)}, fields={self.field_types})"
         )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from slipstream.arguments import check_bool, check_choice, check_int
 from slipstream.cache.format import BYTES_TYPES, NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.errors import BatchDecodeError
@@ -107,6 +108,17 @@ class SlipstreamLoader:
         on_error: str = "raise",
     ) -> None:
         """Validate the arguments, pick the decode engine and open the stores."""
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        seed = check_int("seed", seed, minimum=0)
+        prefetch = check_int("prefetch", prefetch, minimum=1)
+        num_threads = check_int("num_threads", num_threads, minimum=1, optional=True)
+        rank = check_int("rank", rank, minimum=0, optional=True)
+        world_size = check_int("world_size", world_size, minimum=1, optional=True)
+        shuffle, drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
+        distributed = check_bool("distributed", distributed)
+        check_choice("on_error", on_error, ("raise", "skip"))
+        if not isinstance(dataset, SlipstreamDataset):
+            raise TypeError(f"dataset must be a SlipstreamDataset, got {type(dataset).__name__}")
         if not pipelines:
             raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
         self.dataset, self.cache = dataset, dataset.cache
@@ -142,6 +154,19 @@ class SlipstreamLoader:
         self.epoch, self._batches_done, self._resume_batch = 0, 0, 0
         self._samples_done, self._resume_sample = 0, 0
         self._live: weakref.ref[LoaderIteration] | None = None
+
+    def __repr__(self) -> str:
+        """What this loader streams and how: source, cache, samples, outputs, engine, device."""
+        pipelines = ", ".join(f"{name}={p!r}" for name, p in self.pipelines.items())
+        return (
+            f"SlipstreamLoader(source={self.dataset.source!r}, cache={str(self.cache.path)!r}, "
+            f"samples={len(self.indices) if self.indices is not None else len(self.cache)}, "
+            f"batch_size={self.batch_size}, batches={len(self)}, fields={self.fields}, "
+            f"pipelines={{{pipelines}}}, engine={self.engine!r}, backend={self.backend!r}, "
+            f"decode_device={self.decode_device!r}, image_format={self.image_format!r}, "
+            f"device='{self.device}', threads={self.num_threads}, seed={self.seed}, "
+            f"epoch={self.epoch}, rank={self.rank}/{self.world_size})"
+        )
 
     def samples_per_epoch(self) -> int:
         """Samples this rank sees per epoch (padded or trimmed to split evenly across ranks)."""

@@ -37,6 +37,7 @@ from tqdm import tqdm
 from slipstream.cache.build_batches import BATCH_SIZE, CheckedBatch, read_checked_batch
 from slipstream.cache.format import BYTES_TYPES, IMAGE_TYPE, STRING_TYPE
 from slipstream.cache.reader import SlipCache
+from slipstream.logs import show_progress
 from slipstream.readers.open_source import READER_KINDS, open_reader
 
 PIXEL_TOLERANCE = 3.0
@@ -182,7 +183,7 @@ class _Comparison:
         if missing:
             self.mismatch(None, None, None, f"the source has no field(s) {sorted(missing)}")
             return
-        bar = tqdm(total=total, disable=not progress, unit="img", desc="verifying")
+        bar = tqdm(total=total, disable=not show_progress(progress), unit="img", desc="verifying")
         for start in range(0, total, BATCH_SIZE):
             stop = min(start + BATCH_SIZE, total)
             batch = read_checked_batch(self.reader, self.fields, start, stop, self.quality)

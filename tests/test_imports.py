@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "slipstream"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("paths", "native", "_core"),
+    ("paths", "arguments", "logs", "native", "_core"),
     ("cache",),
     ("readers",),
     ("sampling",),
     ("prefetch",),
     ("decode", "dali"),
     ("augment", "transforms", "pipelines"),
-    ("dataset", "loader", "verify", "cli", "demo", "vis", "__init__", "__main__"),
+    ("dataset", "loader", "verify", "cli", "demo", "bench", "vis", "__init__", "__main__"),
 )
 """Lowest first. Each name is a sub-package or top-level module of ``slipstream``."""
 

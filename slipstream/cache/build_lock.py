@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,9 +58,7 @@ def build_lock(dest: str | os.PathLike, *, announce: bool = True) -> Iterator[fl
         except BlockingIOError:
             if not announced:
                 message = f"slipstream: another process is building {dest}; waiting ({path})"
-                _log.info(message)
-                if announce:
-                    print(message, file=sys.stderr, flush=True)
+                _log.log(logging.WARNING if announce else logging.INFO, message)
                 announced = True
             fcntl.flock(fd, fcntl.LOCK_EX)
         if _still_at(fd, path):

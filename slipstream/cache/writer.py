@@ -67,6 +67,7 @@ from slipstream.cache.format import (
     is_valid_field_name,
 )
 from slipstream.cache.reader import CacheFormatError, SlipCache
+from slipstream.logs import show_progress
 
 ON_ERROR_CHOICES = ("raise", "skip")
 
@@ -131,7 +132,7 @@ def build_cache(
     if dest.exists() and not overwrite:
         return _existing_cache(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with build_lock(dest, announce=progress) as waited:
+    with build_lock(dest, announce=progress is not False) as waited:
         if dest.exists() and (not overwrite or (waited and _opens(dest))):
             return _existing_cache(dest)  # built by the process this one waited for
         if dest.exists():
@@ -317,7 +318,9 @@ def _write_cache(
     reencoded: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     load = functools.partial(read_checked_batch, reader, field_types, quality=quality)
-    bar = tqdm(total=total, disable=not progress, unit="img", desc=f"building {label}")
+    bar = tqdm(
+        total=total, disable=not show_progress(progress), unit="img", desc=f"building {label}"
+    )
     batches = ordered_batches(load, total, num_workers)
     try:
         for batch in batches:

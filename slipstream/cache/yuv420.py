@@ -38,9 +38,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from slipstream.cache.build_lock import build_lock
 from slipstream.cache.format import IMAGE_META_DTYPE, MANIFEST_NAME
+from slipstream.logs import show_progress
 from slipstream.native import NativeDecoder, jpeg_to_yuv420_batch
 from slipstream.paths import default_cache_root
 
@@ -269,7 +270,13 @@ def _build(
     decoder = NativeDecoder(num_threads)
     heights = np.ascontiguousarray(meta["height"], dtype=np.int32)
     widths = np.ascontiguousarray(meta["width"], dtype=np.int32)
-    bar = tqdm(total=n, initial=done, disable=not progress, unit="img", desc=f"yuv420 {field}")
+    bar = tqdm(
+        total=n,
+        initial=done,
+        disable=not show_progress(progress),
+        unit="img",
+        desc=f"yuv420 {field}",
+    )
     with open(partial, "r+b" if done else "wb") as f:
         f.truncate(int(meta["data_ptr"][done]) if done < n else total)
         f.seek(0, os.SEEK_END)
@@ -318,10 +325,9 @@ def _build(
     state_path.unlink(missing_ok=True)
     if progress:
         ratio = total / max(int(source_bytes), 1)
-        print(
-            f"slipstream: YUV420 companion of {field!r}: {total / 1e6:,.1f} MB, "
-            f"{ratio:.2f}x the JPEG field ({int(source_bytes) / 1e6:,.1f} MB), in {folder}",
-            file=sys.stderr,
+        logging.getLogger(__name__).info(
+            f"YUV420 companion of {field!r}: {total / 1e6:,.1f} MB, "
+            f"{ratio:.2f}x the JPEG field ({int(source_bytes) / 1e6:,.1f} MB), in {folder}"
         )
 
 

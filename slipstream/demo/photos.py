@@ -38,6 +38,12 @@ def _photo_sources() -> dict[str, Callable[[], np.ndarray]]:
     }
 
 
+def demo_folder_ready(out: str | Path, num_images: int, *, seed: int = 0) -> bool:
+    """True where ``out`` holds a complete demo folder of ``num_images`` images and ``seed``."""
+    done = Path(out) / ".complete"
+    return done.is_file() and done.read_text().strip() == f"{num_images} {seed}"
+
+
 def make_demo_folder(out: str | Path, num_images: int = 3000, *, seed: int = 0) -> Path:
     """Write ``out/<class>/<n>.jpg`` crops of the bundled photos; reuse a complete folder.
 
@@ -50,8 +56,7 @@ def make_demo_folder(out: str | Path, num_images: int = 3000, *, seed: int = 0) 
         ``out`` as a Path.
     """
     out = Path(out)
-    done = out / ".complete"
-    if done.is_file() and done.read_text().strip() == f"{num_images} {seed}":
+    if demo_folder_ready(out, num_images, seed=seed):
         return out
     rng = random.Random(seed)
     sources = _photo_sources()
@@ -62,7 +67,7 @@ def make_demo_folder(out: str | Path, num_images: int = 3000, *, seed: int = 0) 
         for i in range(class_index, num_images, len(sources)):
             _crop_sample(photo, rng).save(folder / f"{i:06d}.jpg.part", **_jpeg_options(rng))
             (folder / f"{i:06d}.jpg.part").rename(folder / f"{i:06d}.jpg")
-    done.write_text(f"{num_images} {seed}")
+    (out / ".complete").write_text(f"{num_images} {seed}")
     return out
 
 

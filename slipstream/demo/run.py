@@ -8,8 +8,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from slipstream.dataset import SlipstreamDataset
-from slipstream.demo.photos import make_demo_folder
+from slipstream.demo.photos import demo_folder_ready, make_demo_folder
 from slipstream.loader import SlipstreamLoader
+from slipstream.logs import show_progress
 from slipstream.pipelines import supervised_train
 from slipstream.vis import contact_sheet
 
@@ -22,6 +23,7 @@ def run_demo(
     batch_size: int = 128,
     num_threads: int | None = None,
     device: str | None = None,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Build a cache from real photos, stream it, and save a contact sheet.
 
@@ -32,16 +34,24 @@ def run_demo(
         batch_size: Samples per batch.
         num_threads: Decode threads (default: all cores).
         device: Output device (default: CUDA when available, else CPU).
+        progress: Per-epoch progress bars (default: see :func:`slipstream.logs.show_progress`).
 
     Returns:
         ``{"epoch_<i>_images_per_second": rate, ...}``.
     """
     out = Path(out)
-    print(f"[1/3] cutting {num_images} JPEGs from scikit-image's sample photos -> {out / 'photos'}")
-    photos = make_demo_folder(out / "photos", num_images)
-    print(f"[2/3] building the slip cache under {out / 'cache'}")
-    dataset = SlipstreamDataset(photos, cache_root=out / "cache")
-    print(f"      {dataset}")
+    photos = out / "photos"
+    if demo_folder_ready(photos, num_images):
+        print(f"[1/3] reusing {num_images} JPEGs in {photos}")
+    else:
+        print(f"[1/3] cutting {num_images} JPEGs from scikit-image's sample photos -> {photos}")
+    photos = make_demo_folder(photos, num_images)
+    cache_root = out / "cache"
+    existing = {p.parent.resolve() for p in cache_root.glob("*/manifest.json")}
+    print(f"[2/3] slip cache of {photos} under {cache_root}")
+    dataset = SlipstreamDataset(photos, cache_root=cache_root)
+    verb = "reusing" if Path(dataset.cache_path).resolve() in existing else "built"
+    print(f"      {verb} {dataset.cache_path} ({len(dataset)} samples)")
     loader = SlipstreamLoader(
         dataset,
         batch_size,
@@ -52,16 +62,18 @@ def run_demo(
     )
     print(
         f"[3/3] {epochs} epochs of RandomResizedCrop 224 + flip, batch {batch_size}, "
-        f"{loader.num_threads} decode threads, backend {loader.backend} "
-        f"(decode on {loader.decode_device}), device {loader.device}"
+        f"{loader.num_threads} decode threads, engine {loader.engine} "
+        f"(backend {loader.backend}), device {loader.device}"
     )
     rates: dict[str, float] = {}
+    show = show_progress(progress)
     first_batch = None
     for epoch in range(epochs):
         loader.set_epoch(epoch)
         count = 0
         start = time.perf_counter()
-        for batch in tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False):
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not show)
+        for batch in bar:
             if first_batch is None:
                 first_batch = batch["image"][:32].clone()
             count += batch["image"].shape[0]

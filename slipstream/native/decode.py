@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     raise ImportError(
         "slipstream's compiled core (slipstream._core) is missing or failed to load: "
         f"{exc}. Reinstall with `pip install --no-build-isolation -e .` after installing "
-        "libjpeg-turbo development files (Debian/Ubuntu `apt-get install libjpeg62-turbo-dev`, "
+        "libjpeg-turbo development files (Debian/Ubuntu `apt-get install libjpeg-dev`, "
         "Fedora `dnf install libjpeg-turbo-devel`, conda `conda install libjpeg-turbo`)."
     ) from exc
 

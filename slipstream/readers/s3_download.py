@@ -30,6 +30,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from slipstream.logs import show_progress
+
 INDEX_NAME = "index.json"
 
 
@@ -164,7 +166,11 @@ def download_chunks(
     client = client or s3_client()
     total = sum(int(c.get("chunk_bytes") or 0) for c in todo)
     bar = tqdm(
-        total=total, unit="B", unit_scale=True, disable=not progress, desc=f"downloading {url}"
+        total=total,
+        unit="B",
+        unit_scale=True,
+        disable=not show_progress(progress),
+        desc=f"downloading {url}",
     )
 
     def fetch(chunk: dict[str, Any]) -> None:

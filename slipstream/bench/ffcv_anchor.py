@@ -1,4 +1,4 @@
-"""FFCV 1.0.2 anchor for bench_loader.py (only used when ``import ffcv`` works).
+"""FFCV 1.0.2 anchor of :mod:`slipstream.bench` (only used when ``import ffcv`` works).
 
 FFCV is not a dependency of slipstream: install it separately (it needs
 libturbojpeg and OpenCV found by pkg-config at build time), e.g.
@@ -18,21 +18,12 @@ Two ``.beton`` files are written once from the image folder and cached under
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torchvision
-from ffcv.fields import BytesField, IntField, RGBImageField
-from ffcv.fields.decoders import (
-    BytesDecoder,
-    CenterCropRGBImageDecoder,
-    IntDecoder,
-    RandomResizedCropRGBImageDecoder,
-)
-from ffcv.loader import Loader, OrderOption
-from ffcv.transforms import RandomHorizontalFlip, ToTensor, ToTorchImage
-from ffcv.writer import DatasetWriter
 
 KINDS = ("RRC224+flip", "center224", "raw bytes")
 
@@ -50,6 +41,10 @@ def _file_bytes(path: str) -> np.ndarray:
 
 def write_beton(folder: Path, work: Path, kind: str, workers: int = 2) -> Path:
     """Write (once) and return the cached ``.beton`` for ``kind`` "jpg95" or "bytes"."""
+    import torchvision
+    from ffcv.fields import BytesField, IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
     dataset = torchvision.datasets.ImageFolder(
         str(folder), loader=_rgb if kind == "jpg95" else _file_bytes
     )
@@ -64,14 +59,25 @@ def write_beton(folder: Path, work: Path, kind: str, workers: int = 2) -> Path:
         field = BytesField()
     partial = path.with_suffix(f".partial-{os.getpid()}")
     writer = DatasetWriter(str(partial), {"image": field, "label": IntField()}, num_workers=workers)
-    print(f"(writing FFCV {kind} .beton for {len(dataset)} samples -> {path})")
+    logging.getLogger(__name__).info(
+        f"writing FFCV {kind} .beton for {len(dataset)} samples -> {path}"
+    )
     writer.from_indexed_dataset(dataset)
     os.replace(partial, path)
     return path
 
 
-def make_loader(folder: Path, work: Path, kind: str, batch: int, workers: int) -> Loader:
+def make_loader(folder: Path, work: Path, kind: str, batch: int, workers: int) -> Any:
     """An FFCV CPU loader for one of ``KINDS``: uint8 NCHW images (or bytes) + labels."""
+    from ffcv.fields.decoders import (
+        BytesDecoder,
+        CenterCropRGBImageDecoder,
+        IntDecoder,
+        RandomResizedCropRGBImageDecoder,
+    )
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.transforms import RandomHorizontalFlip, ToTensor, ToTorchImage
+
     if kind == "raw bytes":
         image = [BytesDecoder()]
         beton = write_beton(folder, work, "bytes", workers)
