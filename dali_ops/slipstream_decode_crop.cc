@@ -16,7 +16,12 @@
 //                  the decode (as fn.resize's `size`), not data the operator transforms, and
 //                  JPEG graphs do not carry an unused input.
 //          status  bool, default false: add output 1, the per-sample status (below)
-// Outputs: 0  uint8 [H, W, 3] (layout HWC) per sample, or [K, H, W, 3] for [K, 4] windows
+//          dtype   "uint8" (default), "float32", "float16" or "bfloat16" (int16 bits: DALI
+//                  has no bfloat16 type): the fused float output, csrc/resize.h PixelMap
+//          mean, std  3 floats each (units of x / 255), float dtypes only: normalization
+//                  float32(v) * (1 / (255 * std)) - mean / std, then the cast; the same
+//                  values as the native kernel and torch (slipstream ImageOutput)
+// Outputs: 0  [H, W, 3] (layout HWC) of dtype per sample, or [K, H, W, 3] for [K, 4] windows
 //          1  (status=true only) int32 scalar (shape []) per sample: 0 when it decoded, else
 //             the kernel's StatusCode (csrc/status.h) of its first failed view
 //
@@ -40,7 +45,8 @@
 #include "dali/core/error_handling.h"
 #include "dali/pipeline/operator/operator.h"
 #pragma GCC visibility pop
-#include "decode_crop.h"  // DecodeImageViews: the one JPEG / YUV420 dispatch
+#include "decode_crop.h"  // DecodeImageViewsAs: the one JPEG / YUV420 dispatch
+#include "resize.h"       // PixelMap: the fused float output
 
 namespace slipstream_dali {
 
@@ -68,6 +74,34 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
       DALI_FAIL(dali::make_string("slipstream_decode_crop: `format` must be \"jpeg\" or "
                                   "\"yuv420\", got \"", format, "\""));
     }
+    const std::string dtype = spec.GetArgument<std::string>("dtype");
+    if (dtype == "uint8") {
+      pixel_type_ = slipstream::kPixelUint8, out_type_ = DALI_UINT8;
+    } else if (dtype == "float32") {
+      pixel_type_ = slipstream::kPixelFloat32, out_type_ = DALI_FLOAT;
+    } else if (dtype == "float16") {
+      pixel_type_ = slipstream::kPixelFloat16, out_type_ = DALI_FLOAT16;
+    } else if (dtype == "bfloat16") {
+      pixel_type_ = slipstream::kPixelBFloat16, out_type_ = DALI_INT16;
+    } else {
+      DALI_FAIL(dali::make_string("slipstream_decode_crop: `dtype` must be \"uint8\", "
+                                  "\"float32\", \"float16\" or \"bfloat16\", got \"", dtype,
+                                  "\""));
+    }
+    const bool has_mean = spec.ArgumentDefined("mean"), has_std = spec.ArgumentDefined("std");
+    DALI_ENFORCE(has_mean == has_std, "slipstream_decode_crop: give both `mean` and `std`");
+    std::vector<float> mean, stdev;
+    if (has_mean) {
+      DALI_ENFORCE(pixel_type_ != slipstream::kPixelUint8,
+                   "slipstream_decode_crop: `mean` and `std` need a float `dtype`");
+      mean = spec.GetRepeatedArgument<float>("mean");
+      stdev = spec.GetRepeatedArgument<float>("std");
+      DALI_ENFORCE(mean.size() == 3 && stdev.size() == 3,
+                   "slipstream_decode_crop: `mean` and `std` need 3 values each");
+    }
+    DALI_ENFORCE(slipstream::MakePixelMap(pixel_type_, has_mean ? mean.data() : nullptr,
+                                          has_mean ? stdev.data() : nullptr, &map_),
+                 "slipstream_decode_crop: `std` must be finite and non-zero, `mean` finite");
     const bool has_size = spec.ArgumentDefined("image_size");
     if (format_ == slipstream::kFormatYuv420) {
       DALI_ENFORCE(has_size,
@@ -116,7 +150,7 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
       }
     }
     output_desc.resize(with_status_ ? 2 : 1);
-    output_desc[0].type = DALI_UINT8;
+    output_desc[0].type = out_type_;
     output_desc[0].shape = std::move(shape);
     if (with_status_) {
       output_desc[1].type = DALI_INT32;
@@ -134,7 +168,8 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     if (!multi) output.SetLayout("HWC");
     results_.assign(batch, slipstream::Result::Ok());
     failed_view_.assign(batch, 0);
-    const int64_t view_bytes = static_cast<int64_t>(out_h_) * out_w_ * 3;
+    const int64_t view_elems = static_cast<int64_t>(out_h_) * out_w_ * 3;
+    const int64_t view_bytes = view_elems * slipstream::PixelTypeBytes(pixel_type_);
     auto &pool = ws.GetThreadPool();
     for (int i = 0; i < batch; i++) {
       const int64_t nbytes = jpegs.tensor_shape(i).num_elements();
@@ -143,9 +178,9 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
           [&, i, nbytes, views](int) {
             const uint8_t *data = jpegs.tensor<uint8_t>(i);
             const int32_t *win = windows.tensor<int32_t>(i);
-            uint8_t *out = output.mutable_tensor<uint8_t>(i);
+            uint8_t *out = static_cast<uint8_t *>(output.raw_mutable_tensor(i));
             std::vector<uint8_t> view_flips(static_cast<size_t>(views));
-            std::vector<uint8_t *> view_outs(static_cast<size_t>(views));
+            std::vector<void *> view_outs(static_cast<size_t>(views));
             std::vector<int32_t> view_sizes(static_cast<size_t>(2 * views));
             for (int64_t k = 0; k < views; k++) {
               view_flips[k] = flips_[flip_offsets_[i] + (flip_counts_[i] == 1 ? 0 : k)];
@@ -162,11 +197,11 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
             }
             int32_t failed = 0;
             // JPEG: one entropy decode per distinct DCT scale among the K views.
-            slipstream::Result r = slipstream::DecodeImageViews(
+            slipstream::Result r = slipstream::DecodeImageViewsAs(
                 image, win, static_cast<int32_t>(views), view_sizes.data(), view_flips.data(),
-                view_outs.data(), slipstream::kScaleAny, &failed);
-            if (!r.ok()) {
-              std::memset(out, 0, static_cast<size_t>(views * view_bytes));
+                map_, view_outs.data(), slipstream::kScaleAny, &failed);
+            if (!r.ok()) {  // pixel value 0, mapped as the outputs are (zero for uint8)
+              slipstream::FillPixels(0, views * view_elems, map_, out);
               results_[i] = std::move(r);
               failed_view_[i] = failed;
             }
@@ -301,6 +336,9 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
   int32_t out_h_ = 0;
   int32_t out_w_ = 0;
   int32_t format_ = slipstream::kFormatJpeg;
+  int32_t pixel_type_ = slipstream::kPixelUint8;
+  dali::DALIDataType out_type_ = DALI_UINT8;
+  slipstream::PixelMap map_;  // uint8 -> output elements (normalize + cast)
   bool with_status_ = false;  // output 1: per-sample status instead of a DALI error
   std::vector<int32_t> image_hw_;  // YUV420: (h, w) per sample
   std::vector<uint8_t> flips_;
@@ -371,6 +409,22 @@ every failed sample index.)")
                     "the image or a YUV420 item too short; 2 corrupt or truncated data; 3 "
                     "unsupported; 4 internal error). A failed sample's pixels are zero. Then "
                     "no error is raised for a sample's data, only for malformed arguments.",
-                    false);
+                    false)
+    .AddOptionalArg("dtype",
+                    "Output element type: ``\"uint8\"``, ``\"float32\"``, ``\"float16\"`` or "
+                    "``\"bfloat16\"`` (returned as int16 holding the bits: DALI has no bfloat16 "
+                    "type). Float outputs are the 8-bit result mapped per channel (flip "
+                    "included), normalized with ``mean`` and ``std`` when given.",
+                    "uint8")
+    .AddOptionalArg(
+        "mean",
+        "Float ``dtype`` only, with ``std``: per-channel mean of ``x / 255`` (3 values). The "
+        "output is ``float32(x) * (1 / (255 * std)) - mean / std`` in float32 (multiply and "
+        "subtract each rounded; torch's ``(x / 255 - mean) / std`` as slipstream computes it), "
+        "then cast rounding to nearest even.",
+        DALI_FLOAT_VEC, nullptr)
+    .AddOptionalArg("std",
+                    "Per-channel standard deviation of ``x / 255`` (3 values), with ``mean``.",
+                    DALI_FLOAT_VEC, nullptr);
 
 }  // namespace dali

@@ -238,3 +238,53 @@ def test_engine_float_output_equals_torch_normalized_uint8(yuv_dataset, engine, 
         assert image.is_contiguous(memory_format=torch.channels_last)
         expected = outputs["image"](ref["image"].permute(0, 2, 3, 1))
         assert torch.equal(image, expected)
+
+
+# ------------------------------------------------------------------ the DALI operator
+@pytest.mark.dali
+@pytest.mark.parametrize("dtype", list(FLOAT_DTYPES))
+def test_dali_operator_equals_native_kernel(photos, dtype):
+    """fn.slipstream_decode_crop(dtype, mean, std), K views and a corrupt sample: the same
+    elements as the native kernel, the same status."""
+    pytest.importorskip("nvidia.dali", reason="nvidia-dali is not installed")
+    from nvidia.dali import fn, pipeline_def
+
+    from slipstream.dali import decode_crop
+
+    items = [_jpeg(p) for p in photos]
+    items[1] = items[1][:300]  # truncated: status 2, normalized zero pixels
+    windows, flips = _windows(photos, 2, seed=9)
+    mean, std = IMAGENET.mean, IMAGENET.std
+
+    def source():
+        yield (
+            [np.frombuffer(b, dtype=np.uint8) for b in items],
+            list(windows),
+            list(flips),
+        )
+
+    @pipeline_def(batch_size=len(items), num_threads=2, device_id=None, prefetch_queue_depth=1)
+    def pipe():
+        jpegs, wins, fl = fn.external_source(source, num_outputs=3, cycle="raise")
+        return decode_crop(
+            jpegs, wins, size=(72, 56), flip=fl, status=True, dtype=dtype, mean=mean, std=std
+        )
+
+    p = pipe()
+    p.build()
+    images, status = p.run()
+    got = np.stack([np.array(t) for t in images])  # [B, K, H, W, 3]
+    codes = np.array([int(np.array(t)) for t in status])
+    data, offsets, sizes = _batch(items)
+    outs = [_empty((len(items), 72, 56, 3), dtype) for _ in range(2)]
+    failures = NativeDecoder(2).decode_views_batch(
+        data, offsets, sizes, windows, flips, outs, out_dtype=dtype, mean=mean, std=std
+    )
+    assert [(i, c) for i, c, _ in failures] == [(1, int(codes[1]))]
+    assert codes.tolist() == [0, codes[1], 0, 0] and codes[1] != 0
+    expected = np.stack(outs, axis=1)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+    with pytest.raises(ValueError, match="float dtype"):
+        decode_crop(None, None, size=8, dtype="uint8", mean=mean, std=std)
+    with pytest.raises(ValueError, match="mixed"):
+        decode_crop(None, None, size=8, device="mixed", dtype="float32")

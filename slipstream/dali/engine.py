@@ -6,8 +6,9 @@
       per image field: jpegs/<field> | yuv420/<field>, sizes/<field>;
                        windows/<view>, flips/<view> per view
         "cpu":   fn.slipstream_decode_crop(items, windows, size, flip, status=True
-                 [, format="yuv420", image_size=sizes]); the views of one output size as one
-                 call with [K, 4] windows (view k = output[k]) [.gpu() on a GPU]
+                 [, format="yuv420", image_size=sizes] [, dtype, mean, std: CPU output]);
+                 the views of one output size (and mode) as one call with [K, 4] windows
+                 (view k = output[k]) [uint8, .gpu() on a GPU]
         "mixed": per view fn.decoders.image_slice | image_crop (nvJPEG, NvjpegOptions)
                  -> fn.resize (antialiased)
                  -> fn.crop_mirror_normalize (flip, normalization, cast; HWC)
@@ -38,7 +39,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from slipstream.dali.ops import NvjpegOptions, decode_crop, external_source, slice_decode_resize
 from slipstream.decode.errors import BatchDecodeError
-from slipstream.decode.native import explain_failure
+from slipstream.decode.native import OutputMode, explain_failure
 from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch, dali_arrays
 
@@ -178,6 +179,9 @@ class DaliEngine:
         self._views = views
         self._format = image_format
         self._status_fields: list[tuple[str, list[str]]] = []  # status output -> field, views
+        # CPU output: the operator writes each output's final values (fused float output).
+        self._fused = decode_device == "cpu" and self._device_id is None
+        self._modes = {name: OutputMode.of(p, self._fused) for name, p in self._pipelines.items()}
         self._feed = BatchFeed()
         self._pipeline: Pipeline | None = None
         self._iterator: DALIGenericIterator | None = None
@@ -209,12 +213,14 @@ class DaliEngine:
                         self.nvjpeg,
                     )
                 continue
-            by_size: dict[tuple[int, int], list[str]] = {}
+            by_size: dict[tuple[tuple[int, int], OutputMode], list[str]] = {}
             for view in views:
-                by_size.setdefault(tuple(self._pipelines[view].crop.output_size), []).append(view)
-            for size, group in by_size.items():
+                key = (tuple(self._pipelines[view].crop.output_size), self._modes[view])
+                by_size.setdefault(key, []).append(view)
+            for (size, mode), group in by_size.items():
                 windows = [inputs[f"windows/{view}"] for view in group]
                 flips = [inputs[f"flips/{view}"] for view in group]
+                kwargs.update(dtype=mode.dtype, mean=mode.mean, std=mode.std)
                 if len(group) == 1:
                     decoded, status = decode_crop(
                         items, windows[0], size, flip=flips[0], status=True, **kwargs
@@ -309,9 +315,11 @@ class DaliEngine:
                     failures[field, position] = self._failure(batch, field, views, position, code)
         stream.release(batch)
         images = {name: outputs[name] for name in self._pipelines}
-        return DecodedBatch(
-            ids, images, list(failures.values()), normalized=self.decode_device == "mixed"
-        )
+        for name, mode in self._modes.items():
+            if mode.dtype == "bfloat16":  # DALI has no bfloat16: the operator gives int16 bits
+                images[name] = images[name].view(torch.bfloat16)
+        normalized = self.decode_device == "mixed" or self._fused
+        return DecodedBatch(ids, images, list(failures.values()), normalized=normalized)
 
     def _failure(
         self, batch: EncodedBatch, field: str, views: list[str], position: int, code: int

@@ -78,6 +78,9 @@ def decode_crop(
     format: str = "jpeg",
     image_size: Any = None,
     status: bool = False,
+    dtype: str = "uint8",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> Any:
     """Fused JPEG (or YUV420) decode, crop, antialiased resize and flip, as a DALI graph node.
 
@@ -116,17 +119,25 @@ def decode_crop(
             samples, int32 ``[n, 2]`` through ``external_source``) or one constant pair.
         status: CPU only: also return the per-sample status (see above) instead of raising
             for samples that fail to decode.
+        dtype: CPU only: ``"uint8"`` (default), or the fused float output ``"float32"``,
+            ``"float16"``, ``"bfloat16"`` (as int16 holding the bits: DALI has no bfloat16
+            type; ``tensor.view(torch.bfloat16)``), bit-identical to the native kernel's
+            (:data:`slipstream.native.decode.PIXEL_DTYPES`).
+        mean: CPU, float ``dtype`` only, with ``std``: per-channel mean of ``x / 255``; the
+            output is ``(x / 255 - mean) / std`` as torch computes it in slipstream.
+        std: Per-channel standard deviation of ``x / 255``, with ``mean``.
 
     Returns:
-        DataNode of uint8 ``[H, W, 3]`` (layout ``HWC``) per sample (``[K, H, W, 3]`` for
-        ``[K, 4]`` windows); with ``status=True`` the pair ``(images, status)``, ``status``
-        a DataNode of int32 scalars.
+        DataNode of ``[H, W, 3]`` (layout ``HWC``) per sample (``[K, H, W, 3]`` for
+        ``[K, 4]`` windows) of ``dtype``; with ``status=True`` the pair
+        ``(images, status)``, ``status`` a DataNode of int32 scalars.
 
     Raises:
         ValueError: For another device or format, a malformed size, ``image_size``
             missing with ``"yuv420"`` or given with ``"jpeg"``, or ``"yuv420"`` with
-            ``device="mixed"`` (nvJPEG cannot read YUV420 items), or ``status=True`` with
-            ``device="mixed"`` (nvJPEG reports no per-sample status).
+            ``device="mixed"`` (nvJPEG cannot read YUV420 items), or ``status=True``, a
+            float ``dtype`` or ``mean``/``std`` with ``device="mixed"``, or an unknown
+            ``dtype``, ``mean``/``std`` with uint8, one of them alone, or not 3 values each.
         RuntimeError: ``device="mixed"`` in a pipeline without a GPU (``device_id=None``).
     """
     if device not in DECODE_DEVICES:
@@ -138,6 +149,7 @@ def decode_crop(
             "per-sample status; nvJPEG (device='mixed') raises for a bad sample instead"
         )
     pair = _size_pair(size)
+    pixel_kwargs = _pixel_kwargs(dtype, mean, std, device)
     if device == "mixed":
         _require_gpu_pipeline()
         images = slice_decode_resize(jpegs, windows, pair, decoder_device="mixed")
@@ -149,7 +161,7 @@ def decode_crop(
     load_plugin()
     from nvidia.dali import fn
 
-    kwargs: dict[str, Any] = {"size": pair}
+    kwargs: dict[str, Any] = {"size": pair, **pixel_kwargs}
     if flip is not None:
         kwargs["flip"] = int(flip) if isinstance(flip, (bool, int)) else flip
     if format != "jpeg":
@@ -159,6 +171,35 @@ def decode_crop(
         images, codes = fn.slipstream_decode_crop(jpegs, windows, status=True, **kwargs)
         return images, codes
     return fn.slipstream_decode_crop(jpegs, windows, **kwargs)
+
+
+_PIXEL_DTYPES = ("uint8", "float32", "float16", "bfloat16")
+
+
+def _pixel_kwargs(
+    dtype: str, mean: Sequence[float] | None, std: Sequence[float] | None, device: str
+) -> dict[str, Any]:
+    """The operator's ``dtype``/``mean``/``std`` arguments (none for the uint8 default)."""
+    if dtype not in _PIXEL_DTYPES:
+        raise ValueError(f"dtype must be one of {_PIXEL_DTYPES}, got {dtype!r}")
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    if device != "cpu" and (dtype != "uint8" or mean is not None):
+        raise ValueError(
+            "decode_crop(dtype=..., mean=..., std=...) is the CPU operator's fused float "
+            "output: with device='mixed' normalize with fn.crop_mirror_normalize"
+        )
+    if dtype == "uint8":
+        if mean is not None:
+            raise ValueError("dtype='uint8' cannot hold normalized values; use a float dtype")
+        return {}
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if mean is not None and std is not None:
+        m, s = [float(v) for v in mean], [float(v) for v in std]
+        if len(m) != 3 or len(s) != 3:
+            raise ValueError(f"mean and std need 3 values each, got {len(m)} and {len(s)}")
+        kwargs.update(mean=m, std=s)
+    return kwargs
 
 
 def _check_format(format: str, image_size: Any, device: str) -> None:
