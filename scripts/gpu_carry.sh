@@ -18,7 +18,7 @@ PY=.venv/bin/python
 SITE=$($PY -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
 (cd .devcarry/jpeg && rm -f ./*.deb && apt-get download libjpeg62-turbo-dev libjpeg62-turbo \
-  && for f in ./*.deb; do mv "$f" "$(echo "$f" | sed 's/%3a/-/')"; done)
+  && for f in ./*.deb; do mv "$f" "${f//%3a/-}"; done)
 
 download() {  # wheels for the machine's CPython 3.12 on x86-64
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
