@@ -10,8 +10,9 @@ Fixtures (session scope unless stated):
 * ``photo_folder``: 240 JPEGs (10 classes) cut from real photographs.
 * ``photo_dataset``: its slip cache.
 * ``yuv_dataset``: a copy of that cache with its YUV420 companion, built once per run.
-* ``bogus_huffman_dataset``: ``(dataset, sample id)``: the photo folder with one JPEG whose
-  Huffman table is bogus (passes the build's marker check, fails every decoder).
+* ``bogus_huffman_dataset``: ``(dataset, sample id)``: the photo cache with one stored JPEG
+  whose Huffman table is bogus (the build rejects such a file, so the cache is damaged after
+  its build, checksum updated: every decoder fails on it at load).
 * ``short_yuv_item_dataset``: ``(dataset, sample id)``: ``yuv_dataset`` whose companion
   records one item shorter than its height and width need.
 * ``corrupt_dataset`` (per test): ``(dataset, sample id)``: that sample's bytes overwritten.
@@ -178,8 +179,8 @@ def corrupt_dataset(photo_dataset, tmp_path: Path):
 def bogus_huffman_table(jpeg: bytes) -> bytes:
     """``jpeg`` with its first Huffman table's 16 code-length counts summing to 272 (> 256).
 
-    The header (SOI, SOF, DHT and SOS markers, EOI) stays well formed, so the cache build's
-    marker check accepts the file; libjpeg stops at "Bogus Huffman table definition".
+    The markers (SOI, SOF, DHT, SOS, EOI) stay well formed and the length unchanged; the
+    build's table check rejects the file, libjpeg stops at "Bogus Huffman table definition".
     """
     pos = 2  # after SOI
     while pos + 4 <= len(jpeg):
@@ -196,28 +197,33 @@ def bogus_huffman_table(jpeg: bytes) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def bogus_huffman_dataset(
-    photo_folder: Path, photo_dataset, tmp_path_factory: pytest.TempPathFactory
-):
-    """``(dataset, sample id)``: ``photo_folder`` with that sample's JPEG made undecodable.
+def bogus_huffman_dataset(photo_dataset, tmp_path_factory: pytest.TempPathFactory):
+    """``(dataset, sample id)``: ``photo_dataset``'s cache with that sample made undecodable.
 
-    Built from the folder like any dataset (the build accepts the file: checked here), so
-    every other sample, and the victim's stored height and width, equal ``photo_dataset``'s.
+    The build rejects a JPEG with a bogus Huffman table, so the damage is done to a copy
+    of the built cache: the victim's stored JPEG gets a bogus table (same length) and its
+    checksum is updated to match, so the item reaches the decoders, which fail on it. Every
+    other sample, and the victim's stored height and width, equal ``photo_dataset``'s.
     """
     from slipstream import SlipstreamDataset
+    from slipstream.cache.checksum import checksum_file, xxh64
 
-    folder = tmp_path_factory.mktemp("bogus-huffman") / "photos"
-    shutil.copytree(photo_folder, folder)
-    clean = photo_dataset.cache
-    path = clean.string("path", VICTIM)  # relative to the folder
-    target = folder / path
-    target.write_bytes(bogus_huffman_table(target.read_bytes()))
-    dataset = SlipstreamDataset(
-        folder, cache_root=tmp_path_factory.mktemp("bogus-caches"), progress=False
-    )
-    assert len(dataset) == len(clean) and dataset.cache.string("path", VICTIM) == path
-    for key in ("height", "width"):
-        np.testing.assert_array_equal(dataset.cache.meta("image")[key], clean.meta("image")[key])
+    dest = tmp_path_factory.mktemp("bogus-huffman") / "cache"
+    shutil.copytree(photo_dataset.cache_path, dest)
+    meta = np.load(dest / "image.meta.npy")
+    start, size = int(meta["data_ptr"][VICTIM]), int(meta["data_size"][VICTIM])
+    with open(dest / "image.bin", "r+b") as f:
+        f.seek(start)
+        bogus = bogus_huffman_table(f.read(size))
+        assert len(bogus) == size
+        f.seek(start)
+        f.write(bogus)
+    sums = np.load(dest / checksum_file("image"), mmap_mode="r+")
+    sums[VICTIM] = xxh64(bogus)
+    sums.flush()
+    del sums
+    dataset = SlipstreamDataset(dest)
+    assert len(dataset) == len(photo_dataset)
     return dataset, VICTIM
 
 

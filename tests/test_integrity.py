@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,121 @@ def test_state_mismatches_are_named(photo_dataset, yuv_dataset, bogus_huffman_da
     make_loader(yuv_dataset, "native-jpeg", 32, UINT8, seed=3, indices=range(100)).load_state_dict(
         state
     )
+
+
+# ------------------------------------------------------------------ build-time JPEG checks
+def test_table_rules_match_between_the_two_walkers(photo_dataset):
+    from conftest import bogus_huffman_table
+
+    from slipstream.cache.jpeg_check import ImageCheckError, parse_jpeg_header
+    from slipstream.cache.jpeg_scan import scan_portable_jpeg
+
+    good = photo_dataset.cache.item_bytes("image", 3).tobytes()
+    assert scan_portable_jpeg(good)[0]
+    parse_jpeg_header(good)
+    bogus = bogus_huffman_table(good)
+    assert scan_portable_jpeg(bogus) == (False, 0, 0)
+    with pytest.raises(ImageCheckError, match="bad Huffman table.*272 symbols"):
+        parse_jpeg_header(bogus)
+    dqt = good.index(b"\xff\xdb")
+    zero_q = good[: dqt + 5] + b"\x00" + good[dqt + 6 :]
+    assert scan_portable_jpeg(zero_q) == (False, 0, 0)
+    with pytest.raises(ImageCheckError, match="quantization table.*zero"):
+        parse_jpeg_header(zero_q)
+
+
+def test_build_rejects_a_bogus_huffman_table(photo_folder, photo_dataset, tmp_path):
+    from conftest import VICTIM, bogus_huffman_table
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_folder, folder)
+    path = photo_dataset.cache.string("path", VICTIM)
+    (folder / path).write_bytes(bogus_huffman_table((folder / path).read_bytes()))
+    with pytest.raises(Exception, match=rf"{path}.*Huffman"):
+        SlipstreamDataset(folder, cache_root=tmp_path / "caches", progress=False)
+
+
+# ------------------------------------------------------------------ FFCV cross-checks
+FFCV = Path(__file__).parent / "fixtures" / "ffcv"
+
+
+def _beton_copy(tmp_path: Path, name: str = "all_fields") -> Path:
+    path = tmp_path / f"{name}.beton"
+    shutil.copyfile(FFCV / f"{name}.beton", path)
+    return path
+
+
+def test_ffcv_header_sample_count_is_cross_checked(tmp_path):
+    from slipstream.readers import FfcvFile, FfcvFormatError
+
+    path = _beton_copy(tmp_path)
+    with open(path, "r+b") as f:  # num_samples: <u8 at byte 8
+        f.seek(8)
+        f.write((7).to_bytes(8, "little"))
+    with pytest.raises(FfcvFormatError, match=rf"{path}.*num_samples \(7\).*allocation table"):
+        FfcvFile(path)
+
+
+def test_ffcv_allocation_size_past_the_file_fails_on_open(tmp_path):
+    from slipstream.readers import FfcvFile, FfcvFormatError
+    from slipstream.readers.ffcv_format import ALLOCATION_DTYPE
+
+    path = _beton_copy(tmp_path)
+    table_ptr = int(FfcvFile(path)._alloc_table_ptr)
+    table = np.fromfile(path, dtype=ALLOCATION_DTYPE, offset=table_ptr)
+    table["size"][0] = np.uint64(2**64 - 1)
+    with open(path, "r+b") as f:
+        f.seek(table_ptr)
+        f.write(table.tobytes())
+    with pytest.raises(FfcvFormatError, match=rf"{path}.*allocation table record 0.*outside"):
+        FfcvFile(path)
+
+
+def test_beton_read_in_place_gets_checksums_from_a_sidecar(tmp_path):
+    from slipstream.readers import FfcvFile
+    from slipstream.readers.ffcv_checksums import sidecar_path
+
+    path = _beton_copy(tmp_path, "custom")
+    beton = FfcvFile(path)
+    sums = beton.checksums("image")
+    assert sidecar_path(beton, "image").is_file()
+    for i in range(len(beton)):
+        assert int(sums[i]) == xxh64_reference(beton.item_bytes("image", i).tobytes())
+    meta = beton.meta("image")
+    victim = 2
+    dataset = SlipstreamDataset(path)
+    assert isinstance(dataset.cache, FfcvFile)
+    make_loader(dataset, "native-jpeg", 4, UINT8)  # first open: the sidecar exists already
+    with open(path, "r+b") as f:  # flip a byte in place (keeps size; mtime may change)
+        f.seek(int(meta["data_ptr"][victim] + meta["data_size"][victim] // 2))
+        byte = f.read(1)[0]
+        f.seek(-1, 1)
+        f.write(bytes([byte ^ 0x20]))
+    loaded = FfcvFile(path)
+    loaded._checksums["image"] = sums  # the sidecar as recorded before the damage
+    dataset.cache = loaded
+    with pytest.raises(SampleCorruptError, match=rf"sample {victim} .*checksum"):
+        batches(make_loader(dataset, "native-jpeg", 4, UINT8, shuffle=False))
+
+
+# ------------------------------------------------------------------ parse errors name the file
+def test_garbled_npy_header_names_the_file(photo_dataset, tmp_path):
+    from slipstream.cache.reader import CacheFormatError
+
+    dest = tmp_path / "cache"
+    shutil.copytree(photo_dataset.cache_path, dest)
+    raw = bytearray((dest / "image.meta.npy").read_bytes())
+    raw[20:30] = b"\xff'(\x00{]\x80\"#\x01"
+    (dest / "image.meta.npy").write_bytes(bytes(raw))
+    with pytest.raises(CacheFormatError, match=r"image\.meta\.npy"):
+        SlipCache.open(dest)
+
+
+def test_damaged_litdata_index_names_the_file(tmp_path):
+    from slipstream.readers.litdata_dataset import LitDataFormatError, LitDataReader
+
+    (tmp_path / "index.json").write_text(
+        json.dumps({"config": {"data_format": ["jpeg"], "data_spec": "[1, 5]"}, "chunks": []})
+    )
+    with pytest.raises(LitDataFormatError, match=r"index\.json"):
+        LitDataReader(tmp_path)

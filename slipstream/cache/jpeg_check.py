@@ -38,6 +38,7 @@ _PORTABLE_SOF = frozenset({0xC0, 0xC1, 0xC2})
 # Markers without a length field.
 _STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+_DHT, _DQT = 0xC4, 0xDB
 
 _MAGIC = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -137,7 +138,7 @@ def parse_jpeg_header(data: bytes | memoryview) -> JpegHeader:
         raise ImageCheckError("not a JPEG (no SOI marker)")
     pos = 2
     header = None
-    while header is None:
+    while True:
         if pos >= n:
             raise ImageCheckError("JPEG ends before its frame header (truncated)")
         if buf[pos] != 0xFF:
@@ -150,7 +151,11 @@ def parse_jpeg_header(data: bytes | memoryview) -> JpegHeader:
         pos += 1
         if marker in _STANDALONE:
             continue
+        if marker == _SOS and header is not None:
+            break
         if marker in (_SOI, _EOI, _SOS):
+            if header is not None:
+                raise ImageCheckError(f"JPEG has no scan (SOS) before marker 0x{marker:02X}")
             raise ImageCheckError(f"JPEG has no frame header (SOFn) before marker 0x{marker:02X}")
         if pos + 2 > n:
             raise ImageCheckError("JPEG ends inside a segment length (truncated)")
@@ -169,13 +174,77 @@ def parse_jpeg_header(data: bytes | memoryview) -> JpegHeader:
             components = buf[pos + 7]
             if height == 0 or width == 0:
                 raise ImageCheckError(f"JPEG frame is {width}x{height} (DNL is not supported)")
-            header = JpegHeader(height, width, components, precision, marker)
+            if header is None:
+                header = JpegHeader(height, width, components, precision, marker)
+        elif marker in (_DHT, _DQT):
+            problem = table_problem(buf, marker, pos + 2, pos + length)
+            if problem:
+                name = "Huffman" if marker == _DHT else "quantization"
+                raise ImageCheckError(
+                    f"JPEG has a bad {name} table (segment at byte {pos - 2}): {problem}"
+                )
         pos += length
     if buf.rfind(b"\xff\xd9", max(0, n - JPEG_EOI_WINDOW)) < 0:
         raise ImageCheckError(
             f"JPEG has no EOI marker in its last {JPEG_EOI_WINDOW} bytes (truncated)"
         )
     return header
+
+
+def table_problem(buf: bytes, marker: int, start: int, end: int) -> str | None:
+    """What is wrong with the tables of a DHT or DQT segment's payload, or None.
+
+    DHT: each table's class is 0 (DC) or 1 (AC) and its id 0-3; its 16 code-length counts
+    sum to at most 256 symbols, all present; the lengths form a prefix code in which no
+    code is all ones (libjpeg's rule); DC symbols are at most 15. DQT: each table's
+    precision is 0 (8-bit) or 1 (16-bit) and its id 0-3; 64 entries present, none zero.
+    (:func:`slipstream.cache.jpeg_scan` compiles the same rules.)
+
+    Args:
+        buf: The JPEG.
+        marker: ``0xC4`` (DHT) or ``0xDB`` (DQT).
+        start: First payload byte (after the length field).
+        end: One past the last payload byte.
+    """
+    pos = start
+    while pos < end:
+        kind, ident = buf[pos] >> 4, buf[pos] & 15
+        pos += 1
+        if marker == _DQT:
+            if kind > 1 or ident > 3:
+                return f"table precision {kind}, id {ident}"
+            size = 64 * (kind + 1)
+            if pos + size > end:
+                return "entries cut short by the segment length"
+            entries = buf[pos : pos + size]
+            values = (
+                entries
+                if kind == 0
+                else [a | b for a, b in zip(entries[::2], entries[1::2], strict=True)]
+            )
+            if 0 in values:
+                return "a zero quantization value"
+            pos += size
+            continue
+        if kind > 1 or ident > 3:
+            return f"table class {kind}, id {ident}"
+        if pos + 16 > end:
+            return "code-length counts cut short by the segment length"
+        counts = buf[pos : pos + 16]
+        total = sum(counts)
+        pos += 16
+        if total > 256 or pos + total > end:
+            return f"{total} symbols (at most 256, and all within the segment)"
+        code = 0
+        for length, count in enumerate(counts, start=1):
+            code += count
+            if count and code >= 1 << length:
+                return f"code lengths do not form a prefix code (length {length})"
+            code <<= 1
+        if kind == 0 and any(v > 15 for v in buf[pos : pos + total]):
+            return "a DC symbol above 15"
+        pos += total
+    return None
 
 
 def reencode_jpeg(data: bytes | memoryview, quality: int) -> tuple[bytes, int, int, str]:

@@ -31,10 +31,57 @@ def _u16(buf: bytes, pos: int) -> int:  # pragma: no cover (jit)
 
 
 @numba.njit(nogil=True, cache=True)
+def _tables_ok(buf, marker, start, end):  # pragma: no cover (jit)
+    """:func:`~slipstream.cache.jpeg_check.table_problem` is None (the same rules)."""
+    pos = start
+    while pos < end:
+        kind = buf[pos] >> 4
+        ident = buf[pos] & 15
+        pos += 1
+        if kind > 1 or ident > 3:
+            return False
+        if marker == 0xDB:
+            size = 64 * (np.int64(kind) + 1)
+            if pos + size > end:
+                return False
+            if kind == 0:
+                for i in range(size):
+                    if buf[pos + i] == 0:
+                        return False
+            else:
+                for i in range(0, size, 2):
+                    if buf[pos + i] == 0 and buf[pos + i + 1] == 0:
+                        return False
+            pos += size
+            continue
+        if pos + 16 > end:
+            return False
+        total = np.int64(0)
+        code = np.int64(0)
+        for length in range(1, 17):
+            count = np.int64(buf[pos + length - 1])
+            total += count
+            code += count
+            if count > 0 and code >= (np.int64(1) << length):
+                return False
+            code = code << 1
+        pos += 16
+        if total > 256 or pos + total > end:
+            return False
+        if kind == 0:
+            for i in range(total):
+                if buf[pos + i] > 15:
+                    return False
+        pos += total
+    return True
+
+
+@numba.njit(nogil=True, cache=True)
 def _scan(buf, first: int, end: int, eoi_window: int):  # pragma: no cover (jit)
     """``(portable, height, width)`` of ``buf[first:end]`` (bytes or a uint8 array).
 
-    Mirrors ``parse_jpeg_header`` + ``JpegHeader.portable``.
+    Mirrors ``parse_jpeg_header`` + ``JpegHeader.portable``: the markers up to the first
+    scan, the frame header, and every Huffman and quantization table before that scan.
     """
     n = end
     if n - first < 4 or buf[first] != 0xFF or buf[first + 1] != 0xD8 or buf[first + 2] != 0xFF:
@@ -52,6 +99,8 @@ def _scan(buf, first: int, end: int, eoi_window: int):  # pragma: no cover (jit)
         pos += 1
         if (0xD0 <= marker <= 0xD7) or marker == 0x01:  # standalone markers
             continue
+        if marker == 0xDA and height > 0:  # the first scan: every table checked
+            break
         if marker == 0xD8 or marker == 0xD9 or marker == 0xDA:  # SOI, EOI, SOS before SOF
             return False, 0, 0
         if pos + 2 > n:
@@ -63,14 +112,18 @@ def _scan(buf, first: int, end: int, eoi_window: int):  # pragma: no cover (jit)
             if length < 8:
                 return False, 0, 0
             precision = buf[pos + 2]
-            height = _u16(buf, pos + 3)
-            width = _u16(buf, pos + 5)
+            frame_height = _u16(buf, pos + 3)
+            frame_width = _u16(buf, pos + 5)
             components = buf[pos + 7]
-            if height == 0 or width == 0:
+            if frame_height == 0 or frame_width == 0:
                 return False, 0, 0
             if marker > 0xC2 or precision != 8 or (components != 1 and components != 3):
                 return False, 0, 0
-            break
+            if height == 0:
+                height, width = frame_height, frame_width
+        elif marker == 0xC4 or marker == 0xDB:
+            if not _tables_ok(buf, marker, pos + 2, pos + length):
+                return False, 0, 0
         pos += length
     for start in range(n - 2, max(first, n - eoi_window) - 1, -1):
         if buf[start] == 0xFF and buf[start + 1] == 0xD9:

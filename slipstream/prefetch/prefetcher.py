@@ -197,8 +197,8 @@ class Prefetcher:
         for name, pipeline in pipelines.items():
             if cache.field_types.get(pipeline.field or name) != "ImageBytes":
                 raise KeyError(
-                    f"pipeline output {name!r} reads {pipeline.field or name!r}, which is not an "
-                    f"image field; image fields: {cache.image_fields}"
+                    f"{cache.path}: pipeline output {name!r} reads {pipeline.field or name!r}, "
+                    f"which is not an image field; image fields: {cache.image_fields}"
                 )
         self.cache = cache
         self.pipelines = dict(pipelines)

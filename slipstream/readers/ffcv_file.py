@@ -133,6 +133,7 @@ class FfcvFile(FieldAccess):
         self._meta = self._item_tables()
         self._arrays: dict[str, np.ndarray] = {}
         self._offsets: dict[str, np.ndarray] = {}
+        self._checksums: dict[str, np.ndarray] = {}
         for spec in self.fields:
             if spec.kind == "rgb_image":
                 self._check_images(spec)
@@ -173,7 +174,33 @@ class FfcvFile(FieldAccess):
                 f"{self.path}: the allocation table from byte {start} is {self._size - start} "
                 f"bytes, not whole {ALLOCATION_DTYPE.itemsize}-byte records (truncated)"
             )
-        return np.array(self._file[start:].view(ALLOCATION_DTYPE))
+        table = np.array(self._file[start:].view(ALLOCATION_DTYPE))
+        self._check_allocation_table(table)
+        return table
+
+    def _check_allocation_table(self, table: np.ndarray) -> None:
+        """Records lie in the data region and name samples the header counts."""
+        if not len(table):
+            return
+        ids, ptrs, sizes = table["sample_id"], table["ptr"], table["size"]
+        beyond = np.flatnonzero(ids >= np.uint64(self.num_samples))
+        if len(beyond):
+            raise FfcvFormatError(
+                f"{self.path}: the header's num_samples ({self.num_samples}) disagrees with the "
+                f"allocation table, which has records for sample {int(ids.max())}: damaged header"
+            )
+        end = np.uint64(self._alloc_table_ptr)
+        outside = (ptrs < np.uint64(self._data_start)) | (ptrs > end)
+        outside |= sizes > end - np.minimum(ptrs, end)  # no overflow: ptr + size <= end
+        bad = np.flatnonzero(outside)
+        if len(bad):
+            i = int(bad[0])
+            raise FfcvFormatError(
+                f"{self.path}: allocation table record {i} (sample {int(ids[i])}, byte "
+                f"{int(ptrs[i])}, size {int(sizes[i])}) lies outside the data region "
+                f"[{self._data_start}, {self._alloc_table_ptr}) ({len(bad)} such records; "
+                f"damaged allocation table)"
+            )
 
     def _item_tables(self) -> dict[str, np.ndarray]:
         """``IMAGE_META_DTYPE`` table of every field whose values live in the data pages."""
@@ -197,10 +224,11 @@ class FfcvFile(FieldAccess):
         return tables
 
     def _check_items(self, spec: FieldSpec, table: np.ndarray) -> None:
-        ptrs, ends = table["data_ptr"], table["data_ptr"] + table["data_size"]
+        ptrs, sizes = table["data_ptr"], table["data_size"]
+        end = np.uint64(self._alloc_table_ptr)
         fail_for_samples(
             self.path,
-            (ptrs < self._data_start) | (ends > self._alloc_table_ptr),
+            (ptrs < self._data_start) | (ptrs > end) | (sizes > end - np.minimum(ptrs, end)),
             f"field {spec.name!r} has an item outside the data region "
             f"[{self._data_start}, {self._alloc_table_ptr})",
             "truncated or damaged file",
@@ -402,6 +430,26 @@ class FfcvFile(FieldAccess):
     def describe(self, index: int) -> str:
         """``"sample <i> of <file>"``, for error messages."""
         return f"sample {index} of {self.path}"
+
+    def checksums(self, field: str) -> np.ndarray:
+        """``<u8 [num_samples]`` XXH64 of every item of a bytes or image field.
+
+        Computed once per file (from its bytes as they are now) and kept in a sidecar in
+        the cache root (``<cache root>/ffcv-checksums/``, keyed by the file's fingerprint,
+        written atomically), since the file itself may be read-only. Later opens load it,
+        so a byte that changes afterwards fails its checksum when gathered.
+
+        Args:
+            field: A bytes or image field.
+        """
+        self._spec(field, BYTES_TYPES, "bytes/image")
+        cached = self._checksums.get(field)
+        if cached is not None:
+            return cached
+        from slipstream.readers.ffcv_checksums import load_or_compute
+
+        self._checksums[field] = load_or_compute(self, field)
+        return self._checksums[field]
 
     def fingerprint(self) -> str:
         """Hex digest of the file's identity.

@@ -59,6 +59,8 @@ from pathlib import Path
 
 import numpy as np
 
+from slipstream.errors import SlipstreamError
+
 FFCV_VERSION = 2
 """The one FFCV file format version this reader reads (FFCV 1.0's ``CURRENT_VERSION``)."""
 
@@ -138,7 +140,7 @@ _METADATA_DTYPES = {
 }
 
 
-class FfcvFormatError(ValueError):
+class FfcvFormatError(SlipstreamError, ValueError):
     """A file is not a readable FFCV file (wrong version, truncated, damaged).
 
     The message names the file and the part at fault.

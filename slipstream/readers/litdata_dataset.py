@@ -79,6 +79,7 @@ import numpy as np
 from PIL import Image
 
 from slipstream.cache.jpeg_check import sniff_format
+from slipstream.errors import SlipstreamError
 from slipstream.readers.litdata_arrow import arrow_rows, rows_only_in_arrow
 
 INDEX_NAME = "index.json"
@@ -111,7 +112,11 @@ _ARROW_DEFAULTS = {
 }
 
 
-class LitDataFormatError(ValueError):
+class UnknownFieldError(KeyError):
+    """A requested field is not in the dataset (the message names the dataset)."""
+
+
+class LitDataFormatError(SlipstreamError, ValueError):
     """The dataset's index or chunks are not something this reader can read."""
 
 
@@ -205,42 +210,49 @@ class LitDataReader:
             self.chunks: list[dict[str, Any]] = index["chunks"]
         except (ValueError, KeyError, TypeError) as exc:
             raise LitDataFormatError(f"{index_path} is not a LitData index ({exc})") from exc
-        self._check_config(index_path)
-        self.data_format: list[str] = list(self.config["data_format"])
-        spec = self.config.get("data_spec")
-        names = _leaf_names(json.loads(spec)[1]) if spec else [""]
-        if len(names) != len(self.data_format):
+        try:
+            self._check_config(index_path)
+            self.data_format: list[str] = list(self.config["data_format"])
+            spec = self.config.get("data_spec")
+            names = _leaf_names(json.loads(spec)[1]) if spec else [""]
+            if len(names) != len(self.data_format):
+                raise LitDataFormatError(
+                    f"{index_path}: data_spec has {len(names)} leaves, data_format "
+                    f"{len(self.data_format)}"
+                )
+            if names == [""]:  # the sample is a single value
+                key = _serializer_key(self.data_format[0])[0]
+                names = ["image" if key in IMAGE_SERIALIZERS | _BYTES else "value"]
+            self._rename = dict(rename or {})
+            self._source_names = names
+            self.leaf_names = [self._rename.get(name, name) for name in names]
+            self._options = {
+                "fields": fields,
+                "rename": self._rename,
+                "detect_images": detect_images,
+            }
+            keep = set(self.leaf_names if fields is None else fields)
+            unknown = keep - set(self.leaf_names)
+            if unknown:
+                raise UnknownFieldError(
+                    f"no field(s) {sorted(unknown)} in {self.root}; fields: {self.leaf_names}"
+                )
+            self._leaves = [i for i, name in enumerate(self.leaf_names) if name in keep]
+            sizes = np.array([int(c["chunk_size"]) for c in self.chunks], dtype=np.int64)
+            self._chunk_starts = np.concatenate([[0], np.cumsum(sizes)])
+            self._maps: dict[int, memoryview] = {}
+            self._arrow_only: dict[int, bool] = {}
+            self._arrow_rows: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
+            self._lock = threading.Lock()
+            self._detect_images = detect_images
+            self._field_types: dict[str, str] | None = None
+            self._types_without_detection()  # refuse unsupported serializers now
+        except (LitDataFormatError, UnknownFieldError):
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise LitDataFormatError(
-                f"{index_path}: data_spec has {len(names)} leaves, data_format "
-                f"{len(self.data_format)}"
-            )
-        if names == [""]:  # the sample is a single value
-            key = _serializer_key(self.data_format[0])[0]
-            names = ["image" if key in IMAGE_SERIALIZERS | _BYTES else "value"]
-        self._rename = dict(rename or {})
-        self._source_names = names
-        self.leaf_names = [self._rename.get(name, name) for name in names]
-        self._options = {
-            "fields": fields,
-            "rename": self._rename,
-            "detect_images": detect_images,
-        }
-        keep = set(self.leaf_names if fields is None else fields)
-        unknown = keep - set(self.leaf_names)
-        if unknown:
-            raise KeyError(
-                f"no field(s) {sorted(unknown)} in {self.root}; fields: {self.leaf_names}"
-            )
-        self._leaves = [i for i, name in enumerate(self.leaf_names) if name in keep]
-        sizes = np.array([int(c["chunk_size"]) for c in self.chunks], dtype=np.int64)
-        self._chunk_starts = np.concatenate([[0], np.cumsum(sizes)])
-        self._maps: dict[int, memoryview] = {}
-        self._arrow_only: dict[int, bool] = {}
-        self._arrow_rows: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._detect_images = detect_images
-        self._field_types: dict[str, str] | None = None
-        self._types_without_detection()  # refuse unsupported serializers now
+                f"{index_path}: damaged LitData index ({type(exc).__name__}: {exc})"
+            ) from exc
         if check_chunks:
             self.check_chunks()
 
