@@ -115,7 +115,7 @@ def main() -> None:
         ratio = statistics.median(v / b for v, b in zip(values[skip:], base[skip:], strict=True))
         median = statistics.median(values[skip:])
         rows.append({"name": name, "median": median, "ratio": ratio, "epochs": values})
-    table = "| supervised_train(224), CPU output, batch 256 | img/s (median) | vs uint8 (same round) |\n"
+    table = "| supervised_train(224), CPU output, batch 256 | img/s (median) | vs uint8 |\n"
     table += "| --- | ---: | ---: |\n"
     table += "\n".join(f"| {r['name']} | {r['median']:,.0f} | {r['ratio']:.2f}x |" for r in rows)
     print()
