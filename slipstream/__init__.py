@@ -8,8 +8,9 @@ Example:
 """
 
 from slipstream.dataset import SlipstreamDataset
+from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
 
 __version__ = "0.1.0"
 
-__all__ = ["SlipstreamDataset", "SlipstreamLoader", "__version__"]
+__all__ = ["SlipstreamDataset", "SlipstreamError", "SlipstreamLoader", "__version__"]

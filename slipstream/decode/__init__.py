@@ -5,7 +5,12 @@ image_format, device)`` to one engine; each engine implements the same
 :class:`~slipstream.decode.stage.DecodeStage` contract and returns a per-sample status.
 """
 
-from slipstream.decode.errors import BatchDecodeError, NoDecodeEngineError, SampleDecodeError
+from slipstream.decode.errors import (
+    BatchDecodeError,
+    NoDecodeEngineError,
+    SampleCorruptError,
+    SampleDecodeError,
+)
 from slipstream.decode.registry import ENGINES, EngineSpec, default_backend, select_engine
 from slipstream.decode.stage import DecodedBatch, DecodeStage, SampleFailure
 
@@ -16,6 +21,7 @@ __all__ = [
     "DecodedBatch",
     "EngineSpec",
     "NoDecodeEngineError",
+    "SampleCorruptError",
     "SampleDecodeError",
     "SampleFailure",
     "default_backend",
