@@ -44,7 +44,7 @@ class SlipstreamDataset:
         progress: Show a progress bar while building (default: when stderr is a terminal
             and ``$SLIPSTREAM_PROGRESS`` is not ``0``; see :mod:`slipstream.logs`).
 
-    Example:
+    Examples:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
         >>> ds[0]["label"]  # doctest: +SKIP
         0
