@@ -4,7 +4,7 @@
 # Extra arguments go to `slipstream demo` (see `slipstream demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh demo
 # shellcheck disable=SC1091
 . .venv/bin/activate
 slipstream demo "$@"
