@@ -7,26 +7,29 @@ crop windows and the gathered bytes, and the engine owns the decode.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 import torch
 
 from slipstream.arguments import check_bool, check_choice, check_int
-from slipstream.cache.format import BYTES_TYPES, NUMBER_DTYPES
+from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.policy import FailurePolicy
 from slipstream.decode.registry import select_engine
 from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions
-from slipstream.errors import SlipstreamError
 from slipstream.pipelines.spec import ImagePipeline
 from slipstream.prefetch import Prefetcher, resolve_world
+from slipstream.prefetch.iteration import LoaderIteration
+from slipstream.prefetch.position import (
+    dataset_identity,
+    read_state,
+    state_batches,
+)
 from slipstream.transforms.output import FieldOutput, ImageOutput
 
 
@@ -213,40 +216,17 @@ class SlipstreamLoader:
                 another dataset, seed, or order (indices, shard, drop_last, shuffle): the
                 message names the mismatch.
         """
-        if not isinstance(state, dict):
-            raise ResumeStateError(f"state must be a dict, got {type(state).__name__}")
-        seed = _state_int(state, "seed", self.seed)
-        if seed != self.seed:
-            raise ResumeStateError(f"state was saved with seed {seed}, this loader has {self.seed}")
-        if "dataset" in state and state["dataset"] != dataset_identity(self.cache):
-            raise ResumeStateError(
-                f"state was saved for dataset {state['dataset']!r}, this loader reads "
-                f"{dataset_identity(self.cache)!r} ({self.cache.path})"
-            )
-        order = state.get("order")
-        if order is not None:
-            ours = self.prefetcher.order_state()
-            if not isinstance(order, dict):
-                raise ResumeStateError("state 'order' must be a dict")
-            wrong = [key for key in ours if key in order and order[key] != ours[key]]
-            if wrong:
-                diffs = ", ".join(
-                    f"{k}: saved {order[k]!r}, this loader {ours[k]!r}" for k in wrong
-                )
-                raise ResumeStateError(f"state was saved for another epoch order ({diffs})")
-        epoch = _state_int(state, "epoch", None)
-        batch = _state_int(state, "batch", 0)
-        if "samples" in state:
-            samples = _state_int(state, "samples", None)
-        else:
-            samples = batch * self.batch_size
-        total = self.samples_per_epoch()
-        if samples > total:
-            raise ResumeStateError(
-                f"state has {samples} samples consumed, but an epoch here has {total}"
-            )
-        self.epoch, self._resume_sample, self._samples_done = epoch, samples, samples
-        self._resume_batch = self._batches_done = batch
+        position = read_state(
+            state,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            identity=dataset_identity(self.cache),
+            order=self.prefetcher.order_state(),
+            samples_per_epoch=self.samples_per_epoch(),
+        )
+        self.epoch, self._resume_sample = position
+        self._samples_done = self._resume_sample
+        self._resume_batch = self._batches_done = state_batches(state)
 
     def _engine(self) -> DecodeStage:
         if self._decoder is None:
@@ -320,88 +300,6 @@ class SlipstreamLoader:
         finally:
             decoded.close()
             stream.close()
-
-
-class ResumeStateError(SlipstreamError, ValueError):
-    """A resume state does not fit this loader (malformed, or another dataset/seed/order)."""
-
-
-class LoaderIterationClosed(SlipstreamError, RuntimeError):
-    """This iteration of a loader was closed by a newer ``iter(loader)``."""
-
-
-class LoaderIteration(Iterator[dict[str, Any]]):
-    """One live pass over a loader's epoch (what ``iter(loader)`` returns).
-
-    A newer ``iter(loader)`` supersedes it: its stream and engine iteration are closed at
-    once, and its next use raises :class:`LoaderIterationClosed` instead of handing out
-    another iteration's batches.
-    """
-
-    def __init__(self, batches: Generator[dict[str, Any], None, None]) -> None:
-        """Wrap the loader's batch generator."""
-        self._batches = batches
-        self._superseded = False
-
-    def __iter__(self) -> LoaderIteration:
-        """Itself."""
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        """The next batch.
-
-        Raises:
-            LoaderIterationClosed: A newer ``iter(loader)`` closed this iteration.
-        """
-        if self._superseded:
-            raise LoaderIterationClosed(
-                "this loader iteration was closed because a newer iter(loader) started; "
-                "a loader runs one iteration at a time"
-            )
-        return next(self._batches)
-
-    def close(self) -> None:
-        """End the iteration early (releases its batches and stops its threads)."""
-        self._batches.close()
-
-    def supersede(self) -> None:
-        """Close it for a newer iteration; its next use raises."""
-        self._superseded = True
-        self._batches.close()
-
-
-def dataset_identity(cache: Any) -> str:
-    """A short content name of a dataset's store: equal for copies of the same data.
-
-    A digest of the sample count, the field types, and per bytes / image field its
-    per-item checksums (or, without them, its item table: offsets, sizes and image sizes).
-
-    Args:
-        cache: The dataset's store (:class:`~slipstream.cache.SlipCache`, ``FfcvFile``...).
-    """
-    digest = hashlib.sha256(
-        json.dumps([len(cache), sorted(cache.field_types.items())], default=str).encode()
-    )
-    for name, kind in sorted(cache.field_types.items()):
-        if kind not in BYTES_TYPES:
-            continue
-        checksums = getattr(cache, "checksums", None)
-        table = checksums(name) if callable(checksums) else None
-        if table is None:
-            table = cache.meta(name)
-        digest.update(np.ascontiguousarray(table).tobytes())
-    return digest.hexdigest()[:32]
-
-
-def _state_int(state: dict[str, Any], key: str, default: int | None) -> int:
-    if key not in state:
-        if default is None:
-            raise ResumeStateError(f"state has no {key!r}")
-        return default
-    value = state[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ResumeStateError(f"state {key!r} must be an integer >= 0, got {value!r}")
-    return int(value)
 
 
 def _default_device() -> torch.device:

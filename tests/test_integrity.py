@@ -22,8 +22,9 @@ from slipstream.cache.checksum import checksum_file, xxh64, xxh64_items
 from slipstream.cache.gather import gather_bytes
 from slipstream.decode.errors import SampleCorruptError, SampleDecodeError
 from slipstream.errors import SlipstreamError
-from slipstream.loader import LoaderIterationClosed, ResumeStateError
 from slipstream.pipelines import supervised_train
+from slipstream.prefetch.iteration import LoaderIterationClosed
+from slipstream.prefetch.position import ResumeStateError
 
 UINT8 = supervised_train(48, normalize=False, dtype="uint8")
 JPEG_ENGINES = [name for name, kw in ENGINES.items() if kw["image_format"] == "jpeg"]
