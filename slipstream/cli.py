@@ -61,6 +61,7 @@ def _build(args: argparse.Namespace) -> int:
         jpeg_quality=args.jpeg_quality,
         num_workers=args.workers,
         progress=not args.quiet,
+        check_decode="decode" in (args.check or []),
     )
     print(f"slip cache ready: {built} ({len(reader)} source images)")
     return 0
@@ -329,6 +330,13 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="reader threads (default: a quarter of the cores, at most 4; 0: inline; more for "
         "network file systems)",
+    )
+    build.add_argument(
+        "--check",
+        action="append",
+        choices=("decode",),
+        help="extra check of every image: 'decode' decodes each once (in parallel); one that "
+        "fails is an unreadable image (--on-error)",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(run=_build)

@@ -14,6 +14,10 @@ with exactly what a build would store now:
   or, where this machine's encoder produces other bytes, the decoded pixels have the same
   size and a mean absolute difference of at most :data:`PIXEL_TOLERANCE` levels (0-255).
 * Every other field: equal values (floats: NaN equals NaN).
+* Every stored JPEG decodes (the C++ kernel's full decode, once, in parallel:
+  :func:`~slipstream.cache.decode_check.check_cache_decode`), so damage inside the
+  compressed data that equal bytes cannot reveal (a source that was already broken) is
+  reported too.
 * Samples the build skipped (``manifest["build"]["skipped"]``) must still be unreadable;
   the cache must hold every other source sample, in source order.
 
@@ -35,6 +39,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from slipstream.cache.build_batches import BATCH_SIZE, CheckedBatch, read_checked_batch
+from slipstream.cache.decode_check import check_cache_decode
 from slipstream.cache.format import BYTES_TYPES, IMAGE_TYPE, STRING_TYPE
 from slipstream.cache.reader import SlipCache
 from slipstream.logs import show_progress
@@ -74,6 +79,7 @@ class VerifyReport:
         checked: Cache samples compared.
         skipped: Source samples the build skipped (still checked to be unreadable).
         reencoded: Re-encoded images compared.
+        decoded: Stored images decoded by the decode check (0 when it was off).
         fingerprint_matches: Whether the source's fingerprint equals the manifest's.
         mismatches: Every difference found.
     """
@@ -83,6 +89,7 @@ class VerifyReport:
     checked: int = 0
     skipped: int = 0
     reencoded: int = 0
+    decoded: int = 0
     fingerprint_matches: bool = True
     mismatches: list[Mismatch] = field(default_factory=list)
 
@@ -103,7 +110,8 @@ class VerifyReport:
             f"source {self.source}"
             + ("" if self.fingerprint_matches else " (fingerprint changed)"),
             f"  {self.checked} samples compared, {self.reencoded} re-encoded images by pixels "
-            f"where bytes differ, {self.skipped} skipped at build",
+            f"where bytes differ, {self.skipped} skipped at build, {self.decoded} images "
+            f"decoded",
         ]
         if self.ok:
             lines.append("  OK: every sample matches its source")
@@ -124,6 +132,8 @@ def verify_cache(
     *,
     pixel_tolerance: float = PIXEL_TOLERANCE,
     progress: bool = False,
+    decode: bool = True,
+    num_threads: int | None = None,
 ) -> VerifyReport:
     """Compare every sample of a cache with its source.
 
@@ -132,6 +142,8 @@ def verify_cache(
         source: A source path or an open reader (default: the manifest's source).
         pixel_tolerance: See :data:`PIXEL_TOLERANCE`.
         progress: Show a progress bar.
+        decode: Also decode every stored image once; one that fails is a mismatch.
+        num_threads: Decode threads (default: the usable cores).
 
     Returns:
         The report; ``report.ok`` is False when anything differs.
@@ -154,15 +166,37 @@ def verify_cache(
         reader = source
     report = VerifyReport(cache.path, str(getattr(reader, "root", source)))
     report.fingerprint_matches = reader.fingerprint() == recorded.get("fingerprint")
-    _Comparison(cache, reader, report, pixel_tolerance).run(progress)
+    _Comparison(cache, reader, report, pixel_tolerance, decode).run(progress)
+    if decode:
+        _check_decodes(cache, report, num_threads, progress)
     return report
+
+
+def _check_decodes(
+    cache: SlipCache, report: VerifyReport, num_threads: int | None, progress: bool
+) -> None:
+    """Decode every stored image once; each failure is a mismatch naming the sample."""
+    images = [name for name, kind in cache.field_types.items() if kind == IMAGE_TYPE]
+    report.decoded = len(cache) * len(images)
+    named = cache.field_types.get("path") == STRING_TYPE
+    for index, name, message in check_cache_decode(cache, images, num_threads, progress):
+        where = cache.string("path", index) if named else str(cache.path)
+        report.mismatches.append(Mismatch(index, None, where, name, message))
 
 
 class _Comparison:
     """Walks the source in batches and compares each sample with its cache sample."""
 
-    def __init__(self, cache: SlipCache, reader: Any, report: VerifyReport, tolerance: float):
+    def __init__(
+        self,
+        cache: SlipCache,
+        reader: Any,
+        report: VerifyReport,
+        tolerance: float,
+        decode: bool = False,
+    ):
         self.cache, self.reader, self.report, self.tolerance = cache, reader, report, tolerance
+        self.decode = decode
         build = cache.manifest.get("build", {})
         self.skipped = {int(e["index"]) for e in build.get("skipped", [])}
         self.reencoded = {int(e["index"]) for e in build.get("reencoded", [])}
@@ -186,7 +220,9 @@ class _Comparison:
         bar = tqdm(total=total, disable=not show_progress(progress), unit="img", desc="verifying")
         for start in range(0, total, BATCH_SIZE):
             stop = min(start + BATCH_SIZE, total)
-            batch = read_checked_batch(self.reader, self.fields, start, stop, self.quality)
+            # A sample skipped by a decode check must still fail it: decode those batches.
+            check = self.decode and any(start <= i < stop for i in self.skipped)
+            batch = read_checked_batch(self.reader, self.fields, start, stop, self.quality, check)
             self.compare_batch(batch)
             bar.update(stop - start)
         bar.close()

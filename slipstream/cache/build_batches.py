@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from slipstream.cache.decode_check import decode_failures
 from slipstream.cache.format import IMAGE_TYPE
 from slipstream.cache.jpeg_check import ImageCheckError
 from slipstream.cache.jpeg_scan import prepare_images
@@ -53,7 +54,12 @@ class CheckedBatch:
 
 
 def read_checked_batch(
-    reader: Any, field_types: dict[str, str], start: int, stop: int, quality: int
+    reader: Any,
+    field_types: dict[str, str],
+    start: int,
+    stop: int,
+    quality: int,
+    check_decode: bool = False,
 ) -> CheckedBatch:
     """Read samples ``start .. stop-1`` as columns and check their images.
 
@@ -63,6 +69,9 @@ def read_checked_batch(
         start: First source index.
         stop: One past the last source index.
         quality: JPEG quality for re-encoded images.
+        check_decode: Also decode every image to store once
+            (:func:`~slipstream.cache.decode_check.decode_failures`); one that fails is a
+            bad sample.
 
     Returns:
         The batch, bad samples moved to ``errors``.
@@ -92,6 +101,9 @@ def read_checked_batch(
         batch.reencoded += [(start + i, reason) for i, reason in reencoded.items()]
         for i, reason in bad.items():
             errors.setdefault(i, reason)
+        if check_decode:
+            for i, reason in decode_failures(stored).items():
+                errors.setdefault(i, reason)
     if errors:
         _drop_rows(batch, sorted(errors))
         batch.errors = [(start + i, errors[i]) for i in sorted(errors)]

@@ -94,6 +94,7 @@ def build_cache(
     num_workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    check_decode: bool = False,
 ) -> Path:
     """Write every sample of ``reader`` into a slip cache at ``dest``.
 
@@ -113,6 +114,9 @@ def build_cache(
         progress: Show a tqdm progress bar (and say so when waiting for another builder).
         overwrite: Rebuild even if ``dest`` already holds a cache (or a damaged one),
             unless another process finished building it while this one waited.
+        check_decode: Decode every image once (in parallel, the C++ kernel's full decode)
+            and treat one that fails like any unreadable sample (``on_error``). Catches
+            damage inside the compressed data that the marker walk cannot see.
 
     Returns:
         ``dest`` as a Path.
@@ -142,7 +146,7 @@ def build_cache(
         tmp.mkdir()
         try:
             manifest = _write_cache(
-                reader, tmp, on_error, jpeg_quality, num_workers, progress, dest.name
+                reader, tmp, on_error, jpeg_quality, num_workers, progress, dest.name, check_decode
             )
             check_written_cache(tmp, manifest)
             _publish(tmp, dest, overwrite)
@@ -294,6 +298,7 @@ def _write_cache(
     num_workers: int,
     progress: bool,
     label: str,
+    check_decode: bool = False,
 ) -> dict[str, Any]:
     """Write every sample into ``folder`` and its manifest last; return the manifest."""
     field_types = {
@@ -317,7 +322,9 @@ def _write_cache(
     }
     reencoded: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    load = functools.partial(read_checked_batch, reader, field_types, quality=quality)
+    load = functools.partial(
+        read_checked_batch, reader, field_types, quality=quality, check_decode=check_decode
+    )
     bar = tqdm(
         total=total, disable=not show_progress(progress), unit="img", desc=f"building {label}"
     )
