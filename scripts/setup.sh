@@ -98,10 +98,11 @@ if [ -n "$spec" ]; then
 else
   echo "[setup] keeping $(python -c 'import torch; print("torch", torch.__version__)')"
 fi
-# Pin the torch just installed, so no extra (torchvision, kornia, ...) swaps it for another.
+# Pin the torch just installed, so no extra (torchvision, kornia, ...) swaps it for another
+# (its public version: "==2.14.1" keeps 2.14.1+cu130, and a global "torch<=2.14.1" agrees).
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
-python -c "import torch; print('torch==' + torch.__version__)" >"$constraints"
+python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" >"$constraints"
 
 echo "[setup] pip install build tools"
 pip install -q -c "$constraints" "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja
