@@ -228,6 +228,40 @@ class SlipstreamLoader:
         self._samples_done = self._resume_sample
         self._resume_batch = self._batches_done = state_batches(state)
 
+    def close(self) -> None:
+        """Release the live iteration, the decode engine and the gathered-batch slots.
+
+        Stops the iteration's threads; drops the engine's threads, pixel buffers (pinned
+        memory on a GPU machine) and DALI pipeline. Idempotent; iterating again starts
+        afresh (a new engine). Called on ``with`` exit and when the loader is collected.
+        """
+        live = self._live() if getattr(self, "_live", None) is not None else None
+        self._live = None
+        if live is not None:
+            live.close()
+        decoder, self._decoder = getattr(self, "_decoder", None), None
+        close = getattr(decoder, "close", None)
+        if close is not None:
+            close()
+        prefetcher = getattr(self, "prefetcher", None)
+        if prefetcher is not None:
+            prefetcher.release_slots()
+
+    def __enter__(self) -> SlipstreamLoader:
+        """The loader itself; :meth:`close` runs on exit."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the loader."""
+        self.close()
+
+    def __del__(self) -> None:
+        """Close what is still open (never raises: may run at interpreter exit)."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - nothing to report to at finalization
+            pass
+
     def _engine(self) -> DecodeStage:
         if self._decoder is None:
             options = EngineOptions(

@@ -265,6 +265,18 @@ class DaliEngine:
         )
         return self._iterator
 
+    def close(self) -> None:
+        """Drop the pipeline and its iterator (DALI frees its threads and buffers).
+
+        Between epochs only (no batch pending); the next epoch builds a new pipeline.
+        """
+        self._feed.finish()
+        self._feed.pending.clear()
+        self._feed = BatchFeed()
+        self._iterator = None
+        self._pipeline = None
+        self._needs_reset = False
+
     # ------------------------------------------------------------------ batches
     def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:
         """Run the stream's batches through the pipeline, in order.

@@ -256,6 +256,10 @@ class NativeEngine:
             stream.stop.set()
             thread.join()
 
+    def close(self) -> None:
+        """Release the pixel buffers (pinned memory on a GPU machine); reallocated on use."""
+        self._buffers = []
+
     def decode(self, batch: EncodedBatch, buffers: PixelBuffers) -> DecodedBatch:
         """Decode every view of ``batch`` into ``buffers``."""
         buffers.wait_until_reusable()

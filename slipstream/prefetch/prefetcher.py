@@ -303,6 +303,10 @@ class Prefetcher:
                 items.append((position, field, message))
         return (batch.ids() if items else batch.sample_ids[:0]), items
 
+    def release_slots(self) -> None:
+        """Drop the gathered-batch buffers (between epochs only); reallocated on next start."""
+        self._slots = []
+
     def _abandon(self, batch: EncodedBatch) -> None:
         self._slots = [slot for slot in self._slots if slot is not batch]
 
