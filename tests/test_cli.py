@@ -210,3 +210,19 @@ def test_build_plugin_builds_into_the_plugin_root(capsys):
         == f"DALI plugin for DALI {plugin.dali_version()}: {directory / plugin.LIB_NAME}"
     )
     assert plugin.is_current(directory)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # litdata's
+def test_inspect_a_litdata_folder(photo_folder, tmp_path, capsys):
+    writer_module = pytest.importorskip("litdata.streaming.writer")
+    folder = tmp_path / "optimized"
+    writer = writer_module.BinaryWriter(str(folder), chunk_size=4)
+    files = sorted(photo_folder.glob("*/*.jpg"))[:9]
+    for i, path in enumerate(files):
+        writer[i] = {"image": Image.open(path), "label": i % 3}
+    writer.done()
+    writer.merge()
+    assert main(["inspect", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"LitData dataset {folder}\n")
+    assert "samples: 9" in out and "cache: " in out
