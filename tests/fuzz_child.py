@@ -1,9 +1,10 @@
 """Run a list of mutations of a dataset, each on a fresh copy; print one JSON line each.
 
 Usage: ``python fuzz_child.py SOURCE WORK MUTATIONS.json REFERENCE.npy`` where SOURCE is a
-slip cache folder or a ``.beton`` and each mutation is ``{"file", "kind": "flip"|"truncate",
-"offset", "xor"}``. Outcome per mutation: ``same`` (the epoch equals the reference),
-``different`` (it does not, silently), ``slipstream`` (a SlipstreamError), or ``other:<type>``.
+slip cache folder, a LitData folder or a ``.beton`` and each mutation is ``{"file",
+"kind": "flip"|"truncate", "offset", "xor"}``. Outcome per mutation: ``same`` (the epoch
+equals the reference), ``different`` (it does not, silently), ``slipstream`` (a
+SlipstreamError), or ``other:<type>``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ def run_one(source: Path, work: Path, mutation: dict, reference: np.ndarray) -> 
     from slipstream.errors import SlipstreamError
     from slipstream.pipelines import supervised_train
 
-    if work.exists():
-        shutil.rmtree(work)
+    cache_root = work.parent / f"{work.name}-caches"  # a LitData source builds a cache here
+    for old in (work, cache_root):
+        if old.exists():
+            shutil.rmtree(old)
     if source.is_dir():
         shutil.copytree(source, work)
         target = work / mutation["file"]
@@ -38,7 +41,7 @@ def run_one(source: Path, work: Path, mutation: dict, reference: np.ndarray) -> 
         raw[mutation["offset"] % len(raw)] ^= mutation["xor"]
     target.write_bytes(bytes(raw))
     try:
-        dataset = SlipstreamDataset(dataset_path)
+        dataset = SlipstreamDataset(dataset_path, cache_root=cache_root, progress=False)
         pipelines = supervised_train(32, normalize=False, dtype="uint8")
         loader = SlipstreamLoader(
             dataset, 16, pipelines, device="cpu", num_threads=1, backend="native", shuffle=False

@@ -120,6 +120,10 @@ class LitDataFormatError(SlipstreamError, ValueError):
     """The dataset's index or chunks are not something this reader can read."""
 
 
+class ChunkNotFoundError(LitDataFormatError, FileNotFoundError):
+    """A chunk file that ``index.json`` names does not exist."""
+
+
 def _serializer_key(data_format: str) -> tuple[str, str]:
     """``"image:png"`` -> ``("image", "png")``; ``"int"`` -> ``("int", "")``."""
     name, _, detail = data_format.partition(":")
@@ -208,6 +212,9 @@ class LitDataReader:
             index = json.loads(self._index_bytes)
             self.config: dict[str, Any] = index["config"]
             self.chunks: list[dict[str, Any]] = index["chunks"]
+            for chunk in self.chunks:
+                if not isinstance(chunk["filename"], str):
+                    raise TypeError(f"chunk filename {chunk['filename']!r} is not a string")
         except (ValueError, KeyError, TypeError) as exc:
             raise LitDataFormatError(f"{index_path} is not a LitData index ({exc})") from exc
         try:
@@ -321,7 +328,7 @@ class LitDataReader:
             try:
                 size = path.stat().st_size
             except FileNotFoundError:
-                raise FileNotFoundError(
+                raise ChunkNotFoundError(
                     f"chunk {chunk['filename']!r} named by {self.root / INDEX_NAME} does not "
                     f"exist ({path})"
                 ) from None
