@@ -590,7 +590,10 @@ void MapScalar(const uint8_t* in, int64_t count, const Lut& lut, T* out) {
 // 24 bytes (8 pixels) per step: three vectors of 8 lanes whose channels repeat with period 3;
 // the same float32 multiply, then subtract, as MulSub (bit-identical to the lookup table).
 // Returns the bytes done (a multiple of 24); the caller maps the rest with the table.
-template <int32_t kType>
+// kStream: non-temporal stores (out 32-byte aligned, so every store is aligned): a batch of
+// float outputs is far larger than the caches, and streaming skips reading each destination
+// line before writing it (measured: float32 0.68x -> 0.93x of the uint8 rate, one thread).
+template <int32_t kType, bool kStream>
 __attribute__((target("avx2,f16c"))) int64_t MapAVX2(const uint8_t* in, int64_t count,
                                                       const PixelMap& map, void* out) {
   __m256 scale[3], shift[3];
@@ -617,23 +620,34 @@ __attribute__((target("avx2,f16c"))) int64_t MapAVX2(const uint8_t* in, int64_t 
       asm volatile("" : "+x"(p));
       const __m256 y = _mm256_sub_ps(p, shift[v]);
       if constexpr (kType == kPixelFloat32) {
-        _mm256_storeu_ps(static_cast<float*>(out) + i + 8 * v, y);
-      } else if constexpr (kType == kPixelFloat16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i + 8 * v),
-                         _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-      } else {  // bfloat16: (bits + 0x7fff + lsb) >> 16 (values here are never nan)
-        const __m256i x = _mm256_castps_si256(y);
-        const __m256i r = _mm256_srli_epi32(
-            _mm256_add_epi32(x, _mm256_add_epi32(bias, _mm256_and_si256(
-                                                           _mm256_srli_epi32(x, 16), one))),
-            16);
-        const __m128i packed =
-            _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i + 8 * v),
-                         packed);
+        float* o = static_cast<float*>(out) + i + 8 * v;
+        if constexpr (kStream) {
+          _mm256_stream_ps(o, y);
+        } else {
+          _mm256_storeu_ps(o, y);
+        }
+      } else {
+        __m128i packed;
+        if constexpr (kType == kPixelFloat16) {
+          packed = _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else {  // bfloat16: (bits + 0x7fff + lsb) >> 16 (values here are never nan)
+          const __m256i x = _mm256_castps_si256(y);
+          const __m256i r = _mm256_srli_epi32(
+              _mm256_add_epi32(x, _mm256_add_epi32(bias, _mm256_and_si256(
+                                                             _mm256_srli_epi32(x, 16), one))),
+              16);
+          packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        }
+        auto* o = reinterpret_cast<__m128i*>(static_cast<uint16_t*>(out) + i + 8 * v);
+        if constexpr (kStream) {
+          _mm_stream_si128(o, packed);
+        } else {
+          _mm_storeu_si128(o, packed);
+        }
       }
     }
   }
+  if constexpr (kStream) _mm_sfence();
   return i;
 }
 #endif
@@ -648,10 +662,20 @@ void MapPixels(const uint8_t* in, int64_t count, const PixelMap& map, void* out)
   int64_t done = 0;
 #ifdef SLIPSTREAM_HAVE_AVX2_PATH
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+    const bool aligned = (reinterpret_cast<uintptr_t>(out) & 31) == 0;
     switch (map.type) {
-      case kPixelFloat32: done = MapAVX2<kPixelFloat32>(in, count, map, out); break;
-      case kPixelFloat16: done = MapAVX2<kPixelFloat16>(in, count, map, out); break;
-      default: done = MapAVX2<kPixelBFloat16>(in, count, map, out); break;
+      case kPixelFloat32:
+        done = aligned ? MapAVX2<kPixelFloat32, true>(in, count, map, out)
+                       : MapAVX2<kPixelFloat32, false>(in, count, map, out);
+        break;
+      case kPixelFloat16:
+        done = aligned ? MapAVX2<kPixelFloat16, true>(in, count, map, out)
+                       : MapAVX2<kPixelFloat16, false>(in, count, map, out);
+        break;
+      default:
+        done = aligned ? MapAVX2<kPixelBFloat16, true>(in, count, map, out)
+                       : MapAVX2<kPixelBFloat16, false>(in, count, map, out);
+        break;
     }
   }
 #endif

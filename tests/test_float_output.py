@@ -288,3 +288,24 @@ def test_dali_operator_equals_native_kernel(photos, dtype):
         decode_crop(None, None, size=8, dtype="uint8", mean=mean, std=std)
     with pytest.raises(ValueError, match="mixed"):
         decode_crop(None, None, size=8, device="mixed", dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", list(FLOAT_DTYPES))
+def test_unaligned_output_equals_aligned(photos, dtype):
+    """Aligned outputs take non-temporal stores, others plain ones: the same elements."""
+    data, offsets, sizes = _batch([_jpeg(p) for p in photos])
+    windows, flips = _windows(photos, 1, seed=2)
+    wins, fl = np.ascontiguousarray(windows[:, 0]), np.ascontiguousarray(flips[:, 0])
+    shape = (len(photos), 57, 61, 3)
+    aligned = _empty(shape, dtype)
+    n = int(np.prod(shape))
+    spare = _empty((n + 1,), dtype)
+    unaligned = spare[1:].reshape(shape)  # 2 or 4 bytes off the buffer's alignment
+    assert unaligned.ctypes.data % 16 != 0
+    decoder = NativeDecoder(2)
+    for out in (aligned, unaligned):
+        assert not decoder.decode_views_batch(
+            data, offsets, sizes, wins, fl, [out], out_dtype=dtype, mean=IMAGENET.mean,
+            std=IMAGENET.std,
+        )  # fmt: skip
+    assert np.array_equal(aligned, unaligned)
