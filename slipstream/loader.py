@@ -7,6 +7,7 @@ crop windows and the gathered bytes, and the engine owns the decode.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import weakref
 from collections.abc import Generator
@@ -246,6 +247,8 @@ class SlipstreamLoader:
         prefetcher = getattr(self, "prefetcher", None)
         if prefetcher is not None:
             prefetcher.release_slots()
+        if decoder is not None:
+            _trim_allocator()
 
     def __enter__(self) -> SlipstreamLoader:
         """The loader itself; :meth:`close` runs on exit."""
@@ -334,6 +337,21 @@ class SlipstreamLoader:
         finally:
             decoded.close()
             stream.close()
+
+
+def _trim_allocator() -> None:
+    """Give glibc's free heap back to the OS (the freed buffers stay resident otherwise)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def _default_device() -> torch.device:
