@@ -10,6 +10,7 @@ __all__ = [
     "NoDecodeEngineError",
     "SampleCorruptError",
     "SampleDecodeError",
+    "Yuv420WindowError",
 ]
 
 CORRUPT_STATUS = -1
@@ -71,3 +72,16 @@ class BatchDecodeError(SlipstreamError, RuntimeError):
         self.sample_ids = sample_ids
         self.failures = list(failures)
         self.reason = reason
+
+
+class Yuv420WindowError(SlipstreamError, ValueError):
+    """A crop window, its image size, or the item holding the image is invalid.
+
+    Attributes:
+        position: The offending row of the batch.
+    """
+
+    def __init__(self, position: int, message: str) -> None:
+        """Keep the row."""
+        super().__init__(message)
+        self.position = position
