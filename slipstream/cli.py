@@ -427,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slipstream`` command: returns the exit status."""
     parser = make_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
+    package_logger = logging.getLogger("slipstream")
+    saved = (list(package_logger.handlers), package_logger.level)  # main() may run in-process
     if args.verbose:
         from slipstream.logs import enable_logging
 
@@ -448,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"{prefix} {type(error).__name__}: {_one_line(error)}{hint}", file=sys.stderr)
         return 1
+    finally:
+        package_logger.handlers[:] = saved[0]
+        package_logger.setLevel(saved[1])
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ class SlipstreamDataset:
 
     def __repr__(self) -> str:
         """Source, cache (or the FFCV file read in place), samples and fields."""
-        kind = "read in place" if str(self.cache_path) == str(Path(self.source)) else "slip cache"
+        kind = "slip cache" if isinstance(self.cache, SlipCache) else "read in place"
         return (
             f"SlipstreamDataset(source={self.source!r}, cache={str(self.cache_path)!r} "
             f"({kind}), samples={len(self)}, fields={self.field_types})"

@@ -106,3 +106,12 @@ def test_repr_of_dataset_and_loader(photo_folder, photo_dataset):
         "epoch=2",
     ):
         assert part in text, (part, text)
+
+
+def test_repr_of_an_ffcv_file_read_in_place():
+    from pathlib import Path
+
+    beton = Path(__file__).parent / "fixtures" / "ffcv" / "custom.beton"
+    text = repr(SlipstreamDataset(beton))
+    assert text.startswith(f"SlipstreamDataset(source={str(beton)!r}, cache={str(beton)!r}")
+    assert "(read in place), samples=6" in text

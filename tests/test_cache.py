@@ -569,6 +569,7 @@ def test_recorded_companion_file_checked(cache_copy):
         SlipCache.open(cache_copy)
 
 
-def test_progress_bar(tree, tmp_path, capsys):
+def test_progress_bar(tree, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SLIPSTREAM_PROGRESS", "1")  # stderr is not a terminal under pytest
     build_cache(ImageFolderReader(tree), tmp_path / "p.slip", progress=True)
     assert "building p.slip" in capsys.readouterr().err

@@ -41,18 +41,17 @@ def test_logger_is_quiet_except_warnings():
     assert proc.stderr == "a warning\n"
 
 
-def test_enable_logging_adds_one_handler(capsys):
-    before = list(logger.handlers)
+def test_enable_logging_adds_one_handler():
+    saved = (list(logger.handlers), logger.level)
     try:
+        logger.handlers = [h for h in logger.handlers if not getattr(h, "_slipstream", False)]
         enable_logging(logging.INFO)
         enable_logging("DEBUG")
-        added = [h for h in logger.handlers if h not in before]
-        assert len(added) == 1 and logger.level == logging.DEBUG
+        ours = [h for h in logger.handlers if getattr(h, "_slipstream", False)]
+        assert len(ours) == 1 and logger.level == logging.DEBUG
     finally:
-        for handler in logger.handlers[:]:
-            if handler not in before:
-                logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
+        logger.handlers, level = saved
+        logger.setLevel(level)
 
 
 @pytest.mark.parametrize(("setting", "bar"), [(None, False), ("1", True), ("0", False)])
