@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
 import sys
@@ -52,7 +53,10 @@ def test_train_supervised_example(photo_dataset):
     lines = result.stdout.splitlines()
     losses = [float(line.split("loss ")[1].split()[0]) for line in lines if " loss " in line]
     assert len(losses) == 2 and all(loss == loss for loss in losses), result.stdout  # not NaN
-    assert "checkpoint: loader at {'epoch': 0, 'batch': 10, 'seed': 0}" in lines, result.stdout
+    checkpoint = [line for line in lines if line.startswith("checkpoint: loader at ")]
+    assert len(checkpoint) == 1, result.stdout
+    state = ast.literal_eval(checkpoint[0].removeprefix("checkpoint: loader at "))
+    assert (state["epoch"], state["batch"], state["samples"], state["seed"]) == (0, 10, 160, 0)
 
 
 def test_train_simclr_example(photo_dataset):
