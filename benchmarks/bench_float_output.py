@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -39,6 +36,7 @@ from pathlib import Path
 import torch
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
+from slipstream.bench import record_results
 from slipstream.pipelines import supervised_train
 from slipstream.transforms import ImageOutput
 
@@ -122,26 +120,18 @@ def main() -> None:
     print(table)
 
     if args.record:
-        out = Path(__file__).parent / "results"
-        out.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
         info = {
-            "date": stamp,
-            "machine": platform.node(),
-            "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "data": str(folder),
             "samples": len(dataset),
-            "torch": torch.__version__,
             "rows": [dataclasses.asdict(_Row(**r)) for r in rows],
         }
-        (out / f"float-output-{stamp}.json").write_text(json.dumps(info, indent=2))
-        (out / f"float-output-{stamp}.md").write_text(
-            f"# bench_float_output {stamp}\n\n`python benchmarks/bench_float_output.py "
-            f"--data {folder} --epochs {args.epochs}` on {args.threads} threads "
-            f"({os.cpu_count()} cores), {len(dataset)} images\n\n{table}\n"
+        command = (
+            f"python benchmarks/bench_float_output.py --data {folder} --epochs {args.epochs} "
+            f"({args.threads} threads, {len(dataset)} images)"
         )
-        print(f"recorded in {out}")
+        out = Path(__file__).parent / "results"
+        print(f"recorded in {record_results(out, 'float-output', info, command, table)}")
 
 
 @dataclasses.dataclass

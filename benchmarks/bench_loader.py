@@ -14,19 +14,14 @@ The reference corpus: ``../shared/tools/make_photo_corpus.py OUT --n 5000`` then
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import logging
 import os
-import platform
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from slipstream import SlipstreamDataset
-from slipstream.bench import default_runs, format_table, run_benchmarks
+from slipstream.bench import default_runs, format_table, record_results, run_benchmarks
 
 BATCH = 256
 
@@ -73,28 +68,18 @@ def main() -> None:
         )
 
     if args.record:
-        out = Path(__file__).parent / "results"
-        out.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
         info = {
-            "date": stamp,
-            "machine": platform.node(),
-            "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "data": str(folder),
             "samples": len(dataset),
-            "torch": torch.__version__,
             "results": {
                 name: {**asdict(r), "median": r.median, "epochs": r.rates}
                 for name, r in results.items()
             },
         }
-        (out / f"loader-{stamp}.json").write_text(json.dumps(info, indent=2))
-        (out / f"loader-{stamp}.md").write_text(
-            f"# bench_loader {stamp}\n\n`python benchmarks/bench_loader.py "
-            f"--data {folder} --epochs {args.epochs}` on {os.cpu_count()} cores\n\n{table}\n"
-        )
-        print(f"recorded in {out}")
+        command = f"python benchmarks/bench_loader.py --data {folder} --epochs {args.epochs}"
+        written = record_results(Path(__file__).parent / "results", "loader", info, command, table)
+        print(f"recorded in {written}")
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from slipstream.demo.photos import crop_sample
+
 SHORT_SIDE = (256, 500)
 
 
 def _sources() -> dict:
-    from slipstream.demo.photos import _photo_sources  # the demo's list of photographs
+    from slipstream.demo.photos import photo_sources  # the demo's list of photographs
 
-    return _photo_sources()
+    return photo_sources()
 
 
 def _write(args: tuple[str, int, int, int]) -> int:
@@ -40,7 +42,7 @@ def _write(args: tuple[str, int, int, int]) -> int:
     for i in range(start, count, step):
         rng = random.Random(seed * 1_000_003 + i)
         name = names[i % len(names)]
-        image = _crop(photos[name], rng)
+        image = crop_sample(photos[name], rng, min_area=0.25, short_side=SHORT_SIDE)
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)
         image.save(
@@ -51,20 +53,6 @@ def _write(args: tuple[str, int, int, int]) -> int:
         )
         written += 1
     return written
-
-
-def _crop(photo: Image.Image, rng: random.Random) -> Image.Image:
-    width, height = photo.size
-    area = width * height * rng.uniform(0.25, 1.0)
-    aspect = rng.uniform(3 / 4, 4 / 3) if rng.random() < 0.8 else rng.uniform(1 / 2, 2)
-    w = min(width, round((area * aspect) ** 0.5))
-    h = min(height, round((area / aspect) ** 0.5))
-    x, y = rng.randrange(0, width - w + 1), rng.randrange(0, height - h + 1)
-    short = rng.randint(*SHORT_SIDE)
-    scale = short / min(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    crop = photo.crop((x, y, x + w, y + h)).resize(size, Image.BICUBIC)
-    return crop.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
 
 
 def main() -> None:

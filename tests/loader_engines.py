@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from slipstream import SlipstreamLoader
+from slipstream.pipelines import ImagePipeline, RandomResizedCrop
 
 ENGINES: dict[str, dict[str, str]] = {
     "native-jpeg": {"backend": "native", "image_format": "jpeg"},
@@ -22,6 +23,26 @@ ENGINES: dict[str, dict[str, str]] = {
     "dali-cpu-jpeg": {"backend": "dali", "decode_device": "cpu", "image_format": "jpeg"},
     "dali-cpu-yuv420": {"backend": "dali", "decode_device": "cpu", "image_format": "yuv420"},
 }
+# Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
+MULTI_VIEW = {
+    f"{kind}_{k}": ImagePipeline(
+        RandomResizedCrop(size, scale=scale),
+        flip_probability=0.5,
+        dtype="uint8",
+        field="image",
+        view=view,
+    )
+    for view, (kind, k, size, scale) in enumerate(
+        [
+            ("global", 0, 64, (0.3, 1.0)),
+            ("global", 1, 64, (0.3, 1.0)),
+            ("local", 0, 32, (0.05, 0.3)),
+            ("local", 1, 32, (0.05, 0.3)),
+        ]
+    )
+}
+"""Four outputs of one image field: two sizes, two views each."""
+
 NATIVE_OF_FORMAT = {"jpeg": "native-jpeg", "yuv420": "native-yuv420"}
 """The reference engine of each image format (every CPU engine equals it bit for bit)."""
 

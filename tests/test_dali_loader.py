@@ -1,7 +1,8 @@
-"""What only the DALI engine does: owned outputs, one pipeline per loader, PrefetchedBatches.
+"""What only the DALI engine does: outputs it owns, and PrefetchedBatches.
 
 The loader contract on the DALI CPU engine, and its bit-exact equality with the native
-engine, are in ``test_loader_contract.py``.
+engine, are in ``test_loader_contract.py``; the engine's life cycle (one pipeline for every
+epoch, breaks, errors inside DALI) in ``test_dali_engine.py``.
 """
 
 from __future__ import annotations
@@ -59,19 +60,3 @@ def test_prefetched_batches_in_a_user_pipeline(photo_dataset):
             assert torch.equal(a["image"].permute(0, 2, 3, 1), b["image"])
             assert torch.equal(a["label"], b["label"].flatten())
         assert source.epoch == epoch + 1
-
-
-def test_one_pipeline_serves_every_epoch(photo_dataset, monkeypatch):
-    """Epochs reuse the built pipeline (a rebuild costs nvJPEG's set-up on a GPU each epoch)."""
-    from slipstream.dali.engine import DaliEngine
-
-    builds = []
-    build = DaliEngine._build
-    monkeypatch.setattr(DaliEngine, "_build", lambda self: builds.append(1) or build(self))
-    native = make_loader(photo_dataset, "native-jpeg", 48, UINT8_TRAIN, seed=6)
-    dali = make_loader(photo_dataset, "dali-cpu-jpeg", 48, UINT8_TRAIN, seed=6)
-    for epoch in range(3):
-        native.set_epoch(epoch)
-        dali.set_epoch(epoch)
-        assert_same(batches(native), batches(dali))
-    assert len(builds) == 1

@@ -16,7 +16,7 @@ pytest.importorskip(
     "nvidia.dali", reason="nvidia-dali is not installed (pip install 'slipstream[dali]')"
 )
 
-from loader_engines import assert_same, batches, make_loader  # noqa: E402
+from loader_engines import MULTI_VIEW, assert_same, batches, make_loader  # noqa: E402
 
 from slipstream import SlipstreamDataset, SlipstreamLoader  # noqa: E402
 from slipstream.cache.yuv420 import build_yuv420  # noqa: E402
@@ -26,7 +26,6 @@ from slipstream.native.yuv420 import decode_crop_views_yuv420  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
     CenterCrop,
     ImagePipeline,
-    RandomResizedCrop,
     supervised_train,
 )
 
@@ -34,24 +33,6 @@ pytestmark = pytest.mark.dali
 
 UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
 UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
-# Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
-MULTI_VIEW = {
-    f"{kind}_{k}": ImagePipeline(
-        RandomResizedCrop(size, scale=scale),
-        flip_probability=0.5,
-        dtype="uint8",
-        field="image",
-        view=view,
-    )
-    for view, (kind, k, size, scale) in enumerate(
-        [
-            ("global", 0, 64, (0.3, 1.0)),
-            ("global", 1, 64, (0.3, 1.0)),
-            ("local", 0, 32, (0.05, 0.3)),
-            ("local", 1, 32, (0.05, 0.3)),
-        ]
-    )
-}
 
 
 @pytest.fixture(scope="module")

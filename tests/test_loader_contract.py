@@ -22,6 +22,7 @@ import pytest
 import torch
 from loader_engines import (
     ENGINES,
+    MULTI_VIEW,
     NATIVE_OF_FORMAT,
     assert_same,
     batches,
@@ -40,7 +41,6 @@ from slipstream.pipelines import (
     IMAGENET_STD,
     CenterCrop,
     ImagePipeline,
-    RandomResizedCrop,
     dino,
     supervised_train,
     supervised_val,
@@ -51,24 +51,6 @@ UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
 FLOAT_TRAIN = supervised_train(64)
 UINT8_VAL = supervised_val(48, resize_short=56, normalize=False, dtype="uint8")
 UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
-# Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
-MULTI_VIEW = {
-    f"{kind}_{k}": ImagePipeline(
-        RandomResizedCrop(size, scale=scale),
-        flip_probability=0.5,
-        dtype="uint8",
-        field="image",
-        view=view,
-    )
-    for view, (kind, k, size, scale) in enumerate(
-        [
-            ("global", 0, 64, (0.3, 1.0)),
-            ("global", 1, 64, (0.3, 1.0)),
-            ("local", 0, 32, (0.05, 0.3)),
-            ("local", 1, 32, (0.05, 0.3)),
-        ]
-    )
-}
 DINO = dino(
     global_size=64, local_size=32, num_local=2, augment=False, normalize=False, dtype="uint8"
 )

@@ -18,14 +18,19 @@ Runs other than the slipstream ones need the source to be an image folder.
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
+import json
 import logging
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -351,3 +356,32 @@ def format_table(results: dict[str, BenchResult]) -> str:
         ratios = "".join(f"{r.median / a:.2f}x | " if a else "- | " for a in anchors.values())
         lines.append(f"| {name} | {per_epoch} | {r.median:,.0f} | " + ratios)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def record_results(
+    directory: Path, prefix: str, info: dict[str, Any], command: str, table: str
+) -> Path:
+    """Write ``<prefix>-<stamp>.json`` (``info`` + machine facts) and ``.md`` (the table).
+
+    Args:
+        directory: Where results go (created if missing), e.g. ``benchmarks/results``.
+        prefix: File name prefix, e.g. ``"loader"``.
+        info: What to store besides the date, machine, core count and torch version.
+        command: The command line that reproduces the run (quoted in the ``.md``).
+        table: The markdown table printed by the run.
+
+    Returns:
+        The ``.md`` file.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    facts = {
+        "date": stamp,
+        "machine": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+    (directory / f"{prefix}-{stamp}.json").write_text(json.dumps({**facts, **info}, indent=2))
+    markdown = directory / f"{prefix}-{stamp}.md"
+    markdown.write_text(f"# {prefix} {stamp}\n\n`{command}` on {os.cpu_count()} cores\n\n{table}\n")
+    return markdown

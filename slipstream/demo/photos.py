@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 
-def _photo_sources() -> dict[str, Callable[[], np.ndarray]]:
+def photo_sources() -> dict[str, Callable[[], np.ndarray]]:
+    """Class name -> a loader of its photograph (scikit-image's bundled photos)."""
     try:
         from skimage import data
     except ImportError as error:
@@ -59,27 +60,41 @@ def make_demo_folder(out: str | Path, num_images: int = 3000, *, seed: int = 0) 
     if demo_folder_ready(out, num_images, seed=seed):
         return out
     rng = random.Random(seed)
-    sources = _photo_sources()
+    sources = photo_sources()
     for class_index, (name, load) in enumerate(sources.items()):
         photo = Image.fromarray(load())
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(class_index, num_images, len(sources)):
-            _crop_sample(photo, rng).save(folder / f"{i:06d}.jpg.part", **_jpeg_options(rng))
+            crop_sample(photo, rng).save(folder / f"{i:06d}.jpg.part", **_jpeg_options(rng))
             (folder / f"{i:06d}.jpg.part").rename(folder / f"{i:06d}.jpg")
     (out / ".complete").write_text(f"{num_images} {seed}")
     return out
 
 
-def _crop_sample(photo: Image.Image, rng: random.Random) -> Image.Image:
+def crop_sample(
+    photo: Image.Image,
+    rng: random.Random,
+    *,
+    min_area: float = 0.2,
+    short_side: tuple[int, int] = (192, 320),
+) -> Image.Image:
+    """A random crop of ``photo`` resized to a random short side, mirrored half the time.
+
+    Args:
+        photo: The source photograph.
+        rng: The random generator (drawn in a fixed order, so a seed gives one crop).
+        min_area: Smallest crop area as a fraction of the photo.
+        short_side: Range of the resized short side (inclusive).
+    """
     width, height = photo.size
-    area = width * height * rng.uniform(0.2, 1.0)
+    area = width * height * rng.uniform(min_area, 1.0)
     aspect = rng.uniform(3 / 4, 4 / 3) if rng.random() < 0.8 else rng.uniform(1 / 2, 2)
     w = min(width, round((area * aspect) ** 0.5))
     h = min(height, round((area / aspect) ** 0.5))
     x, y = rng.randrange(0, width - w + 1), rng.randrange(0, height - h + 1)
     crop = photo.crop((x, y, x + w, y + h))
-    short = rng.randint(192, 320)
+    short = rng.randint(*short_side)
     scale = short / min(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     crop = crop.resize(size, Image.BICUBIC)
