@@ -40,31 +40,9 @@ def _gather(
     sizes: np.ndarray,
     destination: np.ndarray,
     offsets: np.ndarray,
-) -> int:
-    source_address = source.ctypes.data
-    destination_address = destination.ctypes.data
-    position = np.int64(0)
-    for i in range(pointers.shape[0]):
-        size = np.int64(sizes[i])
-        offsets[i] = position
-        copy_bytes(
-            destination_address + np.uintp(position),
-            source_address + np.uintp(pointers[i]),
-            size,
-        )
-        position += size
-    return position
-
-
-@numba.njit(nogil=True, cache=True)
-def _gather_checked(
-    source: np.ndarray,
-    pointers: np.ndarray,
-    sizes: np.ndarray,
-    destination: np.ndarray,
-    offsets: np.ndarray,
     expected: np.ndarray,
     corrupt: np.ndarray,
+    check: bool,
 ) -> int:
     source_address = source.ctypes.data
     destination_address = destination.ctypes.data
@@ -74,14 +52,18 @@ def _gather_checked(
         offsets[i] = position
         target = destination_address + np.uintp(position)
         copy_bytes(target, source_address + np.uintp(pointers[i]), size)
-        if xxh64_address(target, size) != expected[i]:
-            corrupt[i] = 1
-            for k in range(min(size, 4)):  # no longer a JPEG: every decoder rejects it
-                destination[position + k] = 0
-        else:
-            corrupt[i] = 0
+        if check:
+            if xxh64_address(target, size) != expected[i]:
+                corrupt[i] = 1
+                for k in range(min(size, 4)):  # no longer a JPEG: every decoder rejects it
+                    destination[position + k] = 0
+            else:
+                corrupt[i] = 0
         position += size
     return position
+
+
+_UNCHECKED = (np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint8))
 
 
 def gather_bytes(
@@ -128,7 +110,7 @@ def gather_bytes(
             f"the source ({source.shape[0]} bytes)"
         )
     if expected is None:
-        return int(_gather(source, pointers, sizes, destination, offsets))
+        return int(_gather(source, pointers, sizes, destination, offsets, *_UNCHECKED, False))
     if corrupt is None or expected.shape != sizes.shape or corrupt.shape[0] < sizes.shape[0]:
         raise ValueError("expected and corrupt must have one entry per item")
-    return int(_gather_checked(source, pointers, sizes, destination, offsets, expected, corrupt))
+    return int(_gather(source, pointers, sizes, destination, offsets, expected, corrupt, True))
