@@ -8,8 +8,16 @@ bad data can cause. Each keeps its historical built-in base too (``ValueError`` 
 
 from __future__ import annotations
 
-__all__ = ["SlipstreamError"]
+__all__ = ["FieldNotFoundError", "SlipstreamError"]
 
 
 class SlipstreamError(Exception):
     """Base class of slipstream's errors about data, formats and arguments it checks."""
+
+
+class FieldNotFoundError(SlipstreamError, KeyError):
+    """A field a caller asked for is not in the dataset (or not of the kind asked for)."""
+
+    def __str__(self) -> str:
+        """The message itself (``KeyError`` would print its repr)."""
+        return str(self.args[0]) if self.args else ""

@@ -23,12 +23,13 @@ from slipstream.cache.format import IMAGE_TYPE
 from slipstream.cache.jpeg_check import ImageCheckError
 from slipstream.cache.jpeg_scan import prepare_images
 from slipstream.cache.packed_items import PackedItems
+from slipstream.errors import SlipstreamError
 
 BATCH_SIZE = 128
 """Samples per batch read and checked by one task."""
 
 
-class CacheBuildError(RuntimeError):
+class CacheBuildError(SlipstreamError, RuntimeError):
     """A cache could not be built; names the sample (``reader.describe(i)``) at fault."""
 
 

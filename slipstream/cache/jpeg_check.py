@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from slipstream.errors import SlipstreamError
+
 JPEG_EOI_WINDOW = 64
 """An EOI marker (``FF D9``) must start within this many bytes of the end of a JPEG.
 
@@ -51,7 +53,7 @@ _MAGIC = (
 )
 
 
-class ImageCheckError(ValueError):
+class ImageCheckError(SlipstreamError, ValueError):
     """An item of an image field is not an image the cache can store."""
 
 

@@ -32,6 +32,7 @@ import torch
 
 from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.cache.gather import gather_bytes
+from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch
 from slipstream.prefetch.stages import (
     END_OF_STREAM,
@@ -196,7 +197,7 @@ class Prefetcher:
             raise ValueError(f"batch_size and prefetch must be >= 1, got {batch_size}, {prefetch}")
         for name, pipeline in pipelines.items():
             if cache.field_types.get(pipeline.field or name) != "ImageBytes":
-                raise KeyError(
+                raise FieldNotFoundError(
                     f"{cache.path}: pipeline output {name!r} reads {pipeline.field or name!r}, "
                     f"which is not an image field; image fields: {cache.image_fields}"
                 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from slipstream.errors import FieldNotFoundError
 from slipstream.pipelines.spec import ImagePipeline
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ class FieldOutput:
             fields = [name for name, kind in types.items() if kind in numeric_types]
         for name in fields:
             if name not in types:
-                raise KeyError(f"unknown field {name!r}; fields: {list(types)}")
+                raise FieldNotFoundError(f"unknown field {name!r}; fields: {list(types)}")
         self.cache, self.fields, self.device = cache, list(fields), device
 
     def describe(self, sample_id: int) -> str:
