@@ -28,6 +28,7 @@ pipeline: its pending batches are abandoned (never reused) and the next epoch bu
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from nvidia.dali import Pipeline, fn, pipeline_def, types
+from nvidia.dali import backend as dali_backend
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from slipstream.dali.ops import NvjpegOptions, decode_crop, external_source, slice_decode_resize
@@ -276,6 +278,8 @@ class DaliEngine:
         self._iterator = None
         self._pipeline = None
         self._needs_reset = False
+        gc.collect()  # the pipeline's reference cycles hold its buffers until collected
+        dali_backend.ReleaseUnusedMemory()  # then DALI's pools give the freed memory back
 
     # ------------------------------------------------------------------ batches
     def batches(self, stream: EpochStream) -> Iterator[DecodedBatch]:
