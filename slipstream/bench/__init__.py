@@ -81,6 +81,18 @@ def time_epochs(run_epoch: Callable[[], int], epochs: int) -> BenchResult:
     return BenchResult(rates, rss)
 
 
+def time_pair_epochs(loader: Iterable[tuple[Any, Any]], epochs: int) -> BenchResult:
+    """:func:`time_epochs` of a loader yielding ``(images, labels)`` (torchvision, FFCV)."""
+
+    def run_epoch() -> int:
+        count = 0
+        for images, _ in loader:
+            count += images.shape[0]
+        return count
+
+    return time_epochs(run_epoch, epochs)
+
+
 def bench_slipstream(
     dataset: SlipstreamDataset,
     pipeline: ImagePipeline,
@@ -174,13 +186,7 @@ def bench_torchvision(folder: Path, epochs: int, workers: int, batch_size: int =
         persistent_workers=workers > 0,
     )
 
-    def run_epoch() -> int:
-        count = 0
-        for images, _ in loader:
-            count += images.shape[0]
-        return count
-
-    return time_epochs(run_epoch, epochs)
+    return time_pair_epochs(loader, epochs)
 
 
 def bench_dali(
@@ -233,13 +239,7 @@ def bench_ffcv(
 
     loader = make_loader(folder, work, kind, batch_size, threads)
 
-    def run_epoch() -> int:
-        count = 0
-        for images, _ in loader:
-            count += images.shape[0]
-        return count
-
-    return time_epochs(run_epoch, epochs)
+    return time_pair_epochs(loader, epochs)
 
 
 def _installed(module: str) -> bool:

@@ -267,11 +267,6 @@ class Prefetcher:
         """Batches per epoch on this rank."""
         return num_batches(self.samples_per_epoch(), self.batch_size, self.drop_last)
 
-    def image_shapes(self, field: str) -> np.ndarray:
-        """int32 ``[N, 2]`` true ``(height, width)`` of every sample of an image field."""
-        store = self._stores[field]
-        return np.stack([store.heights, store.widths], axis=1).astype(np.int32)
-
     # ------------------------------------------------------------------ slots
     def reserve(self, in_flight: int) -> None:
         """Size the ring for an engine that holds up to ``in_flight`` batches at once."""
