@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "slipstream"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("paths", "errors", "arguments", "logs", "native", "_core"),
+    ("paths", "errors", "arguments", "renamed", "logs", "native", "_core"),
     ("cache",),
     ("readers",),
     ("sampling",),
