@@ -41,7 +41,8 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
                   "files": {"image.bin": <bytes>, "image.meta.npy": <bytes>,
                             "image.xxh64.npy": <bytes>}},
         "label": {"type": "int", "format": "<i8", "num_samples": N,
-                  "files": {"label.npy": <bytes>}},
+                  "files": {"label.npy": <bytes>},
+                  "classes": ["cat", "dog"]},   # optional: label i is named classes[i]
         "path":  {"type": "str", "format": "utf-8", "num_samples": N,
                   "files": {"path.bin": <bytes>, "path.offsets.npy": <bytes>}}
       },
@@ -92,6 +93,11 @@ IMAGE_TYPE = "ImageBytes"
 
 IMAGE_FORMATS = ("jpeg", "yuv420")
 """What decoders read of an image field: its JPEG items, or its YUV420 companion's items."""
+
+CLASSES_KEY = "classes"
+"""Optional key of a label field's manifest entry: its class names (label ``i`` names
+``classes[i]``), from image folders, file lists with class names and Hugging Face
+``ClassLabel`` columns. Absent where the source had none (and in older caches)."""
 
 STRING_TYPE = "str"
 """Field type stored as ``<field>.bin`` + ``<field>.offsets.npy``."""

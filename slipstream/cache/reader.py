@@ -21,6 +21,7 @@ from slipstream.cache.checksum import CHECKSUM_DTYPE, CHECKSUM_NAME, checksum_fi
 from slipstream.cache.field_access import FieldAccess
 from slipstream.cache.format import (
     BYTES_TYPES,
+    CLASSES_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
     IMAGE_META_DTYPE,
@@ -176,6 +177,21 @@ class SlipCache(FieldAccess):
         """
         kinds = set(self.field_types.values()) - BYTES_TYPES - {STRING_TYPE}
         return self._field(field, kinds, "numeric")
+
+    def class_names(self, field: str = "label") -> list[str] | None:
+        """The class names the manifest stores for a label field, or None.
+
+        Args:
+            field: The label field.
+
+        Returns:
+            Label ``i`` -> ``names[i]``; None where the build knew no names (or the field
+            does not exist).
+        """
+        names = self.manifest["fields"].get(field, {}).get(CLASSES_KEY)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return list(names)
 
     def item_bytes(self, field: str, index: int) -> np.ndarray:
         """Zero-copy ``uint8`` view of one item of a bytes, image or string field.

@@ -60,6 +60,7 @@ from slipstream.cache.field_writer import (
 )
 from slipstream.cache.format import (
     BYTES_TYPES,
+    CLASSES_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -290,6 +291,28 @@ def check_written_cache(folder: str | os.PathLike, manifest: dict[str, Any]) -> 
             )
 
 
+def reader_class_names(reader: Any) -> dict[str, list[str]]:
+    """Class names a reader knows, per label field, for the manifest's ``"classes"``.
+
+    A reader may have ``class_names`` (field name -> names, e.g. Hugging Face
+    ``ClassLabel`` columns) or ``classes`` (the names of its ``"label"`` field, as
+    :class:`~slipstream.readers.ImageFolderReader` and a file list with class names).
+
+    Args:
+        reader: The reader being built from.
+
+    Returns:
+        Field name -> class names (label ``i`` is ``names[i]``); empty when none are known.
+    """
+    named = getattr(reader, "class_names", None)
+    if isinstance(named, dict):
+        return {str(field): [str(n) for n in names] for field, names in named.items() if names}
+    classes = getattr(reader, "classes", None)
+    if isinstance(classes, (list, tuple)) and classes:
+        return {"label": [str(n) for n in classes]}
+    return {}
+
+
 def _write_cache(
     reader: Any,
     folder: Path,
@@ -344,6 +367,9 @@ def _write_cache(
             ]
             bar.update(batch.count)
         fields = {name: writer.finish() for name, writer in writers.items()}
+        for name, names in reader_class_names(reader).items():
+            if name in fields:
+                fields[name][CLASSES_KEY] = names
     except FieldValueError as exc:
         raise CacheBuildError(str(exc)) from exc
     finally:

@@ -46,6 +46,7 @@ def litdata_cache(
     *,
     on_error: str = "raise",
     progress: bool = True,
+    rename: dict[str, str] | None = None,
 ) -> Path:
     """Build (once) the slip cache of a LitData source; return its folder.
 
@@ -57,6 +58,8 @@ def litdata_cache(
         cache_root: Where caches (and ``s3://`` downloads) go.
         on_error: ``"raise"`` or ``"skip"`` bad samples while building.
         progress: Show progress bars.
+        rename: Field renames for :class:`LitDataReader` (e.g. ``{"0": "image"}``); they
+            are part of the fingerprint, so the cache name.
 
     Returns:
         The cache folder.
@@ -66,9 +69,9 @@ def litdata_cache(
         bucket, prefix = parse_s3_url(str(source))
         name = prefix.rsplit("/", 1)[-1] or bucket
         folder = fetch_index(str(source), cache_root)
-        reader = LitDataReader(folder, check_chunks=False)
+        reader = LitDataReader(folder, check_chunks=False, rename=rename)
     else:
-        reader = LitDataReader(source)
+        reader = LitDataReader(source, rename=rename)
         name = reader.root.resolve().name
     dest = cache_root / f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
     if not (dest / "manifest.json").is_file() and is_s3_url(source):
