@@ -10,7 +10,30 @@ Example:
 from slipstream.dataset import SlipstreamDataset
 from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
+from slipstream.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Compose,
+    Normalize,
+    RandomBackgroundBlend,
+    RandomEmbed,
+    ToDevice,
+    ToTorchImage,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["SlipstreamDataset", "SlipstreamError", "SlipstreamLoader", "__version__"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Compose",
+    "Normalize",
+    "RandomBackgroundBlend",
+    "RandomEmbed",
+    "SlipstreamDataset",
+    "SlipstreamError",
+    "SlipstreamLoader",
+    "ToDevice",
+    "ToTorchImage",
+    "__version__",
+]

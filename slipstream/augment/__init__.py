@@ -13,7 +13,14 @@ Every sample's params depend only on ``(seed, epoch, sample id, view, stream)``:
 batch size, position, world size or resume point. See :mod:`slipstream.augment.base`.
 """
 
-from slipstream.augment.base import BatchTransform, Compose, MultiView, Params, RandomApply
+from slipstream.augment.base import (
+    BatchTransform,
+    Compose,
+    FixedTransform,
+    MultiView,
+    Params,
+    RandomApply,
+)
 from slipstream.augment.blur import RandomGaussianBlur
 from slipstream.augment.canvas import RandomBackgroundBlend, RandomEmbed
 from slipstream.augment.color import (
@@ -21,6 +28,7 @@ from slipstream.augment.color import (
     RandomContrast,
     RandomGrayscale,
     RandomSolarization,
+    ToGrayscale,
 )
 from slipstream.augment.colorspace import (
     LMSToKonio,
@@ -28,6 +36,7 @@ from slipstream.augment.colorspace import (
     LMSToParvo,
     NormalizeLGN,
     RGBToLGN,
+    RGBToMagno,
     SRGBToLMS,
 )
 from slipstream.augment.convert import IMAGENET_MEAN, IMAGENET_STD, Normalize, ToFloatImage
@@ -38,10 +47,19 @@ from slipstream.augment.geometric import (
     RandomRotateObject,
     RandomZoom,
 )
-from slipstream.augment.jitter import RandomColorJitter, RandomColorJitterYIQ
+from slipstream.augment.jitter import ColorJitter, RandomColorJitter, RandomColorJitterYIQ
 from slipstream.augment.keys import AugmentStream, BatchKey
+from slipstream.augment.layout import (
+    ToChannelsFirst,
+    ToChannelsLast,
+    ToDevice,
+    ToFloat,
+    ToFloatDiv,
+    ToNumpy,
+    ToTorchImage,
+)
 from slipstream.augment.masks import CircularMask, RandomErasing, RandomPatchShuffle
-from slipstream.augment.mixing import CutMix, Mixup
+from slipstream.augment.mixing import CutMix, Mixup, mixup_target, one_hot
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -50,9 +68,11 @@ __all__ = [
     "BatchKey",
     "BatchTransform",
     "CircularMask",
+    "ColorJitter",
     "Compose",
     "CutMix",
     "FixedOpticalDistortion",
+    "FixedTransform",
     "LMSToKonio",
     "LMSToMagno",
     "LMSToParvo",
@@ -62,6 +82,7 @@ __all__ = [
     "NormalizeLGN",
     "Params",
     "RGBToLGN",
+    "RGBToMagno",
     "RandomApply",
     "RandomBackgroundBlend",
     "RandomBrightness",
@@ -79,5 +100,15 @@ __all__ = [
     "RandomSolarization",
     "RandomZoom",
     "SRGBToLMS",
+    "ToChannelsFirst",
+    "ToChannelsLast",
+    "ToDevice",
+    "ToFloat",
+    "ToFloatDiv",
     "ToFloatImage",
+    "ToGrayscale",
+    "ToNumpy",
+    "ToTorchImage",
+    "mixup_target",
+    "one_hot",
 ]

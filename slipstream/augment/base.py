@@ -25,7 +25,7 @@ import torch
 
 from slipstream.augment.keys import AugmentStream, BatchKey
 
-__all__ = ["BatchTransform", "Compose", "MultiView", "Params", "RandomApply"]
+__all__ = ["BatchTransform", "Compose", "FixedTransform", "MultiView", "Params", "RandomApply"]
 
 Params = dict[str, Any]
 """Transform parameters: tensors ``[B, ...]`` (or nested Params for containers)."""
@@ -180,6 +180,31 @@ class BatchTransform:
             f"{name}={value!r}" for name, value in vars(self).items() if not name.startswith("_")
         )
         return f"{type(self).__name__}({fields})"
+
+
+class FixedTransform(BatchTransform):
+    """Base class of transforms without randomness (conversions, color spaces).
+
+    Their params are empty; calling one needs no key and draws nothing (torch's global
+    RNG is left untouched). The input may be any shape the transform accepts (a single
+    ``[C, H, W]`` image as well as a batch).
+    """
+
+    def __call__(
+        self, batch: Any, key: BatchKey | None = None, *, return_params: bool = False
+    ) -> Any:
+        """Apply the transform (``key`` is accepted for the common signature, and unused).
+
+        Args:
+            batch: The input.
+            key: Unused.
+            return_params: Also return the (empty) params.
+
+        Returns:
+            The output, or ``(output, {})`` with ``return_params=True``.
+        """
+        out = self.apply(batch, {})
+        return (out, {}) if return_params else out
 
 
 class RandomTransform(BatchTransform):

@@ -1,4 +1,4 @@
-"""Per-sample pixel-value transforms: grayscale, brightness, contrast, solarization.
+"""Pixel-value transforms: grayscale (fixed and per sample), brightness, contrast, solarization.
 
 Definitions follow ``torchvision.transforms.v2.functional`` on float images in ``0..1``
 (the tests check them against it): grayscale weights ``0.2989, 0.587, 0.114``;
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from slipstream.augment.base import Params, RandomTransform, check_range
+from slipstream.augment.base import FixedTransform, Params, RandomTransform, check_range, stand_in
 from slipstream.augment.keys import AugmentStream
 
 __all__ = [
@@ -20,9 +20,11 @@ __all__ = [
     "RandomContrast",
     "RandomGrayscale",
     "RandomSolarization",
+    "ToGrayscale",
     "adjust_brightness",
     "adjust_contrast",
     "rgb_to_gray",
+    "to_grayscale",
 ]
 
 
@@ -30,6 +32,36 @@ def rgb_to_gray(batch: torch.Tensor) -> torch.Tensor:
     """ITU-R 601-2 luma of an RGB batch, ``[B, 1, H, W]``."""
     r, g, b = batch.unbind(dim=1)
     return r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(1)
+
+
+def to_grayscale(images: torch.Tensor, num_output_channels: int = 1) -> torch.Tensor:
+    """ITU-R 601-2 luma of RGB images ``[..., 3, H, W]`` of any dtype, torchvision's way.
+
+    Computed in the input's float dtype (float32 for integer images) and cast back to the
+    input's dtype: integer images are truncated, as torchvision's ``rgb_to_grayscale``
+    does. One-channel input is returned as a copy (or repeated to 3 channels).
+
+    Args:
+        images: ``[..., C, H, W]`` with ``C`` = 3 (or 1).
+        num_output_channels: 1, or 3 for three equal channels (an expanded view).
+
+    Returns:
+        ``[..., num_output_channels, H, W]`` in the input's dtype.
+    """
+    if num_output_channels not in (1, 3):
+        raise ValueError(f"num_output_channels must be 1 or 3, got {num_output_channels}")
+    if images.dim() < 3 or images.shape[-3] not in (1, 3):
+        shape = tuple(images.shape)
+        raise ValueError(f"expected images [..., 3, H, W] (or 1 channel), got {shape}")
+    if images.shape[-3] == 1:
+        gray = images.clone()
+    else:
+        r, g, b = images.unbind(dim=-3)
+        gray = r.mul(0.2989).add_(g, alpha=0.587).add_(b, alpha=0.114).unsqueeze(-3)
+        gray = gray.to(images.dtype)
+    if num_output_channels == 3:
+        return gray.expand(*gray.shape[:-3], 3, *gray.shape[-2:])
+    return gray
 
 
 def adjust_brightness(batch: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -60,6 +92,31 @@ class RandomGrayscale(RandomTransform):
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Grayscale every sample."""
         return rgb_to_gray(batch).expand_as(batch)
+
+
+class ToGrayscale(FixedTransform):
+    """Grayscale images (:func:`to_grayscale`): ``[..., 3, H, W]`` to 1 (or 3) channels.
+
+    Works on float and integer images, single images and batches (no key needed).
+
+    Args:
+        num_output_channels: 1, or 3 for three equal channels.
+    """
+
+    def __init__(self, num_output_channels: int = 1) -> None:
+        """Store the channel count."""
+        if num_output_channels not in (1, 3):
+            raise ValueError(f"num_output_channels must be 1 or 3, got {num_output_channels}")
+        self.num_output_channels = int(num_output_channels)
+
+    def output_stand_in(self, batch: torch.Tensor) -> torch.Tensor:
+        """Stand-in with ``num_output_channels`` channels."""
+        shape = (*batch.shape[:-3], self.num_output_channels, *batch.shape[-2:])
+        return stand_in(shape, batch.dtype, batch.device)
+
+    def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """Convert."""
+        return to_grayscale(batch, self.num_output_channels)
 
 
 class _RandomFactor(RandomTransform):

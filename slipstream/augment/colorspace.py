@@ -6,6 +6,7 @@
   the odd number at or above ``6 * sigma + 1``) and a ReLU, as the original slipstream:
   parvo ``[relu(L - M), relu(M - L)]`` (2 channels), magno ``[relu(L + M), relu(-(L + M))]``
   (2), konio ``relu(S - (L + M))`` (1), each term DoG-filtered.
+* :class:`RGBToMagno`: the two magno channels from sRGB (the original's ``RGBToMagno``).
 * :class:`RGBToLGN`: all five channels from sRGB; :class:`NormalizeLGN` normalizes them.
 
 None of these is random: their params are empty.
@@ -17,7 +18,13 @@ from collections.abc import Sequence
 
 import torch
 
-from slipstream.augment.base import BatchTransform, Params, stand_in, to_batch_device
+from slipstream.augment.base import (
+    BatchTransform,
+    FixedTransform,
+    Params,
+    stand_in,
+    to_batch_device,
+)
 from slipstream.augment.blur import gaussian_kernels
 from slipstream.augment.convert import Normalize
 
@@ -27,6 +34,7 @@ __all__ = [
     "LMSToParvo",
     "NormalizeLGN",
     "RGBToLGN",
+    "RGBToMagno",
     "SRGBToLMS",
     "srgb_to_lms",
 ]
@@ -210,6 +218,29 @@ class RGBToLGN(BatchTransform):
         lms = srgb_to_lms(batch)
         stages = (self.parvo, self.magno, self.konio)
         return torch.cat([stage.apply(lms, {}) for stage in stages], dim=1)
+
+
+class RGBToMagno(FixedTransform):
+    """sRGB ``[B, 3, H, W]`` in ``0..1`` to the two magno channels ``[B, 2, H, W]``.
+
+    ``srgb_to_lms`` then :class:`LMSToMagno`: ``[relu(DoG(L + M)), relu(-DoG(L + M))]``.
+
+    Args:
+        magno_sigma_c: Center Gaussian sigma in pixels.
+        magno_sigma_s: Surround Gaussian sigma in pixels.
+    """
+
+    def __init__(self, magno_sigma_c: float = 2.5, magno_sigma_s: float = 5.0) -> None:
+        """Build the magno stage."""
+        self.magno = LMSToMagno(magno_sigma_c, magno_sigma_s)
+
+    def output_stand_in(self, batch: torch.Tensor) -> torch.Tensor:
+        """Two-channel stand-in."""
+        return stand_in((batch.shape[0], 2, *batch.shape[2:]), batch.dtype, batch.device)
+
+    def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """Convert to LMS, then the magno stage."""
+        return self.magno.apply(srgb_to_lms(batch), {})
 
 
 class NormalizeLGN(Normalize):

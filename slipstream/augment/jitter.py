@@ -4,6 +4,9 @@
 order (torchvision's ``ColorJitter`` picks a random order per call), each with
 torchvision's definition; hue through a vectorized RGB -> HSV -> RGB round trip.
 
+:class:`ColorJitter` is the original slipstream's batch-level variant: one coin for the
+whole batch, factors per sample.
+
 :class:`RandomColorJitterYIQ` is the original slipstream / DALI ``color_twist``: one
 3x3 matrix and offset per sample, ``out = b * c * (YIQ->RGB @ HSV(h, s, v) @ RGB->YIQ) x
 + (0.5 - 0.5 c) b``, applied with one batched matmul.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from slipstream.augment.base import (
@@ -28,6 +32,7 @@ from slipstream.augment.color import adjust_brightness, adjust_contrast, rgb_to_
 from slipstream.augment.keys import AugmentStream, BatchKey
 
 __all__ = [
+    "ColorJitter",
     "RandomColorJitter",
     "RandomColorJitterYIQ",
     "adjust_hue",
@@ -150,6 +155,59 @@ class RandomColorJitter(RandomTransform):
         if self.hue != (0.0, 0.0):
             batch = adjust_hue(batch, params["hue"])
         return batch
+
+
+class ColorJitter(RandomColorJitter):
+    """The original slipstream's batch-level color jitter: all samples jittered, or none.
+
+    With probability ``p`` the whole batch is jittered, each sample with its own factors
+    (drawn per sample as :class:`RandomColorJitter` draws them, on this class's own stream);
+    otherwise the batch passes unchanged. ``value`` is the brightness factor range (the
+    original's name). Amounts follow torchvision's convention (``0.4`` -> ``[0.6, 1.4]``,
+    hue ``0.1`` -> ``[-0.1, 0.1]`` turns, a pair taken as is, 0 leaves the component out);
+    the order is brightness, contrast, saturation, hue.
+
+    Keying: every factor is a pure function of ``(seed, epoch, sample id, view)``. The
+    batch's coin is the apply draw of its smallest sample id, so it depends on which
+    samples share the batch (any batch-level choice does), not on their order; with
+    ``p=1`` (the default) nothing depends on the batch composition. Params as
+    :class:`RandomColorJitter` (``apply`` is equal across the batch).
+
+    Args:
+        p: Probability that the batch is jittered.
+        hue: Hue amount, at most 0.5.
+        saturation: Saturation amount.
+        value: Brightness (value) amount.
+        contrast: Contrast amount.
+    """
+
+    stream = AugmentStream.BATCH_COLOR_JITTER
+
+    def __init__(
+        self,
+        p: float = 1.0,
+        hue: float | Sequence[float] = 0.0,
+        saturation: float | Sequence[float] = 0.0,
+        value: float | Sequence[float] = 0.0,
+        contrast: float | Sequence[float] = 0.0,
+    ) -> None:
+        """Store the ranges (``value`` is the brightness range)."""
+        super().__init__(p, brightness=value, contrast=contrast, saturation=saturation, hue=hue)
+
+    def make_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
+        """Draw per-sample factors and the batch's coin (its smallest id's apply draw)."""
+        draws = key.uniform(self.stream, 1 + self.num_draws)
+        params = self.sample(batch, draws[:, 1:], key)
+        size = key.batch_size
+        coin = float(draws[int(np.argmin(key.sample_ids)), 0]) if size else 0.0
+        params["apply"] = to_batch_device(torch.full((size,), coin < self.p), batch)
+        return params
+
+    def __repr__(self) -> str:
+        return (
+            f"ColorJitter(p={self.p}, hue={self.hue}, saturation={self.saturation}, "
+            f"value={self.brightness}, contrast={self.contrast})"
+        )
 
 
 def yiq_color_matrices(

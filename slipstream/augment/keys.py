@@ -58,6 +58,8 @@ class AugmentStream(enum.IntEnum):
     MIXUP = 116
     CUTMIX = 117
     RANDOM_APPLY = 118
+    MIX_SWITCH = 119
+    BATCH_COLOR_JITTER = 120
 
 
 class BatchKey:

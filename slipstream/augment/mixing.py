@@ -6,6 +6,11 @@ partner depends on the batch composition (that is what mixing is); ``lam`` and, 
 CutMix, the box do not. Targets are ``lam * onehot(y) + (1 - lam) * onehot(y[partner])``
 after optional label smoothing.
 
+:class:`Mixup` with ``cutmix_alpha > 0`` chooses per sample between the two (the
+original slipstream's and timm's ``switch_prob``): the choice is a keyed draw of its own
+stream, and a sample that switches to CutMix gets the box and ``lam`` a
+``CutMix(cutmix_alpha)`` would give it under the same key.
+
 Call: ``images, targets = mix(images, labels, key)`` (integer labels ``[B]`` on the
 images' device); replay with ``mix.apply(images, labels, params)``.
 """
@@ -22,7 +27,7 @@ from slipstream.augment.base import check_probability, to_batch_device
 from slipstream.augment.keys import AugmentStream, BatchKey
 from slipstream.augment.masks import box_masks
 
-__all__ = ["CutMix", "Mixup", "keyed_beta"]
+__all__ = ["CutMix", "Mixup", "cutmix_boxes", "keyed_beta", "mixup_target", "one_hot"]
 
 _GAMMA_ATTEMPTS = 8
 _DRAWS_PER_GAMMA = 3 * _GAMMA_ATTEMPTS + 1
@@ -59,6 +64,65 @@ def keyed_beta(draws: torch.Tensor, alpha: float) -> torch.Tensor:
     g1 = _keyed_gamma(draws[:, :_DRAWS_PER_GAMMA], alpha)
     g2 = _keyed_gamma(draws[:, _DRAWS_PER_GAMMA : 2 * _DRAWS_PER_GAMMA], alpha)
     return g1 / (g1 + g2)
+
+
+def cutmix_boxes(
+    lam: torch.Tensor, centers: torch.Tensor, height: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CutMix boxes from ``lam`` and center draws, and the ``lam`` the clipped boxes give.
+
+    The box has sides ``floor(side * sqrt(1 - lam) / 2)`` either side of a center
+    ``floor(u * side)``, clipped to the image (timm's ``rand_bbox``).
+
+    Args:
+        lam: Drawn ``lam`` per sample, float64 ``[B]`` (host).
+        centers: Uniforms ``[B, 2]`` for the center row and column.
+        height: Image height.
+        width: Image width.
+
+    Returns:
+        ``(boxes, lam)``: int64 ``[B, 4]`` = ``(top, left, height, width)`` and float64
+        ``[B]`` = 1 - the box's area fraction.
+    """
+    cut = torch.sqrt(1.0 - lam)
+    cy, cx = torch.floor(centers[:, 0] * height), torch.floor(centers[:, 1] * width)
+    half_h, half_w = torch.floor(height * cut / 2), torch.floor(width * cut / 2)
+    top, bottom = (cy - half_h).clamp(0, height), (cy + half_h).clamp(0, height)
+    left, right = (cx - half_w).clamp(0, width), (cx + half_w).clamp(0, width)
+    boxes = torch.stack((top, left, bottom - top, right - left), dim=1).long()
+    return boxes, 1.0 - (boxes[:, 2] * boxes[:, 3]).double() / (height * width)
+
+
+def one_hot(
+    target: torch.Tensor, num_classes: int, on_value: float = 1.0, off_value: float = 0.0
+) -> torch.Tensor:
+    """Integer labels ``[B]`` to float32 ``[B, num_classes]`` with ``on_value``/``off_value``."""
+    onehot = F.one_hot(target.long().view(-1), num_classes).to(torch.float32)
+    return onehot * (on_value - off_value) + off_value
+
+
+def mixup_target(
+    target: torch.Tensor, num_classes: int, lam: torch.Tensor | float, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Targets mixed with the reversed batch's (the original slipstream's / timm's helper).
+
+    ``lam * onehot(y) + (1 - lam) * onehot(y.flip(0))``, smoothed with
+    ``on = 1 - smoothing + smoothing / num_classes`` and ``off = smoothing / num_classes``.
+
+    Args:
+        target: Integer labels ``[B]``.
+        num_classes: Number of classes.
+        lam: Per-sample ``lam`` ``[B]`` (or one float).
+        smoothing: Label smoothing in ``[0, 1)``.
+
+    Returns:
+        float32 ``[B, num_classes]``; each row sums to 1.
+    """
+    off = smoothing / num_classes
+    y1 = one_hot(target, num_classes, 1.0 - smoothing + off, off)
+    y2 = one_hot(target.flip(0), num_classes, 1.0 - smoothing + off, off)
+    lam = torch.as_tensor(lam, dtype=torch.float32, device=y1.device).reshape(-1, 1)
+    return y1 * lam + y2 * (1.0 - lam)
 
 
 class _Mix:
@@ -134,30 +198,77 @@ class _Mix:
 class Mixup(_Mix):
     """``x = lam * x + (1 - lam) * x[partner]``, per-sample ``lam ~ Beta(alpha, alpha)``.
 
+    With ``cutmix_alpha > 0``, each mixed sample instead uses CutMix with probability
+    ``switch_prob`` (a keyed per-sample draw; ``lam ~ Beta(cutmix_alpha, cutmix_alpha)``,
+    then the area the clipped box keeps).
+
     Params: ``apply`` bool ``[B]``, ``lam`` ``[B]`` (1 where not applied), ``partner``
-    int64 ``[B]``.
+    int64 ``[B]``; with CutMix also ``cutmix`` bool ``[B]`` (the samples that use it) and
+    ``box`` int64 ``[B, 4]`` = ``(top, left, height, width)`` (empty for the others).
 
     Args:
-        alpha: Beta distribution parameter.
+        alpha: Beta distribution parameter of mixup (the original's ``mixup_alpha``).
         num_classes: Number of classes of the integer labels.
-        p: Probability per sample.
+        p: Probability per sample that it is mixed at all (the original's ``prob``).
         label_smoothing: Label smoothing of the targets.
+        cutmix_alpha: Beta parameter of CutMix; 0 (default) means mixup only.
+        switch_prob: Probability per mixed sample of CutMix instead of mixup.
     """
 
     stream = AugmentStream.MIXUP
 
+    def __init__(
+        self,
+        alpha: float,
+        num_classes: int,
+        p: float = 1.0,
+        label_smoothing: float = 0.0,
+        *,
+        cutmix_alpha: float = 0.0,
+        switch_prob: float = 0.5,
+    ) -> None:
+        """Store the parameters."""
+        super().__init__(alpha, num_classes, p, label_smoothing)
+        if cutmix_alpha < 0:
+            raise ValueError(f"cutmix_alpha must be >= 0, got {cutmix_alpha}")
+        self.cutmix_alpha = float(cutmix_alpha)
+        self.switch_prob = check_probability(switch_prob)
+
     def make_params(self, images: torch.Tensor, key: BatchKey) -> dict[str, Any]:
-        """Draw ``lam`` per sample."""
+        """Draw ``lam`` per sample (and, with CutMix, the switch and the boxes)."""
         _, params = self._draws(images, key)
+        if self.cutmix_alpha > 0:
+            self._draw_cutmix(images, key, params)
         params["lam"] = to_batch_device(params["lam"], images, images.dtype)
         return params
+
+    def _draw_cutmix(self, images: torch.Tensor, key: BatchKey, params: dict[str, Any]) -> None:
+        """Choose CutMix samples and their boxes; ``params["lam"]`` is still on the host."""
+        applied = key.uniform(self.stream, 1)[:, 0] < self.p  # params["apply"], on the host
+        use_cutmix = applied & (key.uniform(AugmentStream.MIX_SWITCH, 1)[:, 0] < self.switch_prob)
+        draws = key.uniform(AugmentStream.CUTMIX, 1 + 2 * _DRAWS_PER_GAMMA + 2)
+        cut_lam = keyed_beta(draws[:, 1 : 1 + 2 * _DRAWS_PER_GAMMA], self.cutmix_alpha)
+        _, _, h, w = images.shape
+        boxes, cut_lam = cutmix_boxes(cut_lam, draws[:, 1 + 2 * _DRAWS_PER_GAMMA :], h, w)
+        boxes = torch.where(use_cutmix.view(-1, 1), boxes, torch.zeros_like(boxes))
+        params["lam"] = torch.where(use_cutmix, cut_lam, params["lam"])
+        params["cutmix"] = to_batch_device(use_cutmix, images)
+        params["box"] = to_batch_device(boxes, images)
 
     def apply(
         self, images: torch.Tensor, labels: torch.Tensor, params: dict[str, Any]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix images and targets."""
+        partner = images[params["partner"]]
         lam = params["lam"].view(-1, 1, 1, 1)
-        mixed = images * lam + images[params["partner"]] * (1.0 - lam)
+        if "cutmix" not in params:
+            mixed = images * lam + partner * (1.0 - lam)
+            return mixed, self.targets(labels, params, images.dtype)
+        # CutMix samples blend with weight 1 (their own pixels exactly), then get the box.
+        lam = torch.where(params["cutmix"].view(-1, 1, 1, 1), torch.ones_like(lam), lam)
+        blended = images * lam + partner * (1.0 - lam)
+        _, _, h, w = images.shape
+        mixed = torch.where(box_masks(params["box"], h, w), partner, blended)
         return mixed, self.targets(labels, params, images.dtype)
 
 
@@ -177,13 +288,7 @@ class CutMix(_Mix):
         """Draw ``lam`` and a box per sample."""
         draws, params = self._draws(images, key)
         _, _, h, w = images.shape
-        cut = torch.sqrt(1.0 - params["lam"])
-        cy, cx = torch.floor(draws[:, 0] * h), torch.floor(draws[:, 1] * w)
-        half_h, half_w = torch.floor(h * cut / 2), torch.floor(w * cut / 2)
-        top, bottom = (cy - half_h).clamp(0, h), (cy + half_h).clamp(0, h)
-        left, right = (cx - half_w).clamp(0, w), (cx + half_w).clamp(0, w)
-        box = torch.stack((top, left, bottom - top, right - left), dim=1).long()
-        lam = 1.0 - (box[:, 2] * box[:, 3]).double() / (h * w)
+        box, lam = cutmix_boxes(params["lam"], draws, h, w)
         params["lam"] = to_batch_device(lam, images, images.dtype)
         params["box"] = to_batch_device(box, images)
         return params
