@@ -7,9 +7,11 @@ Example:
     >>> loader = SlipstreamLoader(ds, 256, supervised_train(224), seed=0)  # doctest: +SKIP
 """
 
+from slipstream.cache.field_index import write_index
 from slipstream.dataset import SlipstreamDataset
 from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
+from slipstream.sampling.rejection import estimate_rejection_fallback_rate
 from slipstream.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,4 +38,6 @@ __all__ = [
     "ToDevice",
     "ToTorchImage",
     "__version__",
+    "estimate_rejection_fallback_rate",
+    "write_index",
 ]

@@ -38,12 +38,25 @@ PACKAGE_DIR = ROOT / "slipstream"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths", "errors", "arguments", "renamed", "logs", "native", "_core"),
     ("cache",),
-    ("readers",),
+    ("readers", "remote_cache"),
     ("sampling",),
     ("prefetch",),
     ("decode", "dali"),
     ("augment", "transforms", "pipelines"),
-    ("dataset", "loader", "verify", "cli", "demo", "bench", "vis", "__init__", "__main__"),
+    (
+        "dataset",
+        "loader",
+        "loader_arguments",
+        "raw_loader",
+        "stats",
+        "verify",
+        "cli",
+        "demo",
+        "bench",
+        "vis",
+        "__init__",
+        "__main__",
+    ),
 )
 """Lowest first. Each name is a sub-package or top-level module of ``slipstream``."""
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from slipstream.cache.checksum import CHECKSUM_DTYPE, CHECKSUM_NAME, checksum_file
 from slipstream.cache.field_access import FieldAccess
+from slipstream.cache.field_index import FieldIndex, find_index_files, load_field_index
 from slipstream.cache.format import (
     BYTES_TYPES,
     CLASSES_KEY,
@@ -85,6 +86,7 @@ class SlipCache(FieldAccess):
         self.field_types = {name: f["type"] for name, f in manifest["fields"].items()}
         self.image_fields = [n for n, t in self.field_types.items() if t == IMAGE_TYPE]
         self._arrays = arrays
+        self.refresh_indexes()
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> SlipCache:
@@ -126,6 +128,38 @@ class SlipCache(FieldAccess):
                     f"({type(exc).__name__}: {exc})"
                 ) from exc
         return cls(root, manifest, arrays, checksums)
+
+    @property
+    def indexed_fields(self) -> list[str]:
+        """Fields with a stored ``<field>_index.npy`` (:func:`~slipstream.write_index`)."""
+        return list(self._index_files)
+
+    def refresh_indexes(self) -> None:
+        """Look again for stored field indexes in the cache folder (done on open)."""
+        self._index_files = find_index_files(self.path, self.field_types)
+        self._indexes: dict[str, FieldIndex] = {}
+
+    def get_index(self, field: str) -> FieldIndex:
+        """The stored ``value -> sample indices`` index of a field, read and checked once.
+
+        Args:
+            field: An indexed field (see :attr:`indexed_fields`).
+
+        Returns:
+            The index: ``index[value]`` gives the sorted ``int64`` sample indices.
+
+        Raises:
+            KeyError: The field has no stored index (build one with ``write_index``).
+            FieldIndexError: The index file is garbled or stale (names the file).
+        """
+        if field not in self._index_files:
+            raise KeyError(
+                f"{self.path}: no index found for field {field!r}; indexed fields: "
+                f"{self.indexed_fields}. Use write_index(cache, fields=[{field!r}]) to build one."
+            )
+        if field not in self._indexes:
+            self._indexes[field] = load_field_index(self._index_files[field], self, field)
+        return self._indexes[field]
 
     def _field(self, field: str, kinds: frozenset[str] | set[str], what: str) -> Any:
         self._check_field(field, kinds, what)
