@@ -408,3 +408,45 @@ def test_original_import_paths_name_one_class_each():
         assert getattr(slipstream, name) is getattr(T, name) is getattr(A, name)
     assert slipstream.RandomEmbed is A.RandomEmbed
     assert T.ToGrayscaleTorch is T.ToGrayscale and T.RandomColorJitterHSV is A.RandomColorJitter
+
+
+def test_new_transforms_pickle(images, key):
+    import pickle
+
+    for transform in (jitter(), T.RGBToMagno(1.0, 3.0), T.ToTorchImage("cpu", "float16")):
+        clone = pickle.loads(pickle.dumps(transform))
+        assert torch.equal(clone(images, key), transform(images, key))
+    mixer = pickle.loads(pickle.dumps(mix()))
+    assert torch.equal(
+        mixer(images, torch.arange(B), key)[0], mix()(images, torch.arange(B), key)[0]
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_matches_cpu(images, key):
+    gpu = images.cuda()
+    out, params = jitter()(gpu, key, return_params=True)
+    assert max_diff(out.cpu(), jitter()(images, key)) < 1e-5
+    assert params["apply"].device.type == "cuda"
+    labels = torch.arange(B)
+    mixed, targets = mix()(gpu, labels.cuda(), key)
+    ref_mixed, ref_targets = mix()(images, labels, key)
+    assert max_diff(mixed.cpu(), ref_mixed) < 1e-6 and max_diff(targets.cpu(), ref_targets) < 1e-6
+    pixels = torch.randint(0, 256, (2, H, W, 3), dtype=torch.uint8)
+    assert torch.equal(T.ToTorchImage("cuda")(pixels).cpu(), T.ToTorchImage("cpu")(pixels))
+    assert max_diff(T.RGBToMagno()(gpu).cpu(), T.RGBToMagno()(images)) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: T.ColorJitter(hue=0.7),
+        lambda: T.ColorJitter(p=1.5),
+        lambda: T.ColorJitter(value=-0.1),
+        lambda: T.RGBToMagno(magno_sigma_c=0.0),
+        lambda: T.Mixup(alpha=0.8, num_classes=10, cutmix_alpha=-1.0),
+    ],
+)
+def test_invalid_arguments_raise(build):
+    with pytest.raises(ValueError):
+        build()
