@@ -11,6 +11,20 @@ from slipstream.cache.field_index import write_index
 from slipstream.dataset import SlipstreamDataset
 from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
+from slipstream.pipelines import (
+    DecodeCenterCrop,
+    DecodeDirectRandomResizedCrop,
+    DecodeMultiRandomResizedCrop,
+    DecodeMultiRandomResizeShortCropLong,
+    DecodeOnly,
+    DecodeRandomResizedCrop,
+    DecodeRandomResizeShortCropLong,
+    DecodeResizeCrop,
+    DecodeYUVFullRes,
+    DecodeYUVPlanes,
+    MultiCropPipeline,
+    NamedCopies,
+)
 from slipstream.sampling.rejection import estimate_rejection_fallback_rate
 from slipstream.transforms import (
     IMAGENET_MEAN,
@@ -29,6 +43,18 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Compose",
+    "DecodeCenterCrop",
+    "DecodeDirectRandomResizedCrop",
+    "DecodeMultiRandomResizeShortCropLong",
+    "DecodeMultiRandomResizedCrop",
+    "DecodeOnly",
+    "DecodeRandomResizeShortCropLong",
+    "DecodeRandomResizedCrop",
+    "DecodeResizeCrop",
+    "DecodeYUVFullRes",
+    "DecodeYUVPlanes",
+    "MultiCropPipeline",
+    "NamedCopies",
     "Normalize",
     "RandomBackgroundBlend",
     "RandomEmbed",

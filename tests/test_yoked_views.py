@@ -8,8 +8,8 @@ import torch
 
 from slipstream import SlipstreamLoader
 from slipstream.native import decode_crop
-from slipstream.pipelines import RandomResizedCrop, dino, lejepa, multi_crop, simclr
-from slipstream.pipelines.spec import CenterCrop, ImagePipeline, YokedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop, dino, lejepa, multicrop, simclr
+from slipstream.pipelines.spec import DecodeCenterCrop, ImagePipeline, YokedCrop
 from slipstream.pipelines.ssl import yoke
 from slipstream.sampling import crops
 
@@ -27,7 +27,7 @@ def _batch(n: int = 3000, seed: int = 0):
 
 def _yoked_windows(H, W, ids, *, seed=5, epoch=2):
     """``[B, 1 + 4, 4]``: a global anchor (view 0), a yoked global (1), 3 yoked locals."""
-    anchor = RandomResizedCrop(224, scale=GLOBAL)
+    anchor = DecodeRandomResizedCrop(224, scale=GLOBAL)
     specs = [YokedCrop(224, anchor, 0, scale=GLOBAL)] + [
         YokedCrop(96, anchor, 0, scale=LOCAL) for _ in range(3)
     ]
@@ -112,9 +112,9 @@ def test_anchor_keeps_its_windows_and_center_crop_anchor():
         assert crop.output_size == plain[name].crop.output_size
         assert yoked[name].view == plain[name].view
     # A deterministic anchor: every view centred on the (whole-pixel) center crop's center.
-    spec = YokedCrop(32, CenterCrop(64), scale=LOCAL)
+    spec = YokedCrop(32, DecodeCenterCrop(64), scale=LOCAL)
     win = spec.windows(H, W, ids, seed=0, epoch=0, view=3)
-    center = crops.window_centers(CenterCrop(64).windows(H, W, ids, seed=0, epoch=0))
+    center = crops.window_centers(DecodeCenterCrop(64).windows(H, W, ids, seed=0, epoch=0))
     assert np.abs(crops.window_centers(win) - center).max() <= 0.5
     assert np.abs(center - np.stack([H / 2, W / 2], axis=1)).max() <= 1
 
@@ -122,30 +122,30 @@ def test_anchor_keeps_its_windows_and_center_crop_anchor():
 def test_yoke_api():
     views = yoke(simclr(64, augment=False))
     assert isinstance(views["view_1"].crop, YokedCrop)
-    assert isinstance(views["view_0"].crop, RandomResizedCrop)
+    assert isinstance(views["view_0"].crop, DecodeRandomResizedCrop)
     only = yoke(lejepa(augment=False), anchor="global_1", members=["local_0"])
     assert only["local_0"].crop.anchor_view == 1
-    assert isinstance(only["local_1"].crop, RandomResizedCrop)
-    assert isinstance(only["global_0"].crop, RandomResizedCrop)
-    mc = multi_crop(
-        global_size=64, local_size=32, num_global=1, num_local=2,
+    assert isinstance(only["local_1"].crop, DecodeRandomResizedCrop)
+    assert isinstance(only["global_0"].crop, DecodeRandomResizedCrop)
+    mc = multicrop(
+        global_size=64, local_size=32, global_crops=1, local_crops=2,
         global_scale=GLOBAL, local_scale=LOCAL, yoked=True,
     )  # fmt: skip
     kinds = [type(p.crop).__name__ for p in mc.values()]
-    assert kinds == ["RandomResizedCrop", "YokedCrop", "YokedCrop"]
+    assert kinds == ["DecodeRandomResizedCrop", "YokedCrop", "YokedCrop"]
     with pytest.raises(KeyError, match="unknown anchor"):
         yoke(simclr(), anchor="nope")
-    a = ImagePipeline(RandomResizedCrop(8), field="image")
+    a = ImagePipeline(DecodeRandomResizedCrop(8), field="image")
     with pytest.raises(ValueError, match="anchor's view"):
-        yoke({"a": a, "b": ImagePipeline(RandomResizedCrop(8), field="image")})
-    with pytest.raises(ValueError, match="yoke needs RandomResizedCrop"):
-        yoke({"a": a, "b": ImagePipeline(CenterCrop(8), field="image", view=1)})
+        yoke({"a": a, "b": ImagePipeline(DecodeRandomResizedCrop(8), field="image")})
+    with pytest.raises(ValueError, match="yoke needs DecodeRandomResizedCrop"):
+        yoke({"a": a, "b": ImagePipeline(DecodeCenterCrop(8), field="image", view=1)})
     with pytest.raises(ValueError, match="reads 'other'"):
-        yoke({"a": a, "b": ImagePipeline(RandomResizedCrop(8), field="other")}, members=["b"])
-    other_field = yoke({"a": a, "b": ImagePipeline(RandomResizedCrop(8), view=1)})
-    assert isinstance(other_field["b"].crop, RandomResizedCrop)  # reads field "b": left alone
+        yoke({"a": a, "b": ImagePipeline(DecodeRandomResizedCrop(8), field="other")}, members=["b"])
+    other_field = yoke({"a": a, "b": ImagePipeline(DecodeRandomResizedCrop(8), view=1)})
+    assert isinstance(other_field["b"].crop, DecodeRandomResizedCrop)  # reads field "b": left alone
     with pytest.raises(TypeError, match="anchor must be"):
-        YokedCrop(8, anchor=YokedCrop(8, RandomResizedCrop(8)))
+        YokedCrop(8, anchor=YokedCrop(8, DecodeRandomResizedCrop(8)))
 
 
 def _uint8(preset):

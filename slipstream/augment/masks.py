@@ -1,10 +1,12 @@
-"""Region transforms: random erasing, patch shuffling, a fixed circular mask."""
+"""Region transforms: random erasing, patch shuffling, a fixed circular mask, iBOT block masks."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numba
+import numpy as np
 import torch
 
 from slipstream.augment.base import (
@@ -16,8 +18,9 @@ from slipstream.augment.base import (
 )
 from slipstream.augment.geometric import centered_pixel_grid
 from slipstream.augment.keys import AugmentStream, BatchKey, keyed_noise
+from slipstream.sampling import keyed_random
 
-__all__ = ["CircularMask", "RandomErasing", "RandomPatchShuffle", "box_masks"]
+__all__ = ["CircularMask", "RandomBlockMask", "RandomErasing", "RandomPatchShuffle", "box_masks"]
 
 _ERASE_ATTEMPTS = 10
 
@@ -175,3 +178,160 @@ class CircularMask(BatchTransform):
         ys, xs = centered_pixel_grid(h, w, batch.device)
         inside = ys**2 + xs**2 <= (self.radius * min(h, w) * 0.5) ** 2
         return torch.where(inside, batch, batch.new_full((), self.fill))
+
+
+BLOCK_MASK_STREAM = 1001
+"""Stream id of :class:`RandomBlockMask` (outside :class:`AugmentStream`'s 101.. range)."""
+
+_ATTEMPTS_PER_BLOCK = 10
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+@numba.njit(cache=True, nogil=True)
+def _splitmix(state: np.uint64) -> tuple[np.uint64, float]:
+    """The next state and a uniform in [0, 1) (SplitMix64)."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return state, float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_masks(keys, grid_h, grid_w, p, r0, r1, la0, la1, low, out, blocks):  # noqa: PLR0913
+    """BEiT/iBOT block masking per sample from its 64-bit key (see RandomBlockMask)."""
+    for b in range(keys.shape[0]):
+        state = keys[b]
+        state, u = _splitmix(state)
+        if u >= p:
+            continue
+        state, u = _splitmix(state)
+        high = (r0 + (r1 - r0) * u) * grid_h * grid_w
+        count = 0
+        placed = 0
+        while count < high:
+            room = high - count
+            delta = 0
+            for _ in range(_ATTEMPTS_PER_BLOCK):
+                state, u1 = _splitmix(state)
+                state, u2 = _splitmix(state)
+                state, u3 = _splitmix(state)
+                state, u4 = _splitmix(state)
+                area = low + (room - low) * u1
+                aspect = math.exp(la0 + (la1 - la0) * u2)
+                h = int(round(math.sqrt(area * aspect)))
+                w = int(round(math.sqrt(area / aspect)))
+                if w < grid_w and h < grid_h:
+                    top = int(u3 * (grid_h - h + 1))
+                    left = int(u4 * (grid_w - w + 1))
+                    masked = 0
+                    for i in range(top, top + h):
+                        for j in range(left, left + w):
+                            masked += out[b, i, j]
+                    if 0 < h * w - masked <= room:
+                        for i in range(top, top + h):
+                            for j in range(left, left + w):
+                                if not out[b, i, j]:
+                                    out[b, i, j] = True
+                                    delta += 1
+                        if placed < blocks.shape[1]:
+                            blocks[b, placed, 0] = top
+                            blocks[b, placed, 1] = left
+                            blocks[b, placed, 2] = h
+                            blocks[b, placed, 3] = w
+                        placed += 1
+                if delta > 0:
+                    break
+            if delta == 0:
+                break
+            count += delta
+
+
+class RandomBlockMask:
+    """iBOT's blockwise patch masks (BEiT's block sampler), keyed per sample.
+
+    For each sample, with probability ``p``, a masking ratio ``r`` is drawn uniformly from
+    ``ratio`` and rectangular blocks of patches are added until ``r * H * W`` patches are
+    masked: each block has area uniform in ``[min_patches, remaining]`` and aspect ratio
+    ``h / w`` log-uniform in ``aspect``, ``h = round(sqrt(area * aspect))``,
+    ``w = round(sqrt(area / aspect))``, a uniform position; it is kept when it adds at least
+    one and at most ``remaining`` new patches; 10 attempts per block, and masking stops
+    early when none succeeds (as iBOT). Otherwise the sample's mask is all False.
+
+    The draws come from one 64-bit key per sample, ``(seed, epoch, sample id, view,
+    BLOCK_MASK_STREAM)``, so a sample's mask does not depend on batch size or order.
+
+    Called as a pipeline's ``augment`` (``mask = RandomBlockMask(...)(images, key)``) it
+    ignores the pixels and returns the masks on their device.
+
+    Args:
+        grid: Patch grid ``(H, W)`` (e.g. ``(14, 14)`` for 224 and patch 16), or one int.
+        ratio: Range of the masking ratio.
+        p: Probability that a sample is masked at all.
+        aspect: Range of the block aspect ratio ``h / w``.
+        min_patches: Smallest block area drawn (default iBOT's ``(min(H, W) // 3) ** 2``).
+    """
+
+    def __init__(
+        self,
+        grid: int | Sequence[int],
+        ratio: Sequence[float] = (0.1, 0.5),
+        p: float = 0.5,
+        aspect: Sequence[float] = (0.3, 1 / 0.3),
+        min_patches: int | None = None,
+    ) -> None:
+        """Check and store the sampler's parameters."""
+        grid_h, grid_w = (grid, grid) if isinstance(grid, int) else (int(grid[0]), int(grid[1]))
+        if grid_h < 1 or grid_w < 1:
+            raise ValueError(f"grid must be positive, got {grid!r}")
+        self.grid = (grid_h, grid_w)
+        self.ratio = check_range("ratio", ratio)
+        if not 0.0 <= self.ratio[0] <= self.ratio[1] <= 1.0:
+            raise ValueError(f"ratio must lie in [0, 1], got {ratio!r}")
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.aspect = check_range("aspect", aspect, positive=True)
+        self.min_patches = (min(self.grid) // 3) ** 2 if min_patches is None else int(min_patches)
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomBlockMask(grid={self.grid}, ratio={self.ratio}, p={self.p}, "
+            f"aspect={self.aspect}, min_patches={self.min_patches})"
+        )
+
+    def masks(self, key: BatchKey, max_blocks: int = 0) -> torch.Tensor | tuple:
+        """Bool masks ``[B, H, W]`` (CPU) of the key's samples.
+
+        Args:
+            key: The batch key.
+            max_blocks: Also return the first ``max_blocks`` placed blocks per sample,
+                int32 ``[B, max_blocks, 4]`` as ``(top, left, h, w)`` (zeros past the last).
+
+        Returns:
+            The masks, or ``(masks, blocks)`` when ``max_blocks > 0``.
+        """
+        word = key.stream_word(BLOCK_MASK_STREAM)
+        keys = keyed_random.bits(key.seed, key.epoch, key.sample_ids, key.view, word, 1)
+        out = np.zeros((key.batch_size, *self.grid), dtype=np.bool_)
+        blocks = np.zeros((key.batch_size, max(max_blocks, 0), 4), dtype=np.int32)
+        _block_masks(
+            np.ascontiguousarray(keys[:, 0]),
+            self.grid[0],
+            self.grid[1],
+            self.p,
+            self.ratio[0],
+            self.ratio[1],
+            math.log(self.aspect[0]),
+            math.log(self.aspect[1]),
+            float(self.min_patches),
+            out,
+            blocks,
+        )
+        masks = torch.from_numpy(out)
+        return (masks, torch.from_numpy(blocks)) if max_blocks > 0 else masks
+
+    def __call__(self, batch: torch.Tensor, key: BatchKey) -> torch.Tensor:
+        """The key's masks on ``batch``'s device (the pixels are not read)."""
+        return to_batch_device(self.masks(key), batch)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from slipstream.decode.full_resolution import FAILURE_CODE, FullResolutionDecoder, check_ragged
 from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
 from slipstream.native.decode import NativeDecoder
 from slipstream.prefetch.stages import END_OF_STREAM, StageThread, get_until_stopped, take
@@ -207,7 +208,14 @@ class NativeEngine:
     def __init__(self, options: EngineOptions) -> None:
         """Create the decoder pool (the pixel buffers are allocated on first use)."""
         self._decoder = NativeDecoder(options.num_threads)
-        self._sizes = {name: p.crop.output_size for name, p in options.pipelines.items()}
+        # Full-resolution outputs (DecodeOnly, ...): lists of per-sample tensors, no buffers.
+        self._ragged = check_ragged(options.pipelines, options.image_format)
+        self._full = FullResolutionDecoder(options.num_threads) if self._ragged else None
+        self._sizes = {
+            name: p.crop.output_size
+            for name, p in options.pipelines.items()
+            if name not in self._ragged
+        }
         self._batch_size = options.batch_size
         self._pin = options.device.type == "cuda"
         # On the CPU the kernel writes every output's final values (fused float output).
@@ -259,18 +267,31 @@ class NativeEngine:
     def close(self) -> None:
         """Release the pixel buffers (pinned memory on a GPU machine); reallocated on use."""
         self._buffers = []
+        if self._full is not None:
+            self._full.close()
+            self._full = FullResolutionDecoder(self._decoder.num_threads)
 
     def decode(self, batch: EncodedBatch, buffers: PixelBuffers) -> DecodedBatch:
         """Decode every view of ``batch`` into ``buffers``."""
         buffers.wait_until_reusable()
         n = batch.count
         failures = []
+        ragged: dict[str, list] = {}
         for field, images in batch.images.items():
             # One call per output mode (usually one): the views of a call share its decodes.
             groups: dict[OutputMode, list[int]] = {}
+            full: list[str] = []
             for k, view in enumerate(images.views):
-                groups.setdefault(self._modes[view], []).append(k)
+                if view in self._ragged:
+                    full.append(view)
+                else:
+                    groups.setdefault(self._modes[view], []).append(k)
             failed: dict[int, tuple[int, str]] = {}
+            for view in full:
+                values, errors = self._full.decode(images, n, self._ragged[view])
+                ragged[view] = values
+                for position, message in errors:
+                    failed.setdefault(position, (FAILURE_CODE, message))
             for mode, ks in groups.items():
                 outs = [buffers.arrays[images.views[k]] for k in ks]
                 chosen = None if len(ks) == len(images.views) else ks
@@ -282,4 +303,5 @@ class NativeEngine:
                 code, message = failed[position]
                 failures.append(SampleFailure(position, field, code, message))
         views = {name: pixels[:n] for name, pixels in buffers.pixels.items()}
+        views.update(ragged)
         return DecodedBatch(batch.ids(), views, failures, normalized=self._fused, host=buffers)

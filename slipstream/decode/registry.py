@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from slipstream.decode.errors import NoDecodeEngineError
+
+if TYPE_CHECKING:
+    from slipstream.decode.stage import DecodeStage, EngineOptions
 
 __all__ = [
     "BACKENDS",
@@ -70,17 +75,39 @@ class EngineSpec:
             return False
         return decode_device not in self.cuda_decode_devices or device.type == "cuda"
 
-    def engine_class(self) -> type:
-        """The engine's class (imports its module; DALI's only when a DALI engine is used)."""
+    def engine_class(self) -> Callable[[EngineOptions], DecodeStage]:
+        """The engine's class (imports its module; DALI's only when a DALI engine is used).
+
+        For engines other than ``native`` this is a factory that builds the native engine
+        instead when an output is full-resolution (``DecodeOnly``, ``DecodeYUVFullRes``,
+        ``DecodeYUVPlanes``): their per-sample sizes only go through the C++ kernel's
+        own path (:mod:`slipstream.decode.full_resolution`), whatever the backend.
+        """
         module, name = self.factory.split(":")
         try:
-            return getattr(importlib.import_module(module), name)
+            engine = getattr(importlib.import_module(module), name)
         except ImportError as exc:
             if self.backend == "dali":
                 raise ImportError(
                     f"backend='dali' needs NVIDIA DALI ({exc}); install it with `{DALI_EXTRA_HINT}`"
                 ) from exc
             raise
+        return engine if self.factory == _NATIVE else _full_resolution_on_native(engine)
+
+
+def _full_resolution_on_native(engine: type) -> Callable[[EngineOptions], DecodeStage]:
+    """``engine``, or the native engine when an output keeps full resolution."""
+
+    def build(options: EngineOptions) -> DecodeStage:
+        from slipstream.decode.full_resolution import ragged_form
+        from slipstream.decode.native import NativeEngine
+
+        if any(ragged_form(p) for p in options.pipelines.values()):
+            return NativeEngine(options)
+        return engine(options)
+
+    build.__name__ = build.__qualname__ = engine.__name__
+    return build
 
     def describe(self) -> str:
         """One line of the engine table."""

@@ -1,4 +1,4 @@
-"""Self-supervised multi-view presets: SimCLR, BYOL, DINO, IPCL, LeJEPA.
+"""Self-supervised multi-view presets: SimCLR, BYOL, multi-crop, DINO, IPCL, LeJEPA.
 
 Each preset returns plain data, ``{output name: ImagePipeline}``, where every output reads
 the same image field with its own ``view`` index, so each view's crop window, flip and
@@ -13,7 +13,7 @@ RandomSolarization -> Normalize`` with each method's probabilities (stated per p
 ``augment=False`` returns the crop-only pipelines (uint8, or normalized with
 ``normalize=True``).
 
-"Yoked" views share a center: :func:`yoke` (or ``yoked=True`` of :func:`multi_crop`,
+"Yoked" views share a center: :func:`yoke` (or ``yoked=True`` of :func:`multicrop`,
 :func:`dino`, :func:`lejepa`) turns views into :class:`~slipstream.pipelines.spec.YokedCrop`
 crops centred on one anchor view's crop, each keeping its own size, scale range, flip and
 augmentation.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from slipstream.pipelines.spec import ImagePipeline, Normalize, RandomResizedCrop, YokedCrop
+from slipstream.pipelines.spec import DecodeRandomResizedCrop, ImagePipeline, Normalize, YokedCrop
 
 
 def color_augment(
@@ -35,6 +35,7 @@ def color_augment(
     blur_p: float = 0.0,
     solarize_p: float = 0.0,
     normalize: bool = True,
+    blur_kernel: int = 23,
 ):
     """The SimCLR/BYOL/DINO color chain as a :class:`slipstream.augment.Compose`.
 
@@ -42,9 +43,10 @@ def color_augment(
         jitter: Brightness, contrast, saturation, hue strengths.
         jitter_p: Probability of the color jitter.
         grayscale_p: Probability of grayscale.
-        blur_p: Probability of a Gaussian blur (kernel 23, sigma 0.1-2).
+        blur_p: Probability of a Gaussian blur (sigma 0.1-2).
         solarize_p: Probability of solarization.
         normalize: End with ImageNet normalization.
+        blur_kernel: Side of the blur kernel (23 as DINO; odd).
 
     Returns:
         The transform (uint8 ``[B, 3, H, W]`` in, float32 out).
@@ -66,7 +68,7 @@ def color_augment(
         RandomGrayscale(grayscale_p),
     ]
     if blur_p > 0:
-        steps.append(RandomGaussianBlur(blur_p))
+        steps.append(RandomGaussianBlur(blur_p, kernel_size=blur_kernel))
     if solarize_p > 0:
         steps.append(RandomSolarization(solarize_p))
     if normalize:
@@ -84,18 +86,22 @@ def _views(
     normalize: bool,
     dtype: str,
     augments: list | None = None,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    seed: int | None = None,
+    device: str | None = None,
 ) -> dict[str, ImagePipeline]:
     views = {}
     for k, name in enumerate(names):
         augment = augments[k] if augments is not None else None
         views[name] = ImagePipeline(
-            crop=RandomResizedCrop(size, scale=scale),
+            crop=DecodeRandomResizedCrop(size, scale=scale, ratio=ratio, seed=seed),
             flip_probability=0.5,
             normalize=Normalize() if normalize and augment is None else None,
             dtype="uint8" if augment is not None else dtype,
             field=field,
             view=first_view + k,
             augment=augment,
+            device=device,
         )
     return views
 
@@ -193,7 +199,7 @@ def yoke(
 ) -> dict[str, ImagePipeline]:
     """Center views on one anchor view's crop ("yoked" views), e.g. locals on a global view.
 
-    Each member's ``RandomResizedCrop`` becomes a :class:`YokedCrop` with the same size,
+    Each member's ``DecodeRandomResizedCrop`` becomes a :class:`YokedCrop` with the same size,
     scale and ratio, centred on the anchor's window of the same sample; the anchor keeps its
     own crop, so its windows are unchanged. Members keep their ``view`` (their own keyed
     scale, aspect, flip and augmentation draws), so windows stay a pure function of
@@ -211,7 +217,7 @@ def yoke(
     Raises:
         KeyError: An unknown anchor or member name.
         ValueError: A member reading another field, sharing the anchor's ``view``, or
-            whose crop is not a ``RandomResizedCrop``.
+            whose crop is not a ``DecodeRandomResizedCrop``.
 
     Example:
         >>> views = yoke(dino(augment=False), anchor="global_0")
@@ -242,8 +248,10 @@ def yoke(
             raise ValueError(f"{name!r} reads {pipeline.field or name!r}, the anchor {field!r}")
         if pipeline.view == lead.view:
             raise ValueError(f"{name!r} has the anchor's view {lead.view}: give it its own view")
-        if not isinstance(crop, RandomResizedCrop):
-            raise ValueError(f"{name!r} has a {type(crop).__name__}; yoke needs RandomResizedCrop")
+        if not isinstance(crop, DecodeRandomResizedCrop):
+            raise ValueError(
+                f"{name!r} has a {type(crop).__name__}; yoke needs DecodeRandomResizedCrop"
+            )
         yoked = YokedCrop(
             crop.size, lead.crop, anchor_view=lead.view, scale=crop.scale, ratio=crop.ratio
         )
@@ -251,44 +259,80 @@ def yoke(
     return out
 
 
-def multi_crop(
+def multicrop(
+    global_crops: int = 2,
+    local_crops: int = 4,
+    global_size: int = 224,
+    local_size: int | None = None,
+    global_scale: tuple[float, float] = (0.30, 1.0),
+    local_scale: tuple[float, float] = (0.05, 0.30),
+    ratio: tuple[float, float] = (1.0, 1.0),
+    seed: int | None = None,
+    device: str | None = None,
+    dtype: str = "float32",
+    normalize: bool = True,
     *,
-    global_size: int,
-    local_size: int,
-    num_global: int,
-    num_local: int,
-    global_scale: tuple[float, float],
-    local_scale: tuple[float, float],
+    augment: bool = True,
     global_augments: list | None = None,
     local_augment=None,
     field: str = "image",
-    normalize: bool = True,
-    dtype: str = "float32",
     yoked: bool = False,
 ) -> dict[str, ImagePipeline]:
-    """Global and local views of one image (multi-crop, Caron et al. 2020).
+    """Global and local views of one image (multi-crop: DINO, iBOT, L-JEPA style).
+
+    The original slipstream's ``multicrop`` (its defaults are the lrm-ssl
+    ``ssl_global2_local4_ratio1`` config): every view gets a flip (p=0.5) in the decoder
+    and, with ``augment``, the same color chain: jitter (0.4, 0.4, 0.4, 0.1) p=0.8,
+    grayscale p=0.2, solarization p=0.2, Gaussian blur p=0.2 (kernel 7, sigma 0.1-2),
+    ImageNet normalization (the original's HSV jitter and its order, blur after
+    normalization, are this package's RGB jitter with blur before normalization).
 
     Args:
+        global_crops: Number of global views (``global_0``, ...).
+        local_crops: Number of local views (``local_0``, ...).
         global_size: Output side of the global views.
-        local_size: Output side of the local views.
-        num_global: Number of global views (``global_0``, ...).
-        num_local: Number of local views (``local_0``, ...).
-        global_scale: RandomResizedCrop area range of the global views.
-        local_scale: RandomResizedCrop area range of the local views.
-        global_augments: One batch transform per global view (or None: crops only).
-        local_augment: The batch transform of every local view (or None).
-        field: Image field to read.
-        normalize: ImageNet normalization on the output device.
+        local_size: Output side of the local views (default ``int(0.4375 * global_size)``,
+            98 for 224).
+        global_scale: Area range of the global crops.
+        local_scale: Area range of the local crops.
+        ratio: Aspect ratio range of every crop (square by default).
+        seed: Seed of the crop draws (default: the loader's ``seed``); views stay
+            independent draws through their ``view`` index.
+        device: Where the views go (default: the loader's device).
         dtype: Output dtype name of views without augmentation.
+        normalize: ImageNet normalization.
+        augment: Attach the color chain above to views that get no explicit augment.
+        global_augments: One batch transform per global view (overrides ``augment``).
+        local_augment: The batch transform of every local view (overrides ``augment``).
+        field: Image field to read.
         yoked: Center every other view on ``global_0``'s crop (:func:`yoke`): the views
             share a center and differ in scale, aspect, flip and augmentation.
 
     Returns:
         ``{"global_0": ..., "local_0": ...}``, global views first.
+
+    Example:
+        >>> sorted(multicrop(global_crops=2, local_crops=1, augment=False))
+        ['global_0', 'global_1', 'local_0']
     """
-    options = {"field": field, "normalize": normalize, "dtype": dtype}
+    local_size = int(0.4375 * global_size) if local_size is None else local_size
+    chain = color_augment(
+        jitter=(0.4, 0.4, 0.4, 0.1), solarize_p=0.2, blur_p=0.2, blur_kernel=7, normalize=normalize
+    )
+    if global_augments is None and augment:
+        global_augments = [chain] * global_crops
+    if local_augment is None and augment:
+        local_augment = chain
+    options = {
+        "field": field,
+        "normalize": normalize,
+        "dtype": dtype,
+        "ratio": ratio,
+        "seed": seed,
+        "device": device,
+    }
     views = _views(
-        [f"global_{k}" for k in range(num_global)],
+        [f"global_{k}" for k in range(global_crops)],
         global_size,
         global_scale,
         first_view=0,
@@ -297,15 +341,15 @@ def multi_crop(
     )
     views.update(
         _views(
-            [f"local_{k}" for k in range(num_local)],
+            [f"local_{k}" for k in range(local_crops)],
             local_size,
             local_scale,
-            first_view=num_global,
-            augments=None if local_augment is None else [local_augment] * num_local,
+            first_view=global_crops,
+            augments=None if local_augment is None else [local_augment] * local_crops,
             **options,
         )
     )
-    return yoke(views, anchor=next(iter(views))) if yoked else views
+    return yoke(views, anchor=next(iter(views))) if yoked and views else views
 
 
 def _dino_style(
@@ -327,13 +371,15 @@ def _dino_style(
             color_augment(blur_p=0.1, solarize_p=0.2, normalize=normalize),
         ]
         local_augment = color_augment(blur_p=0.5, normalize=normalize)
-    return multi_crop(
+    return multicrop(
+        global_crops=2,
+        local_crops=num_local,
         global_size=global_size,
         local_size=local_size,
-        num_global=2,
-        num_local=num_local,
         global_scale=global_scale,
         local_scale=local_scale,
+        ratio=(3 / 4, 4 / 3),
+        augment=False,
         global_augments=global_augments,
         local_augment=local_augment,
         normalize=normalize,
@@ -367,7 +413,7 @@ def dino(
         local_scale: Area range of the local crops.
         augment: Attach the augmentation chains (float32 output).
         yoked: Center the other views on ``global_0``'s crop (see :func:`yoke`).
-        **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
+        **options: ``field``, ``normalize``, ``dtype`` (see :func:`multicrop`).
 
     Returns:
         ``{"global_0", "global_1", "local_0", ...}``.
@@ -447,7 +493,7 @@ def lejepa(
         local_scale: Area range of the local crops.
         augment: Attach the augmentation chains (float32 output).
         yoked: Center the other views on ``global_0``'s crop (see :func:`yoke`).
-        **options: ``field``, ``normalize``, ``dtype`` (see :func:`multi_crop`).
+        **options: ``field``, ``normalize``, ``dtype`` (see :func:`multicrop`).
 
     Returns:
         ``{"global_0", "global_1", "local_0", ...}``.

@@ -41,7 +41,8 @@ class ImageOutput:
     """
 
     def __init__(self, pipeline: ImagePipeline, device: torch.device) -> None:
-        """Precompute the normalization constants on ``device``."""
+        """Precompute the normalization constants on ``device`` (or the pipeline's own)."""
+        device = torch.device(pipeline.device) if pipeline.device is not None else device
         self.device = device
         self.dtype = _DTYPES[pipeline.dtype]
         self._scale: torch.Tensor | None = None
@@ -51,7 +52,7 @@ class ImageOutput:
                 t.view(1, 3, 1, 1).to(device) for t in normalize_constants(pipeline)
             )
 
-    def __call__(self, pixels: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+    def __call__(self, pixels: torch.Tensor | list, normalized: bool = False) -> Any:
         """Convert ``[B, H, W, 3]`` pixels to the output tensor ``[B, 3, H, W]``.
 
         Args:
@@ -63,8 +64,16 @@ class ImageOutput:
         Returns:
             The batch on ``self.device``; on the CPU with ``dtype="uint8"``, or ``normalized``
             pixels of this dtype, this is a view of ``pixels`` (valid until the loader reuses
-            the buffer).
+            the buffer). A full-resolution output (a list of per-sample uint8 tensors, or of
+            ``(Y, U, V)`` tuples) is moved as it is.
         """
+        if isinstance(pixels, list):
+            return [
+                tuple(p.to(self.device) for p in item)
+                if isinstance(item, tuple)
+                else item.to(self.device)
+                for item in pixels
+            ]
         images = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
         if self.dtype == torch.uint8 or normalized:
             return images.to(self.dtype)
