@@ -26,6 +26,7 @@ from slipstream.pipelines import (
     NamedCopies,
 )
 from slipstream.sampling.rejection import estimate_rejection_fallback_rate
+from slipstream.stats import compute_normalization_stats
 from slipstream.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -64,6 +65,7 @@ __all__ = [
     "ToDevice",
     "ToTorchImage",
     "__version__",
+    "compute_normalization_stats",
     "estimate_rejection_fallback_rate",
     "write_index",
 ]
