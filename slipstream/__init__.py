@@ -11,6 +11,7 @@ from slipstream.cache.field_index import write_index
 from slipstream.dataset import SlipstreamDataset
 from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
+from slipstream.raw_loader import PrefetchingDataLoader
 from slipstream.pipelines import (
     DecodeCenterCrop,
     DecodeDirectRandomResizedCrop,
@@ -59,6 +60,7 @@ __all__ = [
     "Normalize",
     "RandomBackgroundBlend",
     "RandomEmbed",
+    "PrefetchingDataLoader",
     "SlipstreamDataset",
     "SlipstreamError",
     "SlipstreamLoader",

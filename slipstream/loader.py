@@ -52,6 +52,8 @@ class SlipstreamLoader:
             name, or its ``field``), e.g. ``supervised_train(224)`` or ``dino()``.
         seed: Seed of the shuffle order and of every random crop and flip.
         shuffle: Shuffle the order each epoch (keyed by ``seed`` and the epoch).
+        order: ``"random"``, ``"sequential"`` or ``"quasi_random"`` (FFCV's ``OrderOption``
+            names; default: ``"random"``, or ``"sequential"`` with ``shuffle=False``).
         drop_last: Drop the last partial batch (and, distributed, the tail that does
             not divide evenly across ranks instead of padding it).
         indices: Only draw these sample ids (e.g. a class subset).
@@ -97,6 +99,7 @@ class SlipstreamLoader:
         *,
         seed: int = 0,
         shuffle: bool = True,
+        order: str | None = None,
         drop_last: bool = False,
         indices: np.ndarray | list[int] | None = None,
         distributed: bool = False,
@@ -146,6 +149,7 @@ class SlipstreamLoader:
             image_format=image_format,
             seed=self.seed,
             shuffle=shuffle,
+            order=order,
             drop_last=drop_last,
             indices=indices,
             rank=self.rank,

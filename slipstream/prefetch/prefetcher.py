@@ -40,7 +40,7 @@ from slipstream.prefetch.stages import (
     get_until_stopped,
     take,
 )
-from slipstream.sampling import epoch_order, flips, num_batches
+from slipstream.sampling import epoch_order, flips, num_batches, resolve_order
 
 if TYPE_CHECKING:
     from slipstream.cache import SlipCache
@@ -189,6 +189,8 @@ class Prefetcher:
         rank: int = 0,
         world_size: int = 1,
         prefetch: int = 3,
+        order: str | None = None,
+        raw_fields: tuple[str, ...] = (),
     ) -> None:
         """Open the store arrays (building a YUV420 companion if asked and missing)."""
         if image_format not in IMAGE_FORMATS:
@@ -206,7 +208,8 @@ class Prefetcher:
         self.batch_size = int(batch_size)
         self.image_format = image_format
         self.seed = int(seed)
-        self.shuffle = bool(shuffle)
+        self.order = resolve_order(order, bool(shuffle))
+        self.shuffle = self.order != "sequential"
         self.drop_last = bool(drop_last)
         self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
         if self.indices is not None and self.indices.size:
@@ -218,6 +221,13 @@ class Prefetcher:
         for name, pipeline in self.pipelines.items():
             field = pipeline.field or name
             self.views[field] = (*self.views.get(field, ()), name)
+        for field in raw_fields:
+            if cache.field_types.get(field) != "ImageBytes":
+                raise FieldNotFoundError(
+                    f"{cache.path}: {field!r} is not an image field; "
+                    f"image fields: {cache.image_fields}"
+                )
+            self.views.setdefault(field, ())
         self._stores = {field: self._open_store(field) for field in self.views}
         self._slots: list[EncodedBatch] = []
         self._ring_size = 0
@@ -249,7 +259,7 @@ class Prefetcher:
             len(self.cache),
             seed=self.seed,
             epoch=epoch,
-            shuffle=self.shuffle,
+            order=self.order,
             indices=self.indices,
             rank=self.rank,
             world_size=self.world_size,
@@ -339,6 +349,7 @@ class Prefetcher:
             "rank": self.rank,
             "drop_last": self.drop_last,
             "shuffle": self.shuffle,
+            "order": self.order,
             "samples_per_epoch": self.samples_per_epoch(),
         }
 

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
 from slipstream.sampling.keyed_random import Stream, bits
+from slipstream.sampling.quasi_random import (
+    QUASI_RANDOM_BLOCK,
+    QUASI_RANDOM_WINDOW,
+    quasi_random_permutation,
+)
 
-__all__ = ["epoch_order", "num_batches"]
+__all__ = ["ORDERS", "epoch_order", "num_batches", "resolve_order"]
+
+ORDERS = ("sequential", "random", "quasi_random")
+"""Epoch orders, named like FFCV's ``OrderOption`` members (lower case)."""
+
+
+def resolve_order(order: object, shuffle: bool = True) -> str:
+    """The order's name: ``order`` given, else ``"random"`` or ``"sequential"`` from ``shuffle``.
+
+    Args:
+        order: ``"sequential"``, ``"random"`` or ``"quasi_random"`` (any case; FFCV's
+            ``OrderOption`` members are accepted by name), or None.
+        shuffle: What a missing ``order`` follows; ``shuffle=False`` means sequential, and
+            contradicts a shuffled ``order``.
+
+    Raises:
+        ValueError: An unknown order, or a shuffled order with ``shuffle=False``.
+    """
+    if order is None:
+        return "random" if shuffle else "sequential"
+    name = order.name if isinstance(order, enum.Enum) else order
+    if not isinstance(name, str) or name.lower() not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    name = name.lower()
+    if not shuffle and name != "sequential":
+        raise ValueError(f"shuffle=False asks for the sequential order, but order={name!r}")
+    return name
 
 
 def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -31,12 +64,17 @@ def epoch_order(
     rank: int = 0,
     world_size: int = 1,
     drop_last: bool = False,
+    order: str | None = None,
+    block_size: int = QUASI_RANDOM_BLOCK,
+    window: int = QUASI_RANDOM_WINDOW,
 ) -> np.ndarray:
     """Sample ids this rank visits in this epoch, in order.
 
     The global list is ``indices`` (default ``arange(num_samples)``), shuffled with a
-    permutation keyed by ``(seed, epoch)`` only, so every rank computes the same list.
-    It is then split like ``torch.utils.data.DistributedSampler``:
+    permutation keyed by ``(seed, epoch)`` only (``order="random"``), or in quasi-random
+    order (:mod:`slipstream.sampling.quasi_random`: shuffled blocks of neighbouring ids,
+    mixed a window at a time), or left as given (``"sequential"``), so every rank computes
+    the same list. It is then split like ``torch.utils.data.DistributedSampler``:
 
     - ``drop_last=False``: the list is padded to a multiple of ``world_size`` by repeating
       it from its start (cyclically, if more padding than the list length is needed), so
@@ -55,6 +93,10 @@ def epoch_order(
         rank: This process's rank, ``0 <= rank < world_size``.
         world_size: Number of ranks.
         drop_last: Drop the tail instead of padding (see above).
+        order: ``"sequential"``, ``"random"`` or ``"quasi_random"`` (default: from
+            ``shuffle``; see :func:`resolve_order`).
+        block_size: Quasi-random order: samples per block.
+        window: Quasi-random order: blocks shuffled together.
 
     Returns:
         ``int64`` array of sample ids for this rank and epoch.
@@ -79,8 +121,13 @@ def epoch_order(
         ids = ids.astype(np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= num_samples):
             raise ValueError(f"indices must lie in [0, {num_samples})")
-    if shuffle and ids.size:
+    order = resolve_order(order, shuffle)
+    if order == "random" and ids.size:
         ids = ids[_permutation(ids.size, seed, epoch)]
+    elif order == "quasi_random":
+        ids = quasi_random_permutation(
+            ids, seed=seed, epoch=epoch, block_size=block_size, window=window
+        )
     n = ids.size
     if drop_last:
         total = (n // world_size) * world_size
