@@ -164,12 +164,16 @@ class Prefetcher:
         image_format: ``"jpeg"`` (the image fields' items) or ``"yuv420"`` (each field's
             YUV420 companion, built on first use).
         seed: Seed of the order and of every crop and flip.
-        shuffle: Shuffle each epoch.
+        shuffle: Shuffle each epoch (``False``: the sequential order).
         drop_last: Drop the last partial batch, and the distributed tail instead of padding.
         indices: Only draw these sample ids (each in ``[0, len(cache))``).
         rank: This process's rank.
         world_size: Number of ranks.
         prefetch: Gathered batches kept ready ahead of the engine.
+        order: ``"random"``, ``"sequential"`` or ``"quasi_random"``
+            (:func:`~slipstream.sampling.epoch_order`; default: from ``shuffle``).
+        raw_fields: Image fields gathered with no view (their bytes only: no crop windows
+            or flips), for a consumer that decodes them itself.
 
     Attributes:
         views: Image field -> the output names decoded from it, in ``pipelines`` order.
