@@ -26,6 +26,7 @@ from slipstream.pipelines import (
     MultiCropPipeline,
     NamedCopies,
 )
+from slipstream.readers.s3_sync import sync_s3_dataset
 from slipstream.sampling.rejection import estimate_rejection_fallback_rate
 from slipstream.stats import compute_normalization_stats
 from slipstream.transforms import (
@@ -69,5 +70,6 @@ __all__ = [
     "__version__",
     "compute_normalization_stats",
     "estimate_rejection_fallback_rate",
+    "sync_s3_dataset",
     "write_index",
 ]
