@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline
 from slipstream.sampling import epoch_order
 from slipstream.sampling.crops import random_resized_crop
 
@@ -106,7 +106,7 @@ def graphs() -> dict:
     from slipstream.dali.engine import normalized_images
     from slipstream.dali.ops import NvjpegOptions
 
-    pipeline = ImagePipeline(RandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8")
+    pipeline = ImagePipeline(DecodeRandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8")
 
     def dali_own(hw_load):
         def make(jpegs, windows, flips):
@@ -146,7 +146,11 @@ def run_loader(
     loader = SlipstreamLoader(
         dataset,
         BATCH,
-        {"image": ImagePipeline(RandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8")},
+        {
+            "image": ImagePipeline(
+                DecodeRandomResizedCrop(SIZE), flip_probability=0.5, dtype="uint8"
+            )
+        },
         seed=0,
         device="cuda",
         num_threads=threads,

@@ -3,7 +3,7 @@
 Rows, each on the native engine and the DALI CPU engine (when nvidia-dali is installed),
 batch 256, CPU output, all cores:
 
-- ``uint8``: RandomResizedCrop 224 + flip, raw pixels (the reference rate);
+- ``uint8``: DecodeRandomResizedCrop 224 + flip, raw pixels (the reference rate);
 - ``float32``: ``supervised_train(224)``: the same crops, ImageNet-normalized float32,
   written by the C++ kernel itself (the fused float output);
 - ``bfloat16``: the same, bfloat16;

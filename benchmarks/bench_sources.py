@@ -23,7 +23,7 @@ from pathlib import Path
 
 from slipstream import SlipstreamDataset, SlipstreamLoader
 from slipstream.cache import build_cache
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline
 from slipstream.readers import FfcvFile
 
 BATCH = 256
@@ -31,7 +31,7 @@ BATCH = 256
 
 def warm_rate(dataset: SlipstreamDataset, epochs: int, threads: int, backend: str) -> float:
     """Median img/s of epochs 2.. of RRC224+flip, uint8 on the CPU."""
-    pipeline = ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
+    pipeline = ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
     loader = SlipstreamLoader(
         dataset,
         BATCH,

@@ -1,6 +1,6 @@
 """JPEG field vs its YUV420 companion, side by side in one process run.
 
-For the same images: RandomResizedCrop 224 + flip, uint8 CPU output, batch 256, all cores,
+For the same images: DecodeRandomResizedCrop 224 + flip, uint8 CPU output, batch 256, all cores,
 through ``SlipstreamLoader`` with ``image_format="jpeg"`` and ``"yuv420"`` on each backend
 (``native``; ``dali`` with ``decode_device="cpu"``, slipstream's DALI operator, where DALI is
 installed), in alternating rounds (img/s = median of the warm epochs of a round; ratios are
@@ -28,7 +28,7 @@ from slipstream import SlipstreamDataset, SlipstreamLoader
 from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
 from slipstream.decode import default_backend
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline
 from slipstream.sampling import epoch_order
 
 BATCH = 256
@@ -89,7 +89,9 @@ def main() -> None:
     start = time.perf_counter()
     companion = build_yuv420(dataset.cache, "image")
     print(f"{dataset}\nYUV420 companion ready in {time.perf_counter() - start:.1f} s")
-    pipeline = {"image": ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")}
+    pipeline = {
+        "image": ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
+    }
     runs = [(backend, fmt) for backend in backends for fmt in FORMATS]
     loaders = {
         (backend, fmt): SlipstreamLoader(

@@ -1,6 +1,6 @@
 """Torch YUV420 decode (CPU, and CUDA when present) vs the C++ YUV420 kernel vs JPEG.
 
-Kernel level, the same windows for every path: RandomResizedCrop 224 + flip (keyed by
+Kernel level, the same windows for every path: DecodeRandomResizedCrop 224 + flip (keyed by
 seed, epoch and sample id, as the loader draws them), batch 256, uint8 out. Per batch each
 path gathers its items back to back (the prefetcher's Numba gather, timed for every path
 alike) and decodes:
@@ -39,7 +39,7 @@ from slipstream.cache.gather import gather_bytes
 from slipstream.cache.yuv420 import build_yuv420
 from slipstream.decode.yuv420_torch import Yuv420TorchDecoder
 from slipstream.native import NativeDecoder
-from slipstream.pipelines import RandomResizedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop
 from slipstream.sampling import epoch_order, flips
 
 BATCH = 256
@@ -141,7 +141,7 @@ def main() -> None:
     jpeg = Source(dataset.cache.data("image"), dataset.cache.meta("image"))
     yuv = Source(companion.data, companion.meta)
 
-    crop = RandomResizedCrop(SIZE[0])
+    crop = DecodeRandomResizedCrop(SIZE[0])
     ids_all = epoch_order(len(dataset), seed=0, epoch=0)
     batches = []
     for b in range(args.batches + 1):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from slipstream import SlipstreamLoader
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline
 
 ENGINES: dict[str, dict[str, str]] = {
     "native-jpeg": {"backend": "native", "image_format": "jpeg"},
@@ -26,7 +26,7 @@ ENGINES: dict[str, dict[str, str]] = {
 # Several outputs of one field: two sizes, two views each (DALI: one [K, 4] call per size).
 MULTI_VIEW = {
     f"{kind}_{k}": ImagePipeline(
-        RandomResizedCrop(size, scale=scale),
+        DecodeRandomResizedCrop(size, scale=scale),
         flip_probability=0.5,
         dtype="uint8",
         field="image",

@@ -24,9 +24,9 @@ from slipstream.dali.engine import normalized_images  # noqa: E402
 from slipstream.dali.ops import NvjpegOptions, slice_decode_resize  # noqa: E402
 from slipstream.native import decode_crop as native_decode_crop  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
+    DecodeRandomResizedCrop,
     ImagePipeline,
     Normalize,
-    RandomResizedCrop,
     supervised_train,
 )
 from slipstream.sampling.crops import random_resized_crop  # noqa: E402
@@ -147,7 +147,7 @@ def test_nvjpeg_options_are_checked():
 @pytest.mark.parametrize("variant", ["slice", "crop"])
 def test_fused_flip_normalize_cast_matches_loader_output(photo_dataset, normalize, dtype, variant):
     jpegs, windows, flips, native = _inputs(photo_dataset)
-    pipeline = ImagePipeline(RandomResizedCrop((48, 64)), normalize=normalize, dtype=dtype)
+    pipeline = ImagePipeline(DecodeRandomResizedCrop((48, 64)), normalize=normalize, dtype=dtype)
     nvjpeg = NvjpegOptions(variant)
     got = _run_cpu(
         lambda j, w, f: normalized_images(j, w, f, pipeline, "cpu", nvjpeg),
@@ -210,7 +210,7 @@ def test_external_source_settings():
 @pytest.mark.parametrize("dtype", ["uint8", "float32"])
 def test_mixed_loader_close_to_native(photo_dataset, dtype):
     normalize = Normalize() if dtype == "float32" else None
-    pipelines = {"image": ImagePipeline(RandomResizedCrop(64), 0.5, normalize, dtype)}
+    pipelines = {"image": ImagePipeline(DecodeRandomResizedCrop(64), 0.5, normalize, dtype)}
     kwargs = {"batch_size": 50, "seed": 4, "num_threads": 2}
     native = SlipstreamLoader(photo_dataset, pipelines=pipelines, device="cpu", **kwargs)
     mixed = SlipstreamLoader(

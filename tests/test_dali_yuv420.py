@@ -24,7 +24,7 @@ from slipstream.decode import NoDecodeEngineError, select_engine  # noqa: E402
 from slipstream.native import decode_full  # noqa: E402
 from slipstream.native.yuv420 import decode_crop_views_yuv420  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
-    CenterCrop,
+    DecodeCenterCrop,
     ImagePipeline,
     supervised_train,
 )
@@ -32,7 +32,7 @@ from slipstream.pipelines import (  # noqa: E402
 pytestmark = pytest.mark.dali
 
 UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
-UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
+UINT8_CENTER = {"image": ImagePipeline(DecodeCenterCrop(56), dtype="uint8")}
 
 
 @pytest.fixture(scope="module")

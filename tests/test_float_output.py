@@ -21,9 +21,9 @@ skd = pytest.importorskip("skimage.data")
 from slipstream.native.decode import NativeDecoder, pixel_lut  # noqa: E402
 from slipstream.native.yuv420 import rgb_to_yuv420  # noqa: E402
 from slipstream.pipelines import (  # noqa: E402
+    DecodeRandomResizedCrop,
     ImagePipeline,
     Normalize,
-    RandomResizedCrop,
     supervised_train,
 )
 from slipstream.transforms import ImageOutput  # noqa: E402
@@ -35,7 +35,7 @@ FLOAT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 def _torch_normalized(pixels: np.ndarray, mean, std, dtype: str) -> torch.Tensor:
     """``[..., H, W, 3]`` uint8 normalized in torch by ImageOutput itself, back in HWC."""
     pipeline = ImagePipeline(
-        crop=RandomResizedCrop(8),
+        crop=DecodeRandomResizedCrop(8),
         normalize=None if mean is None else Normalize(tuple(mean), tuple(std)),
         dtype=dtype,
     )

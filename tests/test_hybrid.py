@@ -15,7 +15,7 @@ from loader_engines import assert_same, batches, has_dali, make_loader
 from slipstream.decode.hybrid import SplitEngine, SplitRatio
 from slipstream.decode.native import NativeEngine
 from slipstream.decode.stage import EngineOptions
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop, supervised_train
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline, supervised_train
 from slipstream.prefetch import Prefetcher
 from slipstream.prefetch.batch import allocate_batch, sub_batch
 
@@ -24,8 +24,10 @@ BATCH = 32
 
 def _pipelines():
     return {
-        "image": ImagePipeline(RandomResizedCrop((40, 48)), 0.5, None, "uint8"),
-        "small": ImagePipeline(RandomResizedCrop(24), 0.5, None, "uint8", field="image", view=1),
+        "image": ImagePipeline(DecodeRandomResizedCrop((40, 48)), 0.5, None, "uint8"),
+        "small": ImagePipeline(
+            DecodeRandomResizedCrop(24), 0.5, None, "uint8", field="image", view=1
+        ),
     }
 
 

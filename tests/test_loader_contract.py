@@ -39,7 +39,7 @@ from slipstream.native.yuv420 import decode_crop_yuv420
 from slipstream.pipelines import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    CenterCrop,
+    DecodeCenterCrop,
     ImagePipeline,
     dino,
     supervised_train,
@@ -50,7 +50,7 @@ from slipstream.sampling import crops
 UINT8_TRAIN = supervised_train(64, normalize=False, dtype="uint8")
 FLOAT_TRAIN = supervised_train(64)
 UINT8_VAL = supervised_val(48, resize_short=56, normalize=False, dtype="uint8")
-UINT8_CENTER = {"image": ImagePipeline(CenterCrop(56), dtype="uint8")}
+UINT8_CENTER = {"image": ImagePipeline(DecodeCenterCrop(56), dtype="uint8")}
 DINO = dino(
     global_size=64, local_size=32, num_local=2, augment=False, normalize=False, dtype="uint8"
 )

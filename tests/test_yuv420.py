@@ -38,8 +38,8 @@ from slipstream.native.yuv420 import (
     yuv420_to_rgb,
 )
 from slipstream.pipelines import (
+    DecodeRandomResizedCrop,
     ImagePipeline,
-    RandomResizedCrop,
     supervised_val,
 )
 
@@ -109,7 +109,7 @@ def test_gray_image_is_exact():
 
 def _windows(cache: SlipCache, ids: np.ndarray, size: int = 224) -> np.ndarray:
     meta = cache.meta("image")
-    crop = RandomResizedCrop(size)
+    crop = DecodeRandomResizedCrop(size)
     return crop.windows(meta["height"][ids], meta["width"][ids], ids, seed=3, epoch=0)
 
 
@@ -250,7 +250,9 @@ def test_killed_build_leaves_no_companion_and_resumes(photo_dataset, companion, 
 
 
 def test_loader_yuv420_close_to_jpeg(yuv_dataset, companion):
-    pipes = {"image": ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")}
+    pipes = {
+        "image": ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
+    }
     kw = {"seed": 5, "device": "cpu", "backend": "native", "num_threads": 2}
     jpeg = SlipstreamLoader(yuv_dataset, 64, pipes, **kw)
     yuv = SlipstreamLoader(yuv_dataset, 64, pipes, image_format="yuv420", **kw)
@@ -277,7 +279,7 @@ def test_ffcv_file_in_place(tmp_path: Path, monkeypatch):
         data, h, w = _item(comp, i)
         ref = decode_full(dataset.cache.item_bytes("image", i))
         np.testing.assert_array_equal(yuv420_to_rgb(data, h, w), ref)
-    pipes = {"image": ImagePipeline(RandomResizedCrop(32), dtype="uint8")}
+    pipes = {"image": ImagePipeline(DecodeRandomResizedCrop(32), dtype="uint8")}
     kw = {"device": "cpu", "backend": "native", "fields": ["label"]}
     yuv = next(iter(SlipstreamLoader(dataset, 4, pipes, image_format="yuv420", **kw)))
     jpeg = next(iter(SlipstreamLoader(dataset, 4, pipes, **kw)))

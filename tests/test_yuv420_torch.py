@@ -29,7 +29,7 @@ from slipstream.decode.yuv420_torch import (
     plan_yuv420_batch,
 )
 from slipstream.native.yuv420 import decode_crop_yuv420, rgb_to_yuv420
-from slipstream.pipelines import ImagePipeline, RandomResizedCrop, supervised_val
+from slipstream.pipelines import DecodeRandomResizedCrop, ImagePipeline, supervised_val
 
 MEAN_BOUND = 0.02  # per channel, CUDA vs CPU (expected exact)
 MAX_BOUND = 1
@@ -297,11 +297,11 @@ def test_decoder_reuses_staging(photos):
 # ------------------------------------------------------------------ loader
 def _pipes():
     return {
-        "image": ImagePipeline(RandomResizedCrop(96), flip_probability=0.5, dtype="uint8"),
+        "image": ImagePipeline(DecodeRandomResizedCrop(96), flip_probability=0.5, dtype="uint8"),
         "small": ImagePipeline(
-            RandomResizedCrop(40), field="image", view=1, flip_probability=0.5, dtype="uint8"
+            DecodeRandomResizedCrop(40), field="image", view=1, flip_probability=0.5, dtype="uint8"
         ),
-        "big": ImagePipeline(RandomResizedCrop(96), field="image", view=2, dtype="uint8"),
+        "big": ImagePipeline(DecodeRandomResizedCrop(96), field="image", view=2, dtype="uint8"),
     }
 
 
