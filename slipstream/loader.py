@@ -8,9 +8,8 @@ crop windows and the gathered bytes, and the engine owns the decode.
 from __future__ import annotations
 
 import ctypes
-import os
 import weakref
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -23,14 +22,28 @@ from slipstream.decode.errors import BatchDecodeError
 from slipstream.decode.policy import FailurePolicy
 from slipstream.decode.registry import select_engine
 from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions
-from slipstream.pipelines.spec import ImagePipeline
-from slipstream.prefetch import Prefetcher, resolve_world
-from slipstream.prefetch.iteration import LoaderIteration
+from slipstream.loader_arguments import (
+    AfterBatch,
+    batch_tuple,
+    image_pipelines,
+    reject_original_arguments,
+    returned_fields,
+)
+from slipstream.logs import logger
+from slipstream.prefetch import Prefetcher
+from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
 from slipstream.prefetch.position import (
     dataset_identity,
     read_state,
     state_batches,
 )
+from slipstream.prefetch.world import (
+    check_same_seed,
+    default_num_workers,
+    resolve_device,
+    resolve_world,
+)
+from slipstream.renamed import renamed_argument
 from slipstream.transforms.output import FieldOutput, ImageOutput
 
 
@@ -45,11 +58,38 @@ class SlipstreamLoader:
     resuming mid-epoch. On the CPU, uint8 outputs are views of reused buffers, valid until
     the next batch is drawn (``.clone()`` to keep one), as in FFCV.
 
+    Which epoch an iteration runs (``docs/epochs.md``), as FFCV users expect:
+
+    ============================================  =============================================
+    before ``iter(loader)``                       the iteration runs
+    ============================================  =============================================
+    nothing (a new loader)                        epoch 0
+    a pass of epoch ``e`` ran to its end          epoch ``e + 1``
+    a pass of ``e`` was left early (``break``,    epoch ``e + 1`` from its start
+    an error, a newer ``iter(loader)``)
+    ``load_state_dict(state of e at sample s)``   the rest of ``e``, from sample ``s``
+    that, then ``set_epoch(e)``                   the rest of ``e`` (the resume point is kept)
+    that, then ``set_epoch(f)``, ``f != e``       epoch ``f`` from its start (a warning)
+    ``set_epoch(e)`` (each epoch, as usual)       epoch ``e`` from its start
+    ============================================  =============================================
+
+    :meth:`state_dict` describes the pass in progress, or the one left early (so a checkpoint
+    written after a ``break`` resumes the rest of that epoch), else where the next one starts.
+
     Args:
         dataset: The dataset to read.
         batch_size: Samples per batch.
-        pipelines: Output name -> :class:`ImagePipeline` (reading the image field of that
-            name, or its ``field``), e.g. ``supervised_train(224)`` or ``dino()``.
+        pipelines: Output name -> pipeline (reading the image field of that name, or its
+            ``field``), e.g. ``supervised_train(224)`` or ``dino()``. A pipeline is an
+            :class:`ImagePipeline`, a stage such as ``DecodeRandomResizedCrop(224)`` (uint8),
+            or a list of stages: a decode stage first, then ``Normalize()`` or
+            :mod:`slipstream.augment` transforms
+            (:func:`~slipstream.pipelines.compose.to_pipelines`). One pipeline without
+            a dict is that of ``image_field``.
+        crop_size: Instead of ``pipelines``: the output side of ``supervised_train(crop_size)``
+            (``crop_mode="random"``: random resized crop and flip) or
+            ``supervised_val(crop_size)`` (``"center"``), ImageNet-normalized float32.
+        crop_mode: ``"random"`` (default) or ``"center"``; only with ``crop_size``.
         seed: Seed of the shuffle order and of every random crop and flip.
         shuffle: Shuffle the order each epoch (keyed by ``seed`` and the epoch).
         order: ``"random"``, ``"sequential"`` or ``"quasi_random"`` (FFCV's ``OrderOption``
@@ -59,12 +99,22 @@ class SlipstreamLoader:
         indices: Only draw these sample ids (e.g. a class subset).
         distributed: Shard each epoch across ranks like ``DistributedSampler``: every
             rank gets ``ceil(N / world_size)`` samples, the shuffled order padded by
-            repeating its start.
-        rank: This process's rank (default: ``torch.distributed`` or ``$RANK``).
-        world_size: Number of ranks (default: ``torch.distributed`` or ``$WORLD_SIZE``).
-        device: Output device (default: CUDA when available, else CPU).
-        num_threads: Decode threads (default: all usable cores).
-        prefetch: Batches prepared ahead of the consumer.
+            repeating its start. ``"auto"`` (default): shard across an initialized
+            ``torch.distributed`` process group of more than one rank, or by ``rank`` /
+            ``world_size`` where given; ``True``: also by ``$RANK`` / ``$WORLD_SIZE``;
+            ``False``: every rank reads every sample. Sharded in a process group, the
+            first pass checks that every rank has the same ``seed``
+            (:func:`~slipstream.prefetch.world.resolve_world`).
+        rank: This process's rank (default: the process group's, or ``$RANK``).
+        world_size: Number of ranks (default: the process group's, or ``$WORLD_SIZE``).
+        device: Output device (default: CUDA when available, else CPU). A bare ``"cuda"``
+            (or None) is this rank's GPU, ``cuda:$LOCAL_RANK``, unless the program chose
+            one with ``torch.cuda.set_device``; an int ``k`` is ``cuda:k``.
+        num_workers: Decode threads (default: the usable cores divided among the ranks on
+            this node, :func:`~slipstream.prefetch.world.default_num_workers`). The old
+            name ``num_threads=`` still works, with a FutureWarning.
+        batches_ahead: Batches prepared ahead of the consumer (default 3). The old name
+            ``prefetch=`` still works, with a FutureWarning.
         backend: ``"dali"`` (a DALI pipeline; the default where DALI is installed) or
             ``"native"`` (the C++ kernel on slipstream's own thread pool).
         decode_device: ``"cpu"`` (slipstream's C++ kernel, bit-identical on both
@@ -81,10 +131,27 @@ class SlipstreamLoader:
             batch gets a bool ``"valid"`` tensor (False there), it is logged once, and the
             epoch goes on. (The nvJPEG engine reports whole-batch DALI errors only: there
             ``"skip"`` raises too.)
+        as_tuple: Yield ``(images, labels)`` tuples instead of dicts: every image output
+            in pipeline order, then the ``label`` field (so ``(view_0, view_1, labels)``
+            with two outputs).
+        after_batch_transforms: Callables applied in order to each batch dict (after the
+            pipelines, before ``as_tuple``); each receives and returns the batch dict
+            (e.g. Mixup / CutMix on images and labels; :class:`~slipstream.augment.Mixup`
+            and :class:`~slipstream.augment.CutMix` also work as they are, keyed by seed,
+            epoch and sample ids).
+        exclude_fields: Numeric fields not to return (instead of ``fields``).
+        image_field: The image field of ``crop_size`` or of a pipeline given without a
+            dict (default ``"image"``).
+        verbose: Log (at INFO, once per process) the rank and world size taken from the
+            process group.
+        **renamed: The old names ``num_threads`` and ``prefetch``. The original
+            slipstream's ``force_rebuild``, ``presync_s3*`` and ``use_threading`` raise a
+            TypeError naming where that lives here.
 
     Example:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
         >>> loader = SlipstreamLoader(ds, 256, supervised_train(224), seed=0)  # doctest: +SKIP
+        >>> val = SlipstreamLoader(ds, crop_size=224, crop_mode="center")  # doctest: +SKIP
         >>> for epoch in range(3):  # doctest: +SKIP
         ...     loader.set_epoch(epoch)
         ...     for batch in loader:
@@ -94,43 +161,56 @@ class SlipstreamLoader:
     def __init__(
         self,
         dataset: SlipstreamDataset,
-        batch_size: int,
-        pipelines: dict[str, ImagePipeline],
+        batch_size: int = 256,
+        pipelines: Any = None,
         *,
+        crop_size: int | None = None,
+        crop_mode: str | None = None,
         seed: int = 0,
         shuffle: bool = True,
         order: str | None = None,
         drop_last: bool = False,
         indices: np.ndarray | list[int] | None = None,
-        distributed: bool = False,
+        distributed: bool | str = "auto",
         rank: int | None = None,
         world_size: int | None = None,
-        device: str | torch.device | None = None,
-        num_threads: int | None = None,
-        prefetch: int = 3,
+        device: str | int | torch.device | None = None,
+        num_workers: int | None = None,
+        batches_ahead: int | None = None,
         backend: str | None = None,
         decode_device: str | None = None,
         fields: list[str] | None = None,
         image_format: str = "jpeg",
         on_error: str = "raise",
+        as_tuple: bool = False,
+        after_batch_transforms: list[Callable[[dict], dict]] | None = None,
+        exclude_fields: list[str] | None = None,
+        image_field: str | None = None,
+        verbose: bool = True,
+        **renamed: Any,
     ) -> None:
         """Validate the arguments, pick the decode engine and open the stores."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         seed = check_int("seed", seed, minimum=0)
-        prefetch = check_int("prefetch", prefetch, minimum=1)
-        num_threads = check_int("num_threads", num_threads, minimum=1, optional=True)
+        old = renamed.pop("num_threads", None)
+        num_workers = renamed_argument("num_threads", "num_workers", old, num_workers)
+        old = renamed.pop("prefetch", None)
+        batches_ahead = renamed_argument("prefetch", "batches_ahead", old, batches_ahead)
+        reject_original_arguments(renamed)
+        batches_ahead = 3 if batches_ahead is None else batches_ahead
+        batches_ahead = check_int("batches_ahead", batches_ahead, minimum=1)
+        num_workers = check_int("num_workers", num_workers, minimum=1, optional=True)
         rank = check_int("rank", rank, minimum=0, optional=True)
         world_size = check_int("world_size", world_size, minimum=1, optional=True)
         shuffle, drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
-        distributed = check_bool("distributed", distributed)
+        self.as_tuple, verbose = check_bool("as_tuple", as_tuple), check_bool("verbose", verbose)
         check_choice("on_error", on_error, ("raise", "skip"))
         if not isinstance(dataset, SlipstreamDataset):
             raise TypeError(f"dataset must be a SlipstreamDataset, got {type(dataset).__name__}")
-        if not pipelines:
-            raise ValueError("pipelines is empty: pass e.g. supervised_train(224)")
         self.dataset, self.cache = dataset, dataset.cache
-        self.pipelines = dict(pipelines)
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.pipelines = image_pipelines(pipelines, crop_size, crop_mode, image_field)
+        self.device = resolve_device(device)
+        fields = returned_fields(self.cache.field_types, NUMBER_DTYPES, fields, exclude_fields)
         self._fields = FieldOutput(self.cache, fields, self.device, NUMBER_DTYPES)
         self.fields = self._fields.fields
         self._policy = FailurePolicy(on_error, self._fields.describe)
@@ -138,9 +218,9 @@ class SlipstreamLoader:
         self._engine_class = spec.engine_class()  # a missing DALI fails here, naming the extra
         self.backend, self.engine = spec.backend, spec.name
         self.image_format, self.on_error = image_format, on_error
-        self.num_threads = num_threads or len(os.sched_getaffinity(0))
-        self.rank, self.world_size = resolve_world(distributed, rank, world_size)
-        self.batch_size, self.seed, self.prefetch = int(batch_size), int(seed), prefetch
+        self.num_workers = num_workers or default_num_workers()
+        self.rank, self.world_size = resolve_world(distributed, rank, world_size, log=verbose)
+        self.batch_size, self.seed, self.batches_ahead = int(batch_size), int(seed), batches_ahead
         self.shuffle, self.drop_last = shuffle, drop_last
         self.prefetcher = Prefetcher(
             self.cache,
@@ -154,13 +234,18 @@ class SlipstreamLoader:
             indices=indices,
             rank=self.rank,
             world_size=self.world_size,
-            prefetch=prefetch,
+            prefetch=batches_ahead,
         )
         self.indices = self.prefetcher.indices
         self._outputs = {name: ImageOutput(p, self.device) for name, p in self.pipelines.items()}
         self._decoder: DecodeStage | None = None
-        self.epoch, self._batches_done, self._resume_batch = 0, 0, 0
-        self._samples_done, self._resume_sample = 0, 0
+        self._after_batch = AfterBatch(after_batch_transforms, next(iter(self.pipelines)))
+        if self.as_tuple and ("label" not in self.fields or on_error == "skip"):
+            raise ValueError(
+                "as_tuple=True yields (images..., labels): it needs a 'label' field (fields: "
+                f"{self.fields}) and on_error='raise' (skipped samples need the batch's 'valid')"
+            )
+        self._cursor, self._seed_checked = EpochCursor(), False
         self._live: weakref.ref[LoaderIteration] | None = None
 
     def __repr__(self) -> str:
@@ -172,7 +257,7 @@ class SlipstreamLoader:
             f"batch_size={self.batch_size}, batches={len(self)}, fields={self.fields}, "
             f"pipelines={{{pipelines}}}, engine={self.engine!r}, backend={self.backend!r}, "
             f"decode_device={self.decode_device!r}, image_format={self.image_format!r}, "
-            f"device='{self.device}', threads={self.num_threads}, seed={self.seed}, "
+            f"device='{self.device}', threads={self.num_workers}, seed={self.seed}, "
             f"epoch={self.epoch}, rank={self.rank}/{self.world_size})"
         )
 
@@ -184,10 +269,27 @@ class SlipstreamLoader:
         """Batches per epoch on this rank."""
         return len(self.prefetcher)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch of the pass in progress (or last left early), else of the next pass."""
+        return self._cursor.epoch
+
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration runs (order, crops and flips depend on it)."""
-        self.epoch = int(epoch)
-        self._resume_batch = self._resume_sample = 0
+        """Run ``epoch`` next, from its start (order, crops and flips depend on it).
+
+        With the epoch of a state given to :meth:`load_state_dict`, the resume point is kept;
+        another epoch drops it (logged as a warning).
+        """
+        epoch = check_int("epoch", epoch, minimum=0)
+        loaded = (self._cursor.epoch, self._cursor.samples)
+        if self._cursor.set_epoch(epoch):
+            logger.warning(
+                "set_epoch(%d) drops the resume point loaded for epoch %d (sample %d): "
+                "call set_epoch(%d) to resume there",
+                epoch,
+                *loaded,
+                loaded[0],
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """Position to resume from, and what it is valid for.
@@ -200,9 +302,9 @@ class SlipstreamLoader:
         """
         return {
             "version": 2,
-            "epoch": self.epoch,
-            "samples": self._samples_done,
-            "batch": self._batches_done,
+            "epoch": self._cursor.epoch,
+            "samples": self._cursor.samples,
+            "batch": self._cursor.batches,
             "batch_size": self.batch_size,
             "seed": self.seed,
             "dataset": dataset_identity(self.cache),
@@ -229,9 +331,7 @@ class SlipstreamLoader:
             order=self.prefetcher.order_state(),
             samples_per_epoch=self.samples_per_epoch(),
         )
-        self.epoch, self._resume_sample = position
-        self._samples_done = self._resume_sample
-        self._resume_batch = self._batches_done = state_batches(state)
+        self._cursor.load(*position, state_batches(state))
 
     def close(self) -> None:
         """Release the live iteration, the decode engine and the gathered-batch slots.
@@ -275,8 +375,8 @@ class SlipstreamLoader:
                 self.pipelines,
                 self.batch_size,
                 self.device,
-                self.num_threads,
-                self.prefetch,
+                self.num_workers,
+                self.batches_ahead,
                 self.decode_device,
                 self.image_format,
             )
@@ -286,7 +386,7 @@ class SlipstreamLoader:
 
     def _to_batch(
         self, decoded: DecodedBatch, epoch: int, corrupt: list[tuple[int, str, str]] = ()
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | tuple[torch.Tensor, ...]:
         ids = decoded.sample_ids
         decoded.failures = self._policy.merge(decoded.failures, list(corrupt))
         valid = self._policy.valid(ids, decoded.failures)
@@ -304,14 +404,15 @@ class SlipstreamLoader:
         batch.update(self._fields(ids))
         if valid is not None:
             batch["valid"] = torch.from_numpy(valid).to(self.device, non_blocking=True)
-        return batch
+        batch = self._after_batch(batch, self.seed, epoch)
+        return batch_tuple(batch, list(self.pipelines)) if self.as_tuple else batch
 
     def __iter__(self) -> LoaderIteration:
-        """Yield the batches of the current epoch, then advance the epoch.
+        """Yield the batches of one epoch (which one: the rules in the class docstring).
 
         One iteration is live at a time: a new ``iter(loader)`` closes the previous one
-        (its next use raises :class:`LoaderIterationClosed`) and starts the epoch afresh
-        (or from the position :meth:`load_state_dict` set).
+        (its next use raises :class:`LoaderIterationClosed`); having been left early, the
+        next iteration runs the next epoch.
         """
         live = self._live() if self._live is not None else None
         if live is not None:
@@ -320,20 +421,20 @@ class SlipstreamLoader:
         self._live = weakref.ref(iteration)
         return iteration
 
-    def _batches(self) -> Generator[dict[str, Any], None, None]:
+    def _batches(self) -> Generator[dict[str, Any] | tuple[torch.Tensor, ...], None, None]:
         engine = self._engine()
-        epoch, start, batch_start = self.epoch, self._resume_sample, self._resume_batch
-        self._resume_batch = self._resume_sample = 0
-        self._samples_done, self._batches_done = start, batch_start
+        if not self._seed_checked:  # every rank's first pass: one all_gather in a group
+            check_same_seed(self.seed, self.world_size)
+            self._seed_checked = True
+        token, epoch, start, _ = self._cursor.begin()
         stream = self.prefetcher.start(epoch, start)
         decoded = engine.batches(stream)
         try:
             for item in decoded:
                 batch = self._to_batch(item, epoch, stream.corrupt_items(item.sample_ids))
-                self._batches_done += 1
-                self._samples_done += len(item.sample_ids)
+                self._cursor.advance(token, len(item.sample_ids))
                 yield batch
-            self.epoch, self._batches_done, self._samples_done = epoch + 1, 0, 0
+            self._cursor.finish(token)
         except BatchDecodeError as error:
             if not error.failures:
                 raise
@@ -356,7 +457,3 @@ def _trim_allocator() -> None:
 
 
 _MALLOC_TRIM: Any = None
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")

@@ -72,8 +72,8 @@ def engine_params(names: list[str] | None = None) -> list[Any]:
 def make_loader(
     dataset: Any, engine: str, batch_size: int, pipelines: dict, **kwargs: Any
 ) -> SlipstreamLoader:
-    """A loader on ``engine`` (CPU output, 2 threads unless ``kwargs`` say otherwise)."""
-    options = {"device": "cpu", "num_threads": 2, **ENGINES[engine]}
+    """A loader on ``engine`` (CPU output, 2 decode threads unless ``kwargs`` say otherwise)."""
+    options = {"device": "cpu", "num_workers": 2, **ENGINES[engine]}
     options.update(kwargs)
     return SlipstreamLoader(dataset, batch_size, pipelines, **options)
 

@@ -187,17 +187,18 @@ def test_flipped_byte_skipped_and_zero_filled(flipped_dataset, photo_dataset, en
 @pytest.mark.parametrize("engine", engine_params())
 def test_second_iter_closes_the_first(yuv_dataset, engine):
     loader = make_loader(yuv_dataset, engine, 64, UINT8, shuffle=False)
+    loader.set_epoch(1)
     expected = batches(loader)
     loader.set_epoch(0)
     first = iter(loader)
     next(first)
-    again = batches(loader)  # a new iteration: the whole epoch, correct
+    again = batches(loader)  # a new iteration: the next epoch (1), whole and correct
     assert [b["index"].tolist() for b in again] == [b["index"].tolist() for b in expected]
     for a, b in zip(again, expected, strict=True):
         assert torch.equal(a["image"], b["image"])
     with pytest.raises(LoaderIterationClosed, match="newer iter"):
         next(first)
-    assert loader.epoch == 1 and len(batches(loader)) == len(expected)  # still usable
+    assert loader.epoch == 2 and len(batches(loader)) == len(expected)  # still usable
 
 
 # ------------------------------------------------------------------ resume

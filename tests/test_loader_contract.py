@@ -208,7 +208,7 @@ def test_set_epoch_equals_reaching_the_epoch(dataset, engine):
 def test_crops_keyed_by_sample_not_batch_size_or_shuffle(dataset, engine):
     a = by_sample(batches(make_loader(dataset, engine, 16, UINT8_TRAIN, seed=7)))
     b = by_sample(
-        batches(make_loader(dataset, engine, 7, UINT8_TRAIN, seed=7, shuffle=False, num_threads=1))
+        batches(make_loader(dataset, engine, 7, UINT8_TRAIN, seed=7, shuffle=False, num_workers=1))
     )
     assert a.keys() == b.keys() == set(range(len(dataset)))
     for sample_id, image in a.items():
@@ -249,14 +249,16 @@ def test_resume_mid_epoch_yields_the_rest(dataset, engine):
 
 @every_engine
 def test_break_then_iterate_again(dataset, engine):
-    """A break ends the epoch's stages; the next iteration runs unchanged."""
+    """A break ends the epoch's stages; the next iteration runs the next epoch, whole."""
     loader = make_loader(dataset, engine, 32, UINT8_TRAIN, seed=9)
     for k, _ in enumerate(loader):
         if k == 1:
             break
-    again = batches(loader)  # the same epoch again: state_dict was not loaded
+    again = batches(loader)  # the next epoch (as FFCV): state_dict was not loaded
     assert sum(b["image"].shape[0] for b in again) == len(dataset)
-    assert_same(batches(make_loader(dataset, engine, 32, UINT8_TRAIN, seed=9)), again)
+    reference = make_loader(dataset, engine, 32, UINT8_TRAIN, seed=9)
+    reference.set_epoch(1)
+    assert_same(batches(reference), again)
     loader.set_epoch(1)
     fresh = make_loader(dataset, engine, 32, UINT8_TRAIN, seed=9)
     fresh.set_epoch(1)

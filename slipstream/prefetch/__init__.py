@@ -4,8 +4,9 @@
 """
 
 from slipstream.prefetch.batch import EncodedBatch, EncodedImages, allocate_batch, dali_arrays
-from slipstream.prefetch.prefetcher import EpochStream, Prefetcher, resolve_world
+from slipstream.prefetch.prefetcher import EpochStream, Prefetcher
 from slipstream.prefetch.stages import END_OF_STREAM, StageError, StageThread, take
+from slipstream.prefetch.world import resolve_world
 
 __all__ = [
     "END_OF_STREAM",

@@ -1,4 +1,8 @@
-"""One live iteration per loader: a newer ``iter(loader)`` closes the older one."""
+"""One live iteration per loader, and which epoch each iteration runs.
+
+A newer ``iter(loader)`` closes the older one (:class:`LoaderIteration`); an
+:class:`EpochCursor` decides the epoch and first sample of each pass.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from slipstream.errors import SlipstreamError
 
-__all__ = ["LoaderIteration", "LoaderIterationClosed"]
+__all__ = ["EpochCursor", "LoaderIteration", "LoaderIterationClosed"]
 
 
 class LoaderIterationClosed(SlipstreamError, RuntimeError):
@@ -52,3 +56,75 @@ class LoaderIteration(Iterator[dict[str, Any]]):
         """Close it for a newer iteration; its next use raises."""
         self._superseded = True
         self._batches.close()
+
+
+class EpochCursor:
+    """Which epoch (and sample) the next iteration of a loader runs; where the last one is.
+
+    The rules, as FFCV users expect them (the table in ``docs/epochs.md``):
+
+    * a pass that ends runs the next epoch next;
+    * a pass left early (``break``, an error, a newer ``iter(loader)``) also runs the next
+      epoch next, from its start;
+    * :meth:`load` makes the next pass resume the saved epoch at the saved sample;
+    * :meth:`set_epoch` makes the next pass run that epoch from its start; with the epoch of
+      a loaded state it keeps the resume point.
+
+    The position (:attr:`epoch`, :attr:`samples`, :attr:`batches`) is that of the pass in
+    progress or last left (what a state saves), else where the next pass starts. A pass
+    counts only while it is current: :meth:`set_epoch` or :meth:`load` during a pass detach
+    it, so it no longer moves the position.
+    """
+
+    def __init__(self) -> None:
+        """Epoch 0, sample 0."""
+        self.epoch = self.samples = self.batches = 0
+        self._resume: tuple[int, int] | None = None
+        self._left_early = False
+        self._pass = 0
+
+    @property
+    def resume_pending(self) -> bool:
+        """Whether the next pass resumes a loaded state (not from an epoch's start)."""
+        return self._resume is not None
+
+    def set_epoch(self, epoch: int) -> bool:
+        """Run ``epoch`` next, from its start, or from a loaded state's sample if it is its epoch.
+
+        Returns:
+            True where a loaded resume point of another epoch was dropped.
+        """
+        keep = self._resume is not None and epoch == self.epoch
+        dropped = self._resume is not None and not keep
+        if not keep:
+            self._resume, self.samples, self.batches = None, 0, 0
+        self.epoch, self._left_early = epoch, False
+        self._pass += 1
+        return dropped
+
+    def load(self, epoch: int, samples: int, batches: int) -> None:
+        """Resume ``epoch`` after ``samples`` consumed samples (``batches`` batches) next."""
+        self.epoch, self.samples, self.batches = epoch, samples, batches
+        self._resume, self._left_early = (samples, batches), False
+        self._pass += 1
+
+    def begin(self) -> tuple[int, int, int, int]:
+        """Start a pass: ``(pass token, epoch, first sample, batches before it)``."""
+        if self._left_early:
+            self.epoch += 1
+        self.samples, self.batches = self._resume or (0, 0)
+        self._resume, self._left_early = None, True
+        self._pass += 1
+        return self._pass, self.epoch, self.samples, self.batches
+
+    def advance(self, token: int, samples: int) -> None:
+        """The pass ``token`` handed out one batch of ``samples`` samples."""
+        if token == self._pass:
+            self.samples += samples
+            self.batches += 1
+
+    def finish(self, token: int) -> None:
+        """The pass ``token`` ran to its end: the next pass runs the next epoch."""
+        if token == self._pass:
+            self.epoch, self.samples, self.batches = self.epoch + 1, 0, 0
+            self._left_early = False

@@ -19,7 +19,6 @@ allocation at the next epoch.
 from __future__ import annotations
 
 import hashlib
-import os
 import queue
 import threading
 from collections import deque
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.cache.gather import gather_bytes
@@ -46,27 +44,7 @@ if TYPE_CHECKING:
     from slipstream.cache import SlipCache
     from slipstream.pipelines.spec import ImagePipeline
 
-__all__ = ["EpochStream", "Prefetcher", "resolve_world"]
-
-
-def resolve_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
-    """``(rank, world_size)`` of this process: ``(0, 1)`` unless ``distributed``.
-
-    Distributed, missing values come from an initialized ``torch.distributed`` process
-    group, else from ``$RANK`` / ``$WORLD_SIZE``.
-    """
-    if not distributed:
-        return 0, 1
-    if rank is None or world_size is None:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank = torch.distributed.get_rank() if rank is None else rank
-            world_size = torch.distributed.get_world_size() if world_size is None else world_size
-        else:
-            rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-            world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, {world_size})")
-    return rank, world_size
+__all__ = ["EpochStream", "Prefetcher"]
 
 
 @dataclass(frozen=True)
