@@ -266,3 +266,14 @@ def test_full_resolution_outputs_are_uint8_only():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ImagePipeline(DecodeRandomResizedCrop(8)).dtype == "float32"
+
+
+def test_the_issues_example_with_the_old_name_composes():
+    from slipstream.pipelines import RandomResizedCrop
+
+    with pytest.warns(FutureWarning, match="DecodeRandomResizedCrop"):
+        pipes = to_pipelines({"image": [RandomResizedCrop(224)]})
+    assert isinstance(pipes["image"].crop, DecodeRandomResizedCrop)
+    assert pipes["image"].dtype == "uint8"
+    full = to_pipelines({"image": [DecodeOnly()]})
+    assert full["image"].dtype == "uint8"

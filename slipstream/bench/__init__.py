@@ -39,7 +39,7 @@ from slipstream.cache.gather import gather_bytes
 from slipstream.dataset import SlipstreamDataset
 from slipstream.loader import SlipstreamLoader
 from slipstream.native import decode_full
-from slipstream.pipelines import CenterCrop, ImagePipeline, RandomResizedCrop
+from slipstream.pipelines import DecodeCenterCrop, DecodeRandomResizedCrop, ImagePipeline
 from slipstream.sampling import epoch_order
 
 logger = logging.getLogger(__name__)
@@ -270,8 +270,8 @@ def default_runs(
         work: Folder for the FFCV anchor's ``.beton`` files.
         anchors: Add the torchvision, DALI and FFCV anchors that are installed.
     """
-    rrc = ImagePipeline(RandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
-    center = ImagePipeline(CenterCrop(224), dtype="uint8")
+    rrc = ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
+    center = ImagePipeline(DecodeCenterCrop(224), dtype="uint8")
     args = {"epochs": epochs, "threads": threads, "batch_size": batch_size}
     runs: dict[str, Callable[[], BenchResult]] = {
         "slipstream RRC224+flip": lambda: bench_slipstream(dataset, rrc, **args),

@@ -53,7 +53,7 @@ def to_image_pipeline(value: Any, name: str) -> ImagePipeline:
     """The :class:`ImagePipeline` of one output, from any form the loader accepts.
 
     Args:
-        value: An :class:`ImagePipeline`; a crop spec (``RandomResizedCrop(224)``...: uint8
+        value: An :class:`ImagePipeline`; a crop spec (``DecodeRandomResizedCrop(224)``...: uint8
             output, no flip); or a list / tuple whose first item is one of those and whose
             other items are ``Normalize`` stages or :mod:`slipstream.augment` batch
             transforms, applied in order to the decoded batch.
@@ -74,8 +74,9 @@ def to_image_pipeline(value: Any, name: str) -> ImagePipeline:
         return ImagePipeline(value, dtype="uint8")
     if not isinstance(value, (list, tuple)):
         raise TypeError(
-            f"pipeline {name!r}: expected an ImagePipeline, a crop such as RandomResizedCrop(224),"
-            f" or a list of stages starting with one; got {type(value).__name__}"
+            f"pipeline {name!r}: expected an ImagePipeline, a decode stage such as "
+            "DecodeRandomResizedCrop(224), or a list of stages starting with one; got "
+            f"{type(value).__name__}"
         )
     if not value:
         raise ValueError(f"pipeline {name!r} is an empty list: start it with a crop stage")
