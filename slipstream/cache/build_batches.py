@@ -3,7 +3,8 @@
 A batch is a dict of columns (field -> list or array of values), read with the reader's
 ``read_batch(start, stop)`` where it has one (e.g. file readers: no per-sample dict) and
 assembled from ``read_sample`` calls otherwise. Image columns are checked by
-:func:`~slipstream.cache.jpeg_scan.prepare_images`; bad samples are taken out of the batch
+:func:`~slipstream.cache.raw_items.prepare_stored_images` (JPEGs as they are, other images
+as raw RGB pixels); bad samples are taken out of the batch
 and reported with their reason. :func:`ordered_batches` runs this in a thread pool and
 yields the batches in order.
 """
@@ -19,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from slipstream.cache.decode_check import decode_failures
-from slipstream.cache.format import IMAGE_TYPE
+from slipstream.cache.format import IMAGE_TYPE, ITEM_FORMAT_JPEG
 from slipstream.cache.jpeg_check import ImageCheckError
-from slipstream.cache.jpeg_scan import prepare_images
 from slipstream.cache.packed_items import PackedItems
+from slipstream.cache.raw_items import prepare_stored_images
 from slipstream.errors import SlipstreamError
 
 BATCH_SIZE = 128
@@ -42,6 +43,7 @@ class CheckedBatch:
         count: Samples read, bad ones included.
         columns: Field -> the good samples' values (images as the bytes to store).
         image_sizes: Image field -> ``(heights, widths)`` of the good samples.
+        item_formats: Image field -> uint8 format code of each good sample's stored item.
         reencoded: ``(source index, reason)`` of re-encoded images.
         errors: ``(source index, reason)`` of bad samples, left out of ``columns``.
     """
@@ -50,6 +52,7 @@ class CheckedBatch:
     count: int
     columns: dict[str, Any]
     image_sizes: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    item_formats: dict[str, np.ndarray] = field(default_factory=dict)
     reencoded: list[tuple[int, str]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
 
@@ -61,6 +64,7 @@ def read_checked_batch(
     stop: int,
     quality: int,
     check_decode: bool = False,
+    image_storage: str = "raw",
 ) -> CheckedBatch:
     """Read samples ``start .. stop-1`` as columns and check their images.
 
@@ -70,9 +74,11 @@ def read_checked_batch(
         start: First source index.
         stop: One past the last source index.
         quality: JPEG quality for re-encoded images.
-        check_decode: Also decode every image to store once
+        check_decode: Also decode every JPEG to store once
             (:func:`~slipstream.cache.decode_check.decode_failures`); one that fails is a
             bad sample.
+        image_storage: ``"raw"`` (non-JPEG images as RGB pixels) or ``"jpeg"``
+            (re-encoded at ``quality``).
 
     Returns:
         The batch, bad samples moved to ``errors``.
@@ -96,15 +102,20 @@ def read_checked_batch(
     for name, kind in field_types.items():
         if kind != IMAGE_TYPE:
             continue
-        stored, heights, widths, reencoded, bad = prepare_images(columns[name], quality)
+        stored, heights, widths, formats, reencoded, bad = prepare_stored_images(
+            columns[name], quality, image_storage
+        )
         columns[name] = stored
         batch.image_sizes[name] = (heights, widths)
+        batch.item_formats[name] = formats
         batch.reencoded += [(start + i, reason) for i, reason in reencoded.items()]
         for i, reason in bad.items():
             errors.setdefault(i, reason)
         if check_decode:
-            for i, reason in decode_failures(stored).items():
-                errors.setdefault(i, reason)
+            jpegs = np.flatnonzero(formats == ITEM_FORMAT_JPEG)
+            items = stored if len(jpegs) == len(formats) else [stored[i] for i in jpegs]
+            for i, reason in decode_failures(items).items():
+                errors.setdefault(int(jpegs[i]), reason)
     if errors:
         _drop_rows(batch, sorted(errors))
         batch.errors = [(start + i, errors[i]) for i in sorted(errors)]
@@ -161,6 +172,8 @@ def _drop_rows(batch: CheckedBatch, positions: list[int]) -> None:
             batch.columns[name] = [values[i] for i in kept]
     for name, (heights, widths) in batch.image_sizes.items():
         batch.image_sizes[name] = (heights[keep], widths[keep])
+    for name, formats in batch.item_formats.items():
+        batch.item_formats[name] = formats[keep]
     dropped = {batch.start + i for i in positions}
     batch.reencoded = [entry for entry in batch.reencoded if entry[0] not in dropped]
 

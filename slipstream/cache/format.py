@@ -18,6 +18,13 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
     │                                └──────────────┴───────────────┴────────────┴───────────┘
     │                                item i = bin[data_ptr : data_ptr + data_size];
     │                                height = width = 0 for "bytes" fields
+    ├── <field>.format.npy           version 3, image fields with a raw item only: N x u1,
+    │                                item i's format code (ITEM_FORMAT_DTYPE):
+    │                                  0 = JPEG bytes
+    │                                  2 = raw RGB pixels, height x width x 3 uint8, rows
+    │                                      back to back (data_size = height * width * 3)
+    │                                (the csrc ImageFormat codes; 1 = YUV420, companion only).
+    │                                No file: every item is a JPEG (versions 1, 2 and 3)
     ├── <field>_yuv420.bin           optional, per image field: its YUV420 companion (planar
     ├── <field>_yuv420.meta.npy      I420 items + IMAGE_META_DTYPE table), recorded last under
     │                                the field's "yuv420" key; see slipstream.cache.yuv420
@@ -33,10 +40,12 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
 
     {
       "format": "slipstream-cache",          # absent in caches of the original slipstream
-      "version": 2,                          # 1: no checksums (still read)
+      "version": 2,                          # 1: no checksums (still read); 3: a field has
+                                             # raw RGB items (<field>.format.npy)
       "num_samples": N,
       "fields": {
-        "image": {"type": "ImageBytes", "format": "jpeg", "num_samples": N,
+        "image": {"type": "ImageBytes", "format": "jpeg",   # | "raw" | "mixed" (version 3)
+                  "num_samples": N,
                   "max_size": <largest item in bytes>, "checksum": "xxh64",
                   "files": {"image.bin": <bytes>, "image.meta.npy": <bytes>,
                             "image.xxh64.npy": <bytes>}},
@@ -66,9 +75,14 @@ FORMAT_NAME = "slipstream-cache"
 """Value of ``manifest["format"]`` in caches written by this package."""
 
 FORMAT_VERSION = 2
-"""The manifest version this package writes (2: per-item checksums of bytes fields)."""
+"""The manifest version this package writes (2: per-item checksums of bytes fields) for
+caches whose images are all JPEGs."""
 
-READ_VERSIONS = (1, 2)
+RAW_FORMAT_VERSION = 3
+"""The manifest version of a cache with raw RGB items (``<field>.format.npy``): a version-2
+reader would hand those items to its JPEG decoder, so they get a version it refuses."""
+
+READ_VERSIONS = (1, 2, 3)
 """Manifest versions this package reads (1: the original slipstream's, no checksums)."""
 
 MANIFEST_NAME = "manifest.json"
@@ -89,10 +103,52 @@ BYTES_TYPES = frozenset({"ImageBytes", "bytes"})
 """Field types stored as ``<field>.bin`` + ``<field>.meta.npy``."""
 
 IMAGE_TYPE = "ImageBytes"
-"""Field type of encoded images (always JPEG in caches written by this package)."""
+"""Field type of stored images: JPEG bytes, or raw RGB pixels (``<field>.format.npy``)."""
 
 IMAGE_FORMATS = ("jpeg", "yuv420")
-"""What decoders read of an image field: its JPEG items, or its YUV420 companion's items."""
+"""What decoders read of an image field: its stored items (JPEG and raw RGB, each with its
+per-item format code), or its YUV420 companion's items."""
+
+ITEM_FORMAT_DTYPE = np.dtype("u1")
+"""Element dtype of ``<field>.format.npy``: one format code per item."""
+
+ITEM_FORMAT_JPEG = 0
+"""Format code of a JPEG item (csrc ``kFormatJpeg``)."""
+
+ITEM_FORMAT_YUV420 = 1
+"""Format code of a planar I420 item (csrc ``kFormatYuv420``; YUV420 companions only)."""
+
+ITEM_FORMAT_RAW = 2
+"""Format code of a raw RGB item, ``height x width x 3`` uint8 (csrc ``kFormatRgb``)."""
+
+FIELD_FORMATS = ("jpeg", "raw", "mixed")
+"""``manifest["fields"][f]["format"]`` of an image field: all JPEG, all raw, or both."""
+
+IMAGE_STORAGE = ("raw", "jpeg")
+"""How a build stores a source image that is not a JPEG: ``"raw"`` (its RGB pixels,
+lossless; the default) or ``"jpeg"`` (re-encoded at the build's ``jpeg_quality``: smaller,
+lossy). A source JPEG is stored as its own bytes either way."""
+
+
+def item_format_file(name: str) -> str:
+    """File name of an image field's per-item format codes (version 3)."""
+    return f"{name}.format.npy"
+
+
+def field_format(codes: np.ndarray) -> str:
+    """The manifest's ``"format"`` of an image field from its per-item codes.
+
+    Args:
+        codes: ``ITEM_FORMAT_DTYPE`` code of every item.
+
+    Returns:
+        ``"jpeg"``, ``"raw"`` or ``"mixed"`` (:data:`FIELD_FORMATS`).
+    """
+    raw = codes == ITEM_FORMAT_RAW
+    if not raw.any():
+        return "jpeg"
+    return "raw" if raw.all() else "mixed"
+
 
 CLASSES_KEY = "classes"
 """Optional key of a label field's manifest entry: its class names (label ``i`` names

@@ -27,12 +27,14 @@ from slipstream.cache.format import (
     FORMAT_VERSION,
     IMAGE_META_DTYPE,
     IMAGE_TYPE,
+    ITEM_FORMAT_DTYPE,
     LEGACY_SUBDIR,
     MANIFEST_NAME,
     READ_VERSIONS,
     STRING_TYPE,
     field_files,
     is_valid_field_name,
+    item_format_file,
 )
 from slipstream.errors import SlipstreamError
 
@@ -86,6 +88,7 @@ class SlipCache(FieldAccess):
         self.field_types = {name: f["type"] for name, f in manifest["fields"].items()}
         self.image_fields = [n for n, t in self.field_types.items() if t == IMAGE_TYPE]
         self._arrays = arrays
+        self._item_formats: dict[str, np.ndarray | None] = {}
         self.refresh_indexes()
 
     @classmethod
@@ -195,6 +198,24 @@ class SlipCache(FieldAccess):
         self._field(field, BYTES_TYPES, "bytes/image")
         return self._checksums.get(field)
 
+    def item_formats(self, field: str) -> np.ndarray | None:
+        """uint8 ``[num_samples]`` format code of every item of an image field, or None.
+
+        None when every item is a JPEG (no ``<field>.format.npy``: caches of versions 1
+        and 2, and version-3 caches' all-JPEG fields); else ``ITEM_FORMAT_JPEG`` (0) or
+        ``ITEM_FORMAT_RAW`` (2, raw RGB pixels) per item (:mod:`slipstream.cache.format`).
+
+        Args:
+            field: Field name.
+
+        Raises:
+            CacheFormatError: The file is not one code per sample.
+        """
+        self._field(field, BYTES_TYPES, "bytes/image")
+        if field not in self._item_formats:
+            self._item_formats[field] = _load_item_formats(self.path, field, self.num_samples)
+        return self._item_formats[field]
+
     def offsets(self, field: str) -> np.ndarray:
         """The ``[num_samples, 2]`` (offset, length) table of a string field.
 
@@ -241,6 +262,23 @@ class SlipCache(FieldAccess):
         else:
             start, size = int(table[index]["data_ptr"]), int(table[index]["data_size"])
         return data[start : start + size]
+
+
+def _load_item_formats(root: Path, field: str, num_samples: int) -> np.ndarray | None:
+    """``<field>.format.npy`` (memory-mapped), or None when absent (every item a JPEG)."""
+    path = root / item_format_file(field)
+    if not path.is_file():
+        return None
+    try:
+        codes = np.load(path, mmap_mode="r") if path.stat().st_size else None
+    except (OSError, ValueError) as exc:
+        raise CacheFormatError(f"{path}: unreadable item formats ({exc})") from exc
+    if codes is None or codes.dtype != ITEM_FORMAT_DTYPE or codes.shape != (num_samples,):
+        raise CacheFormatError(
+            f"{path}: expected {num_samples} item format codes ({ITEM_FORMAT_DTYPE}), found "
+            f"{None if codes is None else (codes.dtype, codes.shape)}"
+        )
+    return codes
 
 
 def _load_manifest(root: Path) -> dict[str, Any]:

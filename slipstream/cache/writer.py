@@ -18,9 +18,10 @@ How a build runs:
    an interrupted or killed build is restarted from scratch, not resumed.
 4. Batches of samples are read and their images checked in a thread pool, and written in
    order into ``<dest>.tmp-<pid>-<random>``: every ``ImageBytes`` item is checked
-   (:func:`slipstream.cache.jpeg_scan.prepare_images`: portable JPEGs byte for byte, any
-   other image Pillow reads re-encoded to RGB JPEG and listed in
-   ``manifest["build"]["reencoded"]``).
+   (:func:`slipstream.cache.raw_items.prepare_stored_images`: portable JPEGs byte for
+   byte, any other image Pillow reads stored as its raw RGB pixels, lossless, with
+   ``<field>.format.npy`` and manifest version 3; ``image_storage="jpeg"`` re-encodes them
+   as JPEG at ``jpeg_quality`` instead and lists them in ``manifest["build"]["reencoded"]``).
 5. Files are fsynced and ``manifest.json`` is written last. The folder is opened as a
    cache and checked (sample counts, every item table contiguous and covering its
    ``.bin`` exactly), then renamed to ``dest`` in one ``os.rename``. An interrupted build
@@ -63,10 +64,14 @@ from slipstream.cache.format import (
     CLASSES_KEY,
     FORMAT_NAME,
     FORMAT_VERSION,
+    IMAGE_STORAGE,
     MANIFEST_NAME,
+    RAW_FORMAT_VERSION,
     STRING_TYPE,
+    field_format,
     is_valid_field_name,
 )
+from slipstream.cache.raw_items import write_item_formats
 from slipstream.cache.reader import CacheFormatError, SlipCache
 from slipstream.logs import show_progress
 
@@ -96,6 +101,7 @@ def build_cache(
     progress: bool = True,
     overwrite: bool = False,
     check_decode: bool = False,
+    image_storage: str = "raw",
 ) -> Path:
     """Write every sample of ``reader`` into a slip cache at ``dest``.
 
@@ -108,7 +114,8 @@ def build_cache(
         dest: The cache folder to create (it will hold ``manifest.json``).
         on_error: ``"raise"`` stops at the first bad sample; ``"skip"`` leaves bad
             samples out and lists them in the manifest.
-        jpeg_quality: Quality for images that must be re-encoded as JPEG.
+        jpeg_quality: Quality for images that are re-encoded as JPEG (JPEGs the kernel
+            cannot decode, and every non-JPEG image with ``image_storage="jpeg"``).
         num_workers: Threads that read and check batches of samples; 0 reads inline.
             File readers read without the GIL; more threads help on network file
             systems and cold disks. Default: :func:`default_build_workers`.
@@ -118,6 +125,9 @@ def build_cache(
         check_decode: Decode every image once (in parallel, the C++ kernel's full decode)
             and treat one that fails like any unreadable sample (``on_error``). Catches
             damage inside the compressed data that the marker walk cannot see.
+        image_storage: How a source image that is not a JPEG is stored: ``"raw"``
+            (default: its RGB pixels, lossless, decoded later with a crop and a resize
+            only) or ``"jpeg"`` (re-encoded at ``jpeg_quality``: a smaller cache, lossy).
 
     Returns:
         ``dest`` as a Path.
@@ -129,6 +139,8 @@ def build_cache(
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    if image_storage not in IMAGE_STORAGE:
+        raise ValueError(f"image_storage must be one of {IMAGE_STORAGE}, got {image_storage!r}")
     if not 1 <= jpeg_quality <= 100:
         raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
     if num_workers is None:
@@ -147,7 +159,15 @@ def build_cache(
         tmp.mkdir()
         try:
             manifest = _write_cache(
-                reader, tmp, on_error, jpeg_quality, num_workers, progress, dest.name, check_decode
+                reader,
+                tmp,
+                on_error,
+                jpeg_quality,
+                num_workers,
+                progress,
+                dest.name,
+                check_decode,
+                image_storage,
             )
             check_written_cache(tmp, manifest)
             _publish(tmp, dest, overwrite)
@@ -322,6 +342,7 @@ def _write_cache(
     progress: bool,
     label: str,
     check_decode: bool = False,
+    image_storage: str = "raw",
 ) -> dict[str, Any]:
     """Write every sample into ``folder`` and its manifest last; return the manifest."""
     field_types = {
@@ -346,8 +367,14 @@ def _write_cache(
     reencoded: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     load = functools.partial(
-        read_checked_batch, reader, field_types, quality=quality, check_decode=check_decode
+        read_checked_batch,
+        reader,
+        field_types,
+        quality=quality,
+        check_decode=check_decode,
+        image_storage=image_storage,
     )
+    item_formats: dict[str, list[np.ndarray]] = {}
     bar = tqdm(
         total=total, disable=not show_progress(progress), unit="img", desc=f"building {label}"
     )
@@ -361,12 +388,22 @@ def _write_cache(
             for name, writer in writers.items():
                 sizes = batch.image_sizes.get(name, (None, None))
                 writer.append(batch.columns[name], *sizes)
+            for name, codes in batch.item_formats.items():
+                item_formats.setdefault(name, []).append(codes)
             reencoded += [
                 {"index": index, "name": reader.describe(index), "reason": reason}
                 for index, reason in batch.reencoded
             ]
             bar.update(batch.count)
         fields = {name: writer.finish() for name, writer in writers.items()}
+        version = FORMAT_VERSION
+        for name, parts in item_formats.items():
+            codes = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+            fields[name]["format"] = field_format(codes)
+            if fields[name]["format"] != "jpeg":  # version 3: per-item format codes
+                file_name = write_item_formats(folder, name, codes)
+                fields[name]["files"][file_name] = (folder / file_name).stat().st_size
+                version = RAW_FORMAT_VERSION
         for name, names in reader_class_names(reader).items():
             if name in fields:
                 fields[name][CLASSES_KEY] = names
@@ -380,13 +417,14 @@ def _write_cache(
         bar.close()
     manifest = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": version,
         "num_samples": total - len(skipped),
         "fields": fields,
         "source": source,
         "build": {
             "created_unix": time.time(),
             "jpeg_quality": quality,
+            "image_storage": image_storage,
             "reencoded": reencoded,
             "skipped": skipped,
         },
