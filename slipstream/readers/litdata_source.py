@@ -3,8 +3,11 @@
 For ``s3://`` only ``index.json`` is fetched before the cache name is known; when a cache of
 that exact index already exists, no chunk is downloaded. Otherwise the chunks are
 downloaded (:mod:`slipstream.readers.s3_download`) into ``<cache_root>/s3/...`` and the
-cache is built from there. The downloaded chunks are kept, so a rebuild does not download
-again; delete ``<cache_root>/s3`` to reclaim the space once the cache is built.
+cache is built from there, both under the cache's build lock
+(:mod:`slipstream.cache.build_lock`): the ranks of a node download each chunk once, and a
+failed download or build is raised by all of them. The downloaded chunks are kept, so a
+rebuild does not download again; delete ``<cache_root>/s3`` to reclaim the space once the
+cache is built.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import os
 from pathlib import Path
 
 from slipstream.cache import FORMAT_VERSION, build_cache
+from slipstream.cache.build_lock import build_lock
 from slipstream.readers.litdata_dataset import LitDataReader
 from slipstream.readers.s3_download import download_chunks, fetch_index, is_s3_url, parse_s3_url
+from slipstream.remote_cache import RemoteCache, obtain_cache
 
 
 def open_litdata_reader(
@@ -47,6 +52,8 @@ def litdata_cache(
     on_error: str = "raise",
     progress: bool = True,
     rename: dict[str, str] | None = None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> Path:
     """Build (once) the slip cache of a LitData source; return its folder.
 
@@ -60,6 +67,9 @@ def litdata_cache(
         progress: Show progress bars.
         rename: Field renames for :class:`LitDataReader` (e.g. ``{"0": "image"}``); they
             are part of the fingerprint, so the cache name.
+        remote: Share the cache on S3 (:func:`slipstream.remote_cache.obtain_cache`):
+            download it when it is there, else build it (rank 0) and upload it.
+        build_threads: Reader threads of the build (``build_cache``'s ``num_workers``).
 
     Returns:
         The cache folder.
@@ -74,7 +84,21 @@ def litdata_cache(
         reader = LitDataReader(source, rename=rename)
         name = reader.root.resolve().name
     dest = cache_root / f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
-    if not (dest / "manifest.json").is_file() and is_s3_url(source):
-        download_chunks(str(source), reader.root, progress=progress)
-        reader.check_chunks()
-    return build_cache(reader, dest, on_error=on_error, progress=progress)
+
+    def build() -> Path:
+        if (dest / "manifest.json").is_file() or not is_s3_url(source):
+            return build_cache(
+                reader, dest, on_error=on_error, progress=progress, num_workers=build_threads
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # The download and the build under one lock (reentrant: build_cache takes it
+        # again), so the ranks of a node fetch each chunk once; the others wait.
+        with build_lock(dest, announce=progress is not False, what=f"download of {source}"):
+            if not (dest / "manifest.json").is_file():
+                download_chunks(str(source), reader.root, progress=progress)
+                reader.check_chunks()
+            return build_cache(
+                reader, dest, on_error=on_error, progress=progress, num_workers=build_threads
+            )
+
+    return build() if remote is None else obtain_cache(dest, build, remote)

@@ -54,8 +54,12 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def s3_client() -> Any:
+def s3_client(endpoint_url: str | None = None) -> Any:
     """A boto3 S3 client configured from the standard AWS environment (module docstring).
+
+    Args:
+        endpoint_url: S3-compatible endpoint; default ``$AWS_ENDPOINT_URL_S3`` or
+            ``$AWS_ENDPOINT_URL`` (AWS itself when neither is set).
 
     Raises:
         ImportError: boto3 is not installed (names the ``slipstream[s3]`` extra).
@@ -67,7 +71,9 @@ def s3_client() -> Any:
         raise ImportError(
             "reading s3:// datasets needs boto3: pip install 'slipstream[s3]'"
         ) from exc
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = (
+        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
     config = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
     return boto3.client("s3", endpoint_url=endpoint or None, config=config)
 
