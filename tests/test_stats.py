@@ -145,3 +145,15 @@ def test_errors_name_the_sample(corrupt_dataset, short_yuv_item_dataset, photo_d
         compute_normalization_stats(photo_dataset, image_format="png", verbose=False)
     with pytest.raises(KeyError, match="nope"):
         compute_normalization_stats(photo_dataset, image_field="nope", verbose=False)
+
+
+def test_an_ffcv_file_read_in_place():
+    from pathlib import Path
+
+    from slipstream import SlipstreamDataset
+
+    beton = Path(__file__).parent / "fixtures" / "ffcv" / "all_fields.beton"
+    dataset = SlipstreamDataset(beton)
+    stats = compute_normalization_stats(dataset, verbose=False)
+    jpegs = [bytes(dataset.cache.item_bytes("image", i)) for i in range(len(dataset))]
+    _check(stats, *_numpy_stats(Image.open(io.BytesIO(j)).convert("RGB") for j in jpegs), 1e-3)
