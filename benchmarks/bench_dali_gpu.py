@@ -153,7 +153,7 @@ def run_loader(
         },
         seed=0,
         device="cuda",
-        num_threads=threads,
+        num_workers=threads,
         **kwargs,
     )
     rates = []

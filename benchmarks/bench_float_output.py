@@ -46,7 +46,7 @@ BATCH = 256
 def _loader(dataset, backend: str, dtype: str, threads: int) -> SlipstreamLoader:
     pipes = supervised_train(224, dtype=dtype, normalize=dtype != "uint8")
     return SlipstreamLoader(
-        dataset, BATCH, pipes, seed=0, device="cpu", num_threads=threads, backend=backend
+        dataset, BATCH, pipes, seed=0, device="cpu", num_workers=threads, backend=backend
     )
 
 

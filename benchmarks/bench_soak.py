@@ -62,7 +62,7 @@ def one_loader(dataset: SlipstreamDataset, engine: str, batch: int, dtype: str) 
     pipelines = supervised_train(224, normalize=dtype != "uint8", dtype=dtype)
     count = 0
     with SlipstreamLoader(
-        dataset, batch, pipelines, device="cpu", num_threads=2, **ENGINES[engine]
+        dataset, batch, pipelines, device="cpu", num_workers=2, **ENGINES[engine]
     ) as loader:
         for b in loader:
             count += len(b["image"])
@@ -86,7 +86,7 @@ def soak_epochs(dataset: SlipstreamDataset, engine: str, n: int, batch: int) -> 
     pipelines = supervised_train(224, dtype="float32")
     rss, start = [], time.perf_counter()
     with SlipstreamLoader(
-        dataset, batch, pipelines, device="cpu", num_threads=2, **ENGINES[engine]
+        dataset, batch, pipelines, device="cpu", num_workers=2, **ENGINES[engine]
     ) as loader:
         for _ in range(n):
             for _b in loader:

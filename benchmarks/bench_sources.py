@@ -38,7 +38,7 @@ def warm_rate(dataset: SlipstreamDataset, epochs: int, threads: int, backend: st
         {"image": pipeline},
         seed=0,
         device="cpu",
-        num_threads=threads,
+        num_workers=threads,
         backend=backend,
     )
     rates = []

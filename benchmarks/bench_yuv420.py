@@ -102,7 +102,7 @@ def main() -> None:
             device="cpu",
             backend=backend,
             decode_device="cpu",
-            num_threads=args.threads,
+            num_workers=args.threads,
             image_format=fmt,
         )
         for backend, fmt in runs

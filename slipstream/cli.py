@@ -256,7 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
         num_images=args.num_images,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        num_threads=args.threads,
+        num_workers=args.threads,
         device=args.device,
     )
     return 0
@@ -367,7 +367,12 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=_positive_int, default=3, help="epochs per run")
     bench.add_argument("--batch-size", type=_positive_int, default=256, help="samples per batch")
     bench.add_argument(
-        "--threads", type=_positive_int, default=None, help="decode threads (default: all cores)"
+        "--num-workers",
+        "--threads",
+        dest="threads",
+        type=_positive_int,
+        default=None,
+        help="decode threads (default: all cores); --threads is its old name",
     )
     bench.add_argument(
         "--only", nargs="*", default=None, help="run only these runs (by their table name)"
@@ -414,7 +419,12 @@ def make_parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=_positive_int, default=3, help="epochs to stream")
     demo.add_argument("--batch-size", type=_positive_int, default=128, help="samples per batch")
     demo.add_argument(
-        "--threads", type=_positive_int, default=None, help="decode threads (default: all cores)"
+        "--num-workers",
+        "--threads",
+        dest="threads",
+        type=_positive_int,
+        default=None,
+        help="decode threads (default: all cores); --threads is its old name",
     )
     demo.add_argument(
         "--device", default=None, help="output device, e.g. cpu or cuda (default: CUDA if present)"

@@ -44,7 +44,7 @@ def run_one(source: Path, work: Path, mutation: dict, reference: np.ndarray) -> 
         dataset = SlipstreamDataset(dataset_path, cache_root=cache_root, progress=False)
         pipelines = supervised_train(32, normalize=False, dtype="uint8")
         loader = SlipstreamLoader(
-            dataset, 16, pipelines, device="cpu", num_threads=1, backend="native", shuffle=False
+            dataset, 16, pipelines, device="cpu", num_workers=1, backend="native", shuffle=False
         )
         images = np.concatenate([b["image"].numpy().copy() for b in loader])
     except SlipstreamError:

@@ -32,7 +32,7 @@ def reference(path: Path, out: Path, cache_root: Path) -> Path:
     pipelines = supervised_train(32, normalize=False, dtype="uint8")
     dataset = SlipstreamDataset(path, cache_root=cache_root, progress=False)
     loader = SlipstreamLoader(
-        dataset, 16, pipelines, device="cpu", num_threads=1, backend="native", shuffle=False
+        dataset, 16, pipelines, device="cpu", num_workers=1, backend="native", shuffle=False
     )
     np.save(out, np.concatenate([b["image"].numpy().copy() for b in loader]))
     return out

@@ -28,7 +28,7 @@ def test_build_then_inspect(photo_folder, tmp_path, capsys):
 
 
 def test_demo_writes_a_contact_sheet(tmp_path, capsys):
-    rates = run_demo(tmp_path, num_images=40, epochs=2, batch_size=16, num_threads=2, device="cpu")
+    rates = run_demo(tmp_path, num_images=40, epochs=2, batch_size=16, num_workers=2, device="cpu")
     assert sorted(rates) == ["epoch_0_images_per_second", "epoch_1_images_per_second"]
     assert all(rate > 0 for rate in rates.values())
     sheet = Image.open(tmp_path / "batch.png")
@@ -182,7 +182,7 @@ def test_every_option_has_help_and_its_default():
 
 def test_bench_prints_a_table(photo_dataset, capsys):
     argv = ["bench", str(photo_dataset.cache_path), "--epochs", "2", "--batch-size", "64"]
-    argv += ["--threads", "2", "--no-anchors", "--only", "slipstream RRC224+flip"]
+    argv += ["--num-workers", "2", "--no-anchors", "--only", "slipstream RRC224+flip"]
     argv += ["slipstream center224", "slipstream raw bytes"]
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -211,7 +211,7 @@ def test_external_source_settings():
 def test_mixed_loader_close_to_native(photo_dataset, dtype):
     normalize = Normalize() if dtype == "float32" else None
     pipelines = {"image": ImagePipeline(DecodeRandomResizedCrop(64), 0.5, normalize, dtype)}
-    kwargs = {"batch_size": 50, "seed": 4, "num_threads": 2}
+    kwargs = {"batch_size": 50, "seed": 4, "num_workers": 2}
     native = SlipstreamLoader(photo_dataset, pipelines=pipelines, device="cpu", **kwargs)
     mixed = SlipstreamLoader(
         photo_dataset, pipelines=pipelines, device="cuda", backend="dali", **kwargs
@@ -236,7 +236,7 @@ def test_mixed_loader_close_to_native(photo_dataset, dtype):
 @pytest.mark.gpu
 def test_cpu_operator_to_cuda_is_bit_exact(photo_dataset):
     pipelines = supervised_train(64, normalize=False, dtype="uint8")
-    kwargs = {"batch_size": 64, "seed": 2, "num_threads": 2}
+    kwargs = {"batch_size": 64, "seed": 2, "num_workers": 2}
     native = SlipstreamLoader(photo_dataset, pipelines=pipelines, device="cpu", **kwargs)
     dali = SlipstreamLoader(
         photo_dataset, pipelines=pipelines, device="cuda", backend="dali",

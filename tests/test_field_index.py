@@ -82,7 +82,7 @@ def test_dataset_subset_through_the_loader(photo_dataset):
         supervised_train(32, normalize=False, dtype="uint8"),
         indices=subset,
         device="cpu",
-        num_threads=2,
+        num_workers=2,
         fields=["label", "index"],
     )
     for epoch in range(2):

@@ -107,7 +107,7 @@ def test_loaders_read_the_quasi_random_order_with_unchanged_crops(photo_dataset)
     images = {}
     for order in ("random", "quasi_random"):
         loader = SlipstreamLoader(
-            photo_dataset, 48, pipelines, seed=7, order=order, backend="native", num_threads=1
+            photo_dataset, 48, pipelines, seed=7, order=order, backend="native", num_workers=1
         )
         loader.set_epoch(1)
         ids, pixels = [], []

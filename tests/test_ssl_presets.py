@@ -38,7 +38,7 @@ def test_augmented_views_equal_the_chain_on_decoded_crops(photo_dataset, preset)
 
     augmented = preset(32)
     plain = _uint8(preset(32, augment=False))
-    kwargs = {"seed": 8, "device": "cpu", "num_threads": 2, "backend": "native"}
+    kwargs = {"seed": 8, "device": "cpu", "num_workers": 2, "backend": "native"}
     loader = SlipstreamLoader(photo_dataset, 24, augmented, **kwargs)
     reference = SlipstreamLoader(photo_dataset, 24, plain, **kwargs)
     loader.set_epoch(1)
@@ -61,7 +61,7 @@ def test_multi_crop_views_equal_their_single_decodes(photo_dataset, backend):
         pytest.importorskip("nvidia.dali")
     pipelines = _uint8(dino(64, 32, num_local=3, augment=False))
     loader = SlipstreamLoader(
-        photo_dataset, 40, pipelines, seed=3, device="cpu", num_threads=2, backend=backend
+        photo_dataset, 40, pipelines, seed=3, device="cpu", num_workers=2, backend=backend
     )
     cache = photo_dataset.cache
     heights, widths = photo_dataset.image_sizes()

@@ -161,7 +161,7 @@ def test_yoked_views_through_the_loader(photo_dataset, backend):
     if backend == "dali":
         pytest.importorskip("nvidia.dali")
     pipelines = _uint8(dino(64, 32, num_local=3, augment=False, yoked=True))
-    kwargs = {"seed": 3, "device": "cpu", "num_threads": 2, "backend": backend}
+    kwargs = {"seed": 3, "device": "cpu", "num_workers": 2, "backend": backend}
     loader = SlipstreamLoader(photo_dataset, 40, pipelines, **kwargs)
     loader.set_epoch(1)
     cache = photo_dataset.cache

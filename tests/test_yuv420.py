@@ -253,7 +253,7 @@ def test_loader_yuv420_close_to_jpeg(yuv_dataset, companion):
     pipes = {
         "image": ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
     }
-    kw = {"seed": 5, "device": "cpu", "backend": "native", "num_threads": 2}
+    kw = {"seed": 5, "device": "cpu", "backend": "native", "num_workers": 2}
     jpeg = SlipstreamLoader(yuv_dataset, 64, pipes, **kw)
     yuv = SlipstreamLoader(yuv_dataset, 64, pipes, image_format="yuv420", **kw)
     for a, b in zip(jpeg, yuv, strict=True):

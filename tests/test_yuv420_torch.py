@@ -307,7 +307,7 @@ def _pipes():
 
 def test_loader_torch_decode_matches_native_yuv420(yuv_dataset, companion):
     kw = {"seed": 5, "device": "cpu", "backend": "native", "image_format": "yuv420"}
-    native = SlipstreamLoader(yuv_dataset, 48, _pipes(), num_threads=2, **kw)
+    native = SlipstreamLoader(yuv_dataset, 48, _pipes(), num_workers=2, **kw)
     torch_path = SlipstreamLoader(yuv_dataset, 48, _pipes(), decode_device="torch", **kw)
     assert torch_path.decode_device == "torch"
     batches = 0

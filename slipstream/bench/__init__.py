@@ -110,7 +110,7 @@ def bench_slipstream(
         {"image": pipeline},
         seed=0,
         device=device,
-        num_threads=threads,
+        num_workers=threads,
         backend=backend,
         decode_device=decode_device,
     )

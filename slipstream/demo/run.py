@@ -21,7 +21,7 @@ def run_demo(
     num_images: int = 3000,
     epochs: int = 3,
     batch_size: int = 128,
-    num_threads: int | None = None,
+    num_workers: int | None = None,
     device: str | None = None,
     progress: bool | None = None,
 ) -> dict[str, float]:
@@ -32,7 +32,7 @@ def run_demo(
         num_images: Images cut from the bundled photographs.
         epochs: Epochs to stream.
         batch_size: Samples per batch.
-        num_threads: Decode threads (default: all cores).
+        num_workers: Decode threads (default: the loader's, all cores on one rank).
         device: Output device (default: CUDA when available, else CPU).
         progress: Per-epoch progress bars (default: see :func:`slipstream.logs.show_progress`).
 
@@ -57,12 +57,12 @@ def run_demo(
         batch_size,
         supervised_train(224, normalize=False, dtype="uint8"),
         seed=0,
-        num_threads=num_threads,
+        num_workers=num_workers,
         device=device,
     )
     print(
         f"[3/3] {epochs} epochs of RandomResizedCrop 224 + flip, batch {batch_size}, "
-        f"{loader.num_threads} decode threads, engine {loader.engine} "
+        f"{loader.num_workers} decode threads, engine {loader.engine} "
         f"(backend {loader.backend}), device {loader.device}"
     )
     rates: dict[str, float] = {}
