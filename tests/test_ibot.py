@@ -108,14 +108,17 @@ def test_blocks_follow_ibots_rule():
         RandomBlockMask(GRID, (0.2, 1.5))
 
 
-def test_ibot_preset_masks_through_the_loader(photo_dataset):
+@pytest.mark.parametrize("backend", ["native", "dali"])
+def test_ibot_preset_masks_through_the_loader(photo_dataset, backend):
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
     views = ibot(64, 32, num_local=2, patch_size=8, augment=False, normalize=False, dtype="uint8")
     assert list(views) == ["global_0", "global_1", "local_0", "local_1", "mask_0", "mask_1"]
     assert views["mask_1"].view == views["global_1"].view
 
     def masks_by_id(batch_size: int) -> dict[int, tuple]:
         loader = SlipstreamLoader(
-            photo_dataset, batch_size, views, seed=3, device="cpu", backend="native",
+            photo_dataset, batch_size, views, seed=3, device="cpu", backend=backend,
             num_workers=2, indices=np.arange(24),
         )  # fmt: skip
         out = {}
