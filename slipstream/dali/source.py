@@ -91,7 +91,7 @@ class PrefetchedBatches:
         if prefetch_queue_depth < 1:
             raise ValueError(f"prefetch_queue_depth must be >= 1, got {prefetch_queue_depth}")
         rank, world_size = resolve_world(
-            order.pop("distributed", False), order.pop("rank", None), order.pop("world_size", None)
+            order.pop("distributed", "auto"), order.pop("rank", None), order.pop("world_size", None)
         )
         self.cache = dataset.cache
         self.prefetcher = Prefetcher(
