@@ -394,7 +394,7 @@ def _fixed_width_strings(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(table).view(f"S{width}").reshape(-1)
 
 
-def write_index(cache: Any, fields: Sequence[str], verbose: bool = False) -> dict[str, Path]:
+def write_index(cache: Any, fields: Sequence[str], verbose: bool = True) -> dict[str, Path]:
     """Build and store ``value -> sample indices`` indexes of fields of a slip cache.
 
     Each index is saved as ``<field>_index.npy`` in the cache folder (the original
@@ -406,7 +406,8 @@ def write_index(cache: Any, fields: Sequence[str], verbose: bool = False) -> dic
         cache: A :class:`~slipstream.cache.SlipCache`, an object whose ``cache`` is one
             (a :class:`~slipstream.SlipstreamDataset`), or the cache folder's path.
         fields: Fields to index, e.g. ``["label"]`` (numeric or string fields).
-        verbose: Log each index written (logger ``slipstream.cache.field_index``, INFO).
+        verbose: Log each index written (logger ``slipstream.cache.field_index``, INFO;
+            quiet unless logging is enabled, see :mod:`slipstream.logs`).
 
     Returns:
         Field name -> path of the file written.
