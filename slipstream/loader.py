@@ -43,6 +43,7 @@ from slipstream.prefetch.world import (
     resolve_device,
     resolve_world,
 )
+from slipstream.remote_cache import RemoteCache
 from slipstream.renamed import renamed_argument
 from slipstream.transforms.output import FieldOutput, ImageOutput
 
@@ -60,18 +61,15 @@ class SlipstreamLoader:
 
     Which epoch an iteration runs (``docs/epochs.md``), as FFCV users expect:
 
-    ============================================  =============================================
-    before ``iter(loader)``                       the iteration runs
-    ============================================  =============================================
-    nothing (a new loader)                        epoch 0
-    a pass of epoch ``e`` ran to its end          epoch ``e + 1``
-    a pass of ``e`` was left early (``break``,    epoch ``e + 1`` from its start
-    an error, a newer ``iter(loader)``)
-    ``load_state_dict(state of e at sample s)``   the rest of ``e``, from sample ``s``
-    that, then ``set_epoch(e)``                   the rest of ``e`` (the resume point is kept)
-    that, then ``set_epoch(f)``, ``f != e``       epoch ``f`` from its start (a warning)
-    ``set_epoch(e)`` (each epoch, as usual)       epoch ``e`` from its start
-    ============================================  =============================================
+    | before ``iter(loader)`` | the iteration runs |
+    | --- | --- |
+    | nothing (a new loader) | epoch 0 |
+    | a pass of epoch ``e`` ran to its end | epoch ``e + 1`` |
+    | a pass of ``e`` was left early (``break``, an error, a newer ``iter``) | ``e + 1`` |
+    | ``load_state_dict(state of e at sample s)`` | the rest of ``e``, from ``s`` |
+    | that, then ``set_epoch(e)`` | the rest of ``e`` (the resume point is kept) |
+    | that, then ``set_epoch(f)``, ``f != e`` | ``f`` from its start (a warning) |
+    | ``set_epoch(e)`` (each epoch, as usual) | epoch ``e`` from its start |
 
     :meth:`state_dict` describes the pass in progress, or the one left early (so a checkpoint
     written after a ``break`` resumes the rest of that epoch), else where the next one starts.
@@ -144,6 +142,12 @@ class SlipstreamLoader:
             dict (default ``"image"``).
         verbose: Log (at INFO, once per process) the rank and world size taken from the
             process group.
+        remote_cache: ``s3://bucket/prefix`` to share the dataset's cache through (the
+            original slipstream's argument). Pass it to :class:`SlipstreamDataset` to
+            download a shared cache instead of building it; here, a cache that is not
+            shared yet is uploaded (by global rank 0) and files other nodes added are
+            downloaded, as :meth:`sync_remote_cache` does (a failure is logged).
+        remote_cache_endpoint_url: S3-compatible endpoint for ``remote_cache``.
         **renamed: The old names ``num_threads`` and ``prefetch``. The original
             slipstream's ``force_rebuild``, ``presync_s3*`` and ``use_threading`` raise a
             TypeError naming where that lives here.
@@ -187,6 +191,8 @@ class SlipstreamLoader:
         exclude_fields: list[str] | None = None,
         image_field: str | None = None,
         verbose: bool = True,
+        remote_cache: str | None = None,
+        remote_cache_endpoint_url: str | None = None,
         **renamed: Any,
     ) -> None:
         """Validate the arguments, pick the decode engine and open the stores."""
@@ -208,6 +214,8 @@ class SlipstreamLoader:
         if not isinstance(dataset, SlipstreamDataset):
             raise TypeError(f"dataset must be a SlipstreamDataset, got {type(dataset).__name__}")
         self.dataset, self.cache = dataset, dataset.cache
+        if remote_cache is not None:
+            share_dataset_cache(dataset, remote_cache, remote_cache_endpoint_url)
         self.pipelines = image_pipelines(pipelines, crop_size, crop_mode, image_field)
         self.device = resolve_device(device)
         fields = returned_fields(self.cache.field_types, NUMBER_DTYPES, fields, exclude_fields)
@@ -260,6 +268,17 @@ class SlipstreamLoader:
             f"device='{self.device}', threads={self.num_workers}, seed={self.seed}, "
             f"epoch={self.epoch}, rank={self.rank}/{self.world_size})"
         )
+
+    def sync_remote_cache(self) -> tuple[int, int]:
+        """Upload files added to the cache since it was shared, download others' new files.
+
+        Call it after adding indexes or YUV420 companions so other machines get them
+        (:meth:`SlipstreamDataset.sync_remote_cache`).
+
+        Returns:
+            ``(downloaded, uploaded)`` file counts; ``(0, 0)`` without a remote cache.
+        """
+        return self.dataset.sync_remote_cache()
 
     def samples_per_epoch(self) -> int:
         """Samples this rank sees per epoch (padded or trimmed to split evenly across ranks)."""
@@ -457,3 +476,13 @@ def _trim_allocator() -> None:
 
 
 _MALLOC_TRIM: Any = None
+
+
+def share_dataset_cache(dataset: SlipstreamDataset, url: str, endpoint_url: str | None) -> None:
+    """Attach ``remote_cache=`` given to the loader to its dataset, then sync (logged)."""
+    if dataset.remote_cache is None or dataset.remote_cache.url != url.rstrip("/"):
+        dataset.remote_cache = RemoteCache(url, endpoint_url=endpoint_url)
+    try:
+        dataset.sync_remote_cache()
+    except Exception as exc:  # training goes on with the local cache, as in the original
+        logger.warning("slipstream: could not sync the cache with %s: %s", url, exc)
