@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from slipstream.arguments import check_bool, check_choice
-from slipstream.cache import FORMAT_VERSION, SlipCache, build_cache
+from slipstream.arguments import check_bool, check_choice, check_int
+from slipstream.cache import FORMAT_VERSION, SlipCache
 from slipstream.cache.field_index import FieldIndex
 from slipstream.cache.format import IMAGE_TYPE
+from slipstream.cache.raw_items import raw_pixels
 from slipstream.paths import default_cache_root
 from slipstream.readers import FILE_LIST_SUFFIXES, FfcvFile, FileListReader, ImageFolderReader
 from slipstream.readers.ffcv_format import FFCV_SUFFIXES
@@ -51,6 +52,7 @@ from slipstream.readers.source_pointer import (
     watch_tree,
     write_pointer,
 )
+from slipstream.remote_cache import RemoteCache, build_or_fetch, sync_remote
 from slipstream.renamed import renamed_argument
 
 SOURCE_KINDS = ("cache", "imagefolder", "file_list", "litdata", "ffcv", "huggingface")
@@ -94,7 +96,8 @@ def resolve_source(source: Any, input_dir: Any, remote_dir: Any, local_dir: Any)
         )
     if not (isinstance(found, (str, os.PathLike)) or is_hf_dataset(found)):
         raise TypeError(
-            f"source must be a path, an s3:// URL or a datasets.Dataset, got {type(found).__name__}"
+            f"source must be a path or an s3:// URL, got {type(found).__name__} (Hugging Face "
+            "datasets: a datasets.Dataset)"
         )
     return found
 
@@ -140,9 +143,20 @@ def open_store(
     verify_source: str,
     field_names: FieldNames | None,
     split: str | None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> SlipCache | FfcvFile:
-    """Open ``source`` as ``kind`` (see the module table), building its cache if needed."""
-    build = {"on_error": on_error, "progress": progress}
+    """Open ``source`` as ``kind`` (see the module table), building its cache if needed.
+
+    ``remote``: share built caches on S3 (:func:`slipstream.remote_cache.obtain_cache`);
+    ``build_threads``: reader threads of a build.
+    """
+    build = {
+        "on_error": on_error,
+        "progress": progress,
+        "remote": remote,
+        "build_threads": build_threads,
+    }
     if kind == "huggingface":
         return open_huggingface(source, cache_root, split=split, field_names=field_names, **build)
     if kind == "litdata":
@@ -164,6 +178,8 @@ def open_litdata(
     field_names: FieldNames | None,
     on_error: str,
     progress: bool | None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> SlipCache:
     """A LitData folder or ``s3://`` dataset: its cache, built once (downloaded first)."""
     from slipstream.readers.litdata_source import litdata_cache  # LitData / S3
@@ -171,7 +187,10 @@ def open_litdata(
     extra = {}
     if field_names is not None:
         extra["rename"] = litdata_renames(field_names)
-    built = litdata_cache(source, cache_root, on_error=on_error, progress=progress, **extra)
+    built = litdata_cache(
+        source, cache_root, on_error=on_error, progress=progress, remote=remote,
+        build_threads=build_threads, **extra,
+    )  # fmt: skip
     return SlipCache.open(built)
 
 
@@ -183,15 +202,19 @@ def litdata_renames(field_names: FieldNames) -> dict[str, str]:
 
 
 def open_ffcv(
-    path: Path, cache_root: Path, *, on_error: str, progress: bool | None
+    path: Path,
+    cache_root: Path,
+    *,
+    on_error: str,
+    progress: bool | None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> SlipCache | FfcvFile:
-    """An FFCV file: read in place when all its images are JPEGs, else converted once."""
-    beton = FfcvFile(path)
-    if not beton.has_raw_images:  # all JPEG: read in place, no conversion
-        return beton
-    name = f"{path.stem}-{beton.fingerprint()[:16]}-v{FORMAT_VERSION}"
-    built = build_cache(beton, cache_root / name, on_error=on_error, progress=progress)
-    return SlipCache.open(built)
+    """An FFCV file, read in place: JPEG and raw RGB items alike (no conversion).
+
+    The build options are accepted for a uniform call and not used: nothing is built.
+    """
+    return FfcvFile(path)
 
 
 def open_file_samples(
@@ -202,6 +225,8 @@ def open_file_samples(
     verify_source: str,
     on_error: str,
     progress: bool | None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> SlipCache:
     """An image folder or a file list: its cache, found through the source pointer.
 
@@ -232,7 +257,10 @@ def open_file_samples(
         stem = path.stem
     fingerprint = reader.fingerprint()
     name = f"{stem}-{fingerprint[:16]}-v{FORMAT_VERSION}"
-    built = build_cache(reader, cache_root / name, on_error=on_error, progress=progress)
+    built = build_or_fetch(
+        reader, cache_root / name, on_error=on_error, progress=progress, remote=remote,
+        build_threads=build_threads,
+    )  # fmt: skip
     write_pointer(
         pointer,
         kind=reader_kind,
@@ -268,6 +296,8 @@ def open_huggingface(
     field_names: FieldNames | None,
     on_error: str,
     progress: bool | None,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
 ) -> SlipCache:
     """A Hugging Face dataset (object, local folder or hub name): its cache, built once.
 
@@ -297,26 +327,33 @@ def open_huggingface(
         if dataset is None:
             dataset = load_hf_dataset(source, split, cache_dir=cache_root / "hf")
         reader = HuggingFaceReader(dataset, field_names=field_names, fingerprint=base, name=stem)
-        build_cache(reader, dest, on_error=on_error, progress=progress)
+        build_or_fetch(
+            reader, dest, on_error=on_error, progress=progress, remote=remote,
+            build_threads=build_threads,
+        )  # fmt: skip
     return SlipCache.open(dest)
 
 
-def decode_image(data: bytes, *, to_pil: bool = False) -> Any:
+def decode_image(data: bytes, *, to_pil: bool = False, pixels: np.ndarray | None = None) -> Any:
     """Decode one stored image to RGB: a ``uint8 [3, H, W]`` tensor, or a PIL image.
 
     JPEGs are decoded with the native kernel (libjpeg-turbo, full image); other formats
-    with Pillow.
+    with Pillow; a raw RGB item (``pixels``) is used as it is.
 
     Args:
         data: Encoded image bytes.
         to_pil: Return a ``PIL.Image.Image`` (mode RGB) instead of a tensor.
+        pixels: The item's ``[H, W, 3]`` pixels when it is a raw RGB item (``data`` is
+            then ignored).
     """
     import torch
     from PIL import Image
 
     from slipstream.native.decode import decode_full
 
-    if data[:2] == b"\xff\xd8":
+    if pixels is not None:
+        hwc = pixels
+    elif data[:2] == b"\xff\xd8":
         hwc = decode_full(data)
     else:
         with Image.open(io.BytesIO(data)) as image:
@@ -402,6 +439,15 @@ class SlipstreamDataset:
             (the fingerprint: one stat per file, sees content edits through size and
             modification time), ``"none"`` (trust the cache found for this path).
         cache_root: Renamed to ``cache_dir`` (still accepted, with a FutureWarning).
+        remote_cache: ``s3://bucket/prefix`` where caches are shared by content name
+            (:mod:`slipstream.remote_cache`): a cache found there is downloaded instead of
+            built; otherwise global rank 0 builds and uploads it while the other ranks
+            wait for it and download it (one download per node). A cache given by path
+            and a JPEG ``.beton`` read in place are not shared.
+        remote_cache_endpoint_url: S3-compatible endpoint for ``remote_cache`` (MinIO,
+            Wasabi, ...); default ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``.
+        build_threads: Reader threads of a cache build (default: a quarter of the
+            usable cores, at most 4; 0 reads in the calling thread).
 
     Examples:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -429,8 +475,14 @@ class SlipstreamDataset:
         progress: bool | None = None,
         verify_source: str = "fast",
         cache_root: str | os.PathLike | None = None,
+        remote_cache: str | None = None,
+        remote_cache_endpoint_url: str | None = None,
+        build_threads: int | None = None,
     ) -> None:
         """Open the source, building its cache first where it is not one."""
+        self.remote_cache = None if remote_cache is None else RemoteCache(
+            remote_cache, endpoint_url=remote_cache_endpoint_url, progress=progress
+        )  # fmt: skip
         cache_dir = renamed_argument("cache_root", "cache_dir", cache_root, cache_dir)
         source = resolve_source(source, input_dir, remote_dir, local_dir)
         check_choice("on_error", on_error, ("raise", "skip"))
@@ -456,8 +508,25 @@ class SlipstreamDataset:
             verify_source=verify_source,
             field_names=field_names,
             split=split,
+            remote=self.remote_cache,
+            build_threads=check_int("build_threads", build_threads, minimum=0, optional=True),
         )
         check_field_names(self.cache, field_names)
+
+    def sync_remote_cache(self) -> tuple[int, int]:
+        """Exchange files added to the cache since it was shared (indexes, YUV420 data).
+
+        Files other nodes uploaded are downloaded; local files the remote cache lacks are
+        uploaded, then its marker is rewritten (:func:`slipstream.remote_cache.sync_remote`:
+        one process per node at a time; a cache never shared is uploaded by rank 0).
+
+        Returns:
+            ``(downloaded, uploaded)`` file counts; ``(0, 0)`` without ``remote_cache``
+            or for a source read in place (a JPEG ``.beton``, a cache given by path).
+        """
+        if self.remote_cache is None or not isinstance(self.cache, SlipCache):
+            return (0, 0)
+        return sync_remote(self.remote_cache, self.cache.path)
 
     @classmethod
     def from_imagefolder(cls, path: str | os.PathLike, **kwargs: Any) -> SlipstreamDataset:
@@ -564,7 +633,8 @@ class SlipstreamDataset:
         sample = self.cache.sample(index % len(self))
         if self.decode_images:
             for name in self.image_fields:
-                sample[name] = decode_image(sample[name], to_pil=self.to_pil)
+                pixels = raw_pixels(self.cache, name, index % len(self))  # raw RGB item
+                sample[name] = decode_image(sample[name], to_pil=self.to_pil, pixels=pixels)
         return sample
 
     @property
