@@ -24,7 +24,7 @@ the next one is drawn (copy what you keep), as in FFCV. Unlike the original's pa
 from __future__ import annotations
 
 import weakref
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,9 @@ from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch import EncodedBatch, Prefetcher, resolve_world
 from slipstream.prefetch.iteration import LoaderIteration
 from slipstream.prefetch.position import dataset_identity, read_state, state_batches
+from slipstream.prefetch.read_ahead import ReadAhead
 from slipstream.sampling import resolve_order
+from slipstream.sampling.quasi_random import QUASI_RANDOM_BLOCK
 from slipstream.transforms.output import FieldOutput
 
 __all__ = ["PrefetchingDataLoader"]
@@ -71,6 +73,10 @@ class PrefetchingDataLoader:
         on_error: A damaged item (checksum mismatch): ``"raise"`` a
             :class:`~slipstream.decode.SampleCorruptError` naming it, or ``"skip"``: log it
             once and mark it False in the batch's bool ``"valid"`` array.
+        read_ahead: Hint the kernel (``madvise(MADV_WILLNEED)``) about the bytes of the
+            batches after those being gathered, for data read cold from disk: each item, or
+            with ``order="quasi_random"`` each block of neighbouring samples as a whole
+            (:mod:`slipstream.prefetch.read_ahead`).
 
     Example:
         >>> loader = PrefetchingDataLoader(ds, 256, shuffle=True)  # doctest: +SKIP
@@ -95,6 +101,7 @@ class PrefetchingDataLoader:
         image_field: str | None = None,
         fields: list[str] | None = None,
         on_error: str = "raise",
+        read_ahead: bool = False,
     ) -> None:
         """Validate the arguments and open the image field's store."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -119,6 +126,8 @@ class PrefetchingDataLoader:
         self.fields = [name for name in self._fields.fields if name != image_field]
         self._policy = FailurePolicy(on_error, self._fields.describe)
         self.on_error = on_error
+        self.read_ahead = check_bool("read_ahead", read_ahead)
+        self._hints: ReadAhead | None = None
         self.rank, self.world_size = resolve_world(distributed, rank, world_size)
         self.batch_size, self.seed, self.batches_ahead = batch_size, seed, batches_ahead
         self.prefetcher = Prefetcher(
@@ -241,9 +250,11 @@ class PrefetchingDataLoader:
         epoch, start = self.epoch, self._resume_sample
         self._samples_done, self._batches_done = start, self._resume_batch
         self._resume_batch = self._resume_sample = 0
+        hint = self._hinter(epoch, start)
         stream = self.prefetcher.start(epoch, start)
         try:
             for gathered in stream:
+                hint()
                 batch = self._to_batch(
                     gathered, stream.corrupt_items(gathered.sample_ids[: gathered.count])
                 )
@@ -254,6 +265,32 @@ class PrefetchingDataLoader:
             self.epoch, self._batches_done, self._samples_done = epoch + 1, 0, 0
         finally:
             stream.close()
+
+    def _hinter(self, epoch: int, start: int) -> Callable[[], None]:
+        """A call per batch that hints the batch ``batches_ahead + 2`` ahead (no-op if off)."""
+        if not self.read_ahead:
+            return lambda: None
+        if self._hints is None:
+            meta = self.cache.meta(self.image_field)
+            ids = np.arange(len(self.cache)) if self.indices is None else np.sort(self.indices)
+            block = QUASI_RANDOM_BLOCK if self.order == "quasi_random" else None
+            self._hints = ReadAhead(
+                self.cache.data(self.image_field), meta["data_ptr"], meta["data_size"], ids, block
+            )
+        hints, size = self._hints, self.batch_size
+        hints.new_epoch()
+        ids = self.prefetcher.epoch_ids(epoch)[start:]
+        depth = self.batches_ahead + 2
+        for k in range(depth):
+            hints.advise(ids[k * size : (k + 1) * size])
+        batches = iter(range(depth, -(-len(ids) // size)))
+
+        def hint() -> None:
+            k = next(batches, None)
+            if k is not None:
+                hints.advise(ids[k * size : (k + 1) * size])
+
+        return hint
 
     def _to_batch(
         self, gathered: EncodedBatch, corrupt: list[tuple[int, str, str]]

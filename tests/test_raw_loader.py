@@ -206,3 +206,29 @@ def test_bad_arguments(photo_dataset):
         PrefetchingDataLoader(photo_dataset, 8, image_field="nope")
     with pytest.raises(TypeError, match="SlipstreamDataset"):
         PrefetchingDataLoader(photo_dataset.cache, 8)
+
+
+@pytest.mark.parametrize("order", ["random", "sequential", "quasi_random"])
+def test_read_ahead_reads_the_same_bytes(photo_dataset, order):
+    plain = PrefetchingDataLoader(photo_dataset, 32, order=order, seed=9)
+    hinted = PrefetchingDataLoader(photo_dataset, 32, order=order, seed=9, read_ahead=True)
+    for a, b in zip(plain, hinted, strict=True):
+        np.testing.assert_array_equal(a["indices"], b["indices"])
+        np.testing.assert_array_equal(a["data"], b["data"])
+
+
+def test_read_ahead_hints_items_or_whole_blocks_once_per_epoch(photo_dataset):
+    from slipstream.prefetch.read_ahead import ReadAhead
+
+    cache = photo_dataset.cache
+    data, meta = cache.data("image"), cache.meta("image")
+    ids = np.arange(len(cache))
+    items = ReadAhead(data, meta["data_ptr"], meta["data_size"], ids)
+    assert items.advise(np.array([2, 0, 1])) == 1  # neighbouring items: one merged span
+    assert items.advise(np.array([0, 100, 200])) == 3
+    blocks = ReadAhead(data, meta["data_ptr"], meta["data_size"], ids, block_size=64)
+    assert blocks.advise(np.array([5, 70, 6])) == 1  # blocks 0 and 1 are one span
+    assert blocks.advise(np.array([1, 64, 63])) == 0  # already hinted this epoch
+    assert blocks.advise(np.array([200])) == 1
+    blocks.new_epoch()
+    assert blocks.advise(np.array([0])) == 1
