@@ -7,8 +7,22 @@ parallel, resumable and checked (:mod:`slipstream.remote_cache.transfer`);
 (:mod:`slipstream.remote_cache.obtain`). Needs boto3 (``pip install 'slipstream[s3]'``).
 """
 
-from slipstream.remote_cache.obtain import global_rank, obtain_cache, wait_for_marker
+from slipstream.remote_cache.obtain import (
+    build_or_fetch,
+    global_rank,
+    obtain_cache,
+    sync_remote,
+    wait_for_marker,
+)
 from slipstream.remote_cache.store import RemoteCache
 from slipstream.remote_cache.transfer import RemoteCacheError
 
-__all__ = ["RemoteCache", "RemoteCacheError", "global_rank", "obtain_cache", "wait_for_marker"]
+__all__ = [
+    "RemoteCache",
+    "RemoteCacheError",
+    "build_or_fetch",
+    "global_rank",
+    "obtain_cache",
+    "sync_remote",
+    "wait_for_marker",
+]

@@ -17,13 +17,16 @@ would build when ``remote_cache=`` is given:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from slipstream.cache import build_cache
 from slipstream.cache import build_lock as lock_module
 from slipstream.cache.build_lock import (
     build_lock,
@@ -39,7 +42,9 @@ _log = logging.getLogger(__name__)
 
 TIMEOUT_ENV = "SLIPSTREAM_REMOTE_CACHE_TIMEOUT"
 DEFAULT_TIMEOUT_S = 24 * 3600.0
-POLL_S = 5.0
+POLL_ENV = "SLIPSTREAM_REMOTE_CACHE_POLL"
+POLL_S = float(os.environ.get(POLL_ENV) or 5.0)
+"""Seconds between checks of the marker (``$SLIPSTREAM_REMOTE_CACHE_POLL``, default 5)."""
 
 
 def global_rank() -> int:
@@ -104,6 +109,51 @@ def obtain_cache(
                 _log.warning("slipstream: could not store the failure record: %s", record_exc)
             raise
         return built
+
+
+def build_or_fetch(
+    reader: Any,
+    dest: str | os.PathLike,
+    *,
+    remote: RemoteCache | None = None,
+    build_threads: int | None = None,
+    **options: Any,
+) -> Path:
+    """:func:`~slipstream.cache.build_cache` of ``reader`` at ``dest``, through ``remote``.
+
+    Args:
+        reader: The source reader.
+        dest: The cache folder.
+        remote: Where caches are shared; ``None`` builds locally as ``build_cache`` does.
+        build_threads: Reader threads of the build (``build_cache``'s ``num_workers``).
+        **options: Other ``build_cache`` arguments (``on_error``, ``progress``, ...).
+
+    Returns:
+        The cache folder.
+    """
+    build = functools.partial(build_cache, reader, dest, num_workers=build_threads, **options)
+    if remote is None:
+        return Path(build())
+    return obtain_cache(dest, build, remote)
+
+
+def sync_remote(remote: RemoteCache, folder: str | os.PathLike) -> tuple[int, int]:
+    """Exchange new files between a local cache and its remote copy, once per node at a time.
+
+    Under the folder's build lock: where the remote cache has a marker,
+    :meth:`RemoteCache.sync`; where it has none, global rank 0 uploads the whole folder
+    (other ranks do nothing).
+
+    Returns:
+        ``(downloaded, uploaded)`` file counts.
+    """
+    folder = Path(folder)
+    with build_lock(folder, what=f"sync of {folder.name} with {remote.url}"):
+        if remote.marker(folder.name) is None:
+            if global_rank() != 0:
+                return (0, 0)
+            return (0, len(remote.upload(folder)["files"]))
+        return remote.sync(folder)
 
 
 def wait_for_marker(

@@ -64,6 +64,10 @@ class RemoteCache:
         self.endpoint_url, self.progress = endpoint_url, progress
         self._client: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (for data-loader workers): the client is made again on first use."""
+        return {**self.__dict__, "_client": None}
+
     def __repr__(self) -> str:
         """The URL (and endpoint)."""
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
