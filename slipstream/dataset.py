@@ -363,6 +363,13 @@ def decode_image(data: bytes, *, to_pil: bool = False, pixels: np.ndarray | None
     return torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1).contiguous()
 
 
+def hf_description(dataset: Any) -> str:
+    """A one-line name of an in-memory Hugging Face dataset (for ``source`` and reprs)."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    detail = f"fingerprint={fingerprint}" if fingerprint else f"splits={list(dataset)}"
+    return f"datasets.{type(dataset).__name__}({detail})"
+
+
 def stored_class_names(store: Any, field: str | None) -> list[str] | None:
     """Class names a store's manifest holds for ``field`` (None for FFCV files, old caches)."""
     if field is None or not hasattr(store, "class_names"):
@@ -495,7 +502,7 @@ class SlipstreamDataset:
         if source_kind is None:
             source_kind = guess_source_kind(source)
         check_choice("source_kind", source_kind, SOURCE_KINDS)
-        self.source = source if is_hf_dataset(source) else str(source)
+        self.source = hf_description(source) if is_hf_dataset(source) else str(source)
         self.source_kind = source_kind
         self.field_names = field_names
         cache_root_path = Path(cache_dir) if cache_dir is not None else default_cache_root()
@@ -691,9 +698,8 @@ class SlipstreamDataset:
     def __repr__(self) -> str:
         """Source, cache (or the FFCV file read in place), samples and fields."""
         kind = "slip cache" if isinstance(self.cache, SlipCache) else "read in place"
-        source = self.source if isinstance(self.source, str) else type(self.source).__name__
         decode = f", decode_images=True, to_pil={self.to_pil}" if self.decode_images else ""
         return (
-            f"SlipstreamDataset(source={source!r}, cache={str(self.cache_path)!r} "
+            f"SlipstreamDataset(source={self.source!r}, cache={str(self.cache_path)!r} "
             f"({kind}), samples={len(self)}, fields={self.field_types}{decode})"
         )

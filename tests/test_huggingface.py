@@ -1,8 +1,8 @@
 """Hugging Face ``datasets`` sources, on datasets made here (no hub).
 
-JPEG images must come back byte for byte, PNG images (re-encoded as JPEG by the cache
-builder until the raw item format lands) within JPEG error of the original pixels, other
-columns as written, ``ClassLabel`` names as ``ds.classes``.
+JPEG images must come back byte for byte, PNG images as their exact pixels (stored as raw
+RGB items, :mod:`slipstream.cache.raw_items`), other columns as written, ``ClassLabel``
+names as ``ds.classes``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from slipstream import SlipstreamDataset
+from slipstream.cache.format import ITEM_FORMAT_RAW
 from slipstream.readers.huggingface import HuggingFaceError, HuggingFaceReader, require_datasets
 
 try:
@@ -77,17 +78,16 @@ def _check(ds: SlipstreamDataset, image: str = "img") -> None:
     }
     assert ds.classes == NAMES and ds.num_classes == 3
     assert ds.class_to_idx == {"ant": 0, "bee": 1, "cow": 2}
-    reencoded = {entry["index"] for entry in ds.cache.manifest["build"]["reencoded"]}
-    assert reencoded == {i for i in range(N) if i % 2}  # the PNGs (TODO: raw items)
+    assert ds.cache.manifest["build"]["reencoded"] == []
+    assert ds.cache.item_formats(image).tolist() == [ITEM_FORMAT_RAW * (i % 2) for i in range(N)]
     for i in range(N):
         sample = ds[i]
         assert sample["label"] == i % 3 and sample["id"] == 100 + i
         assert sample["caption"] == f"row {i}" and sample["score"] == pytest.approx(i / 4)
         if i % 2 == 0:
             assert sample[image] == _encoded(i)  # JPEG bytes pass through unchanged
-        else:
-            decoded = np.asarray(Image.open(io.BytesIO(sample[image])).convert("RGB"))
-            assert np.abs(decoded.astype(int) - _pixels(i)).mean() < 2
+        else:  # the PNG's pixels, kept lossless as a raw RGB item
+            assert sample[image] == _pixels(i).tobytes()
 
 
 @needs_datasets
@@ -95,6 +95,7 @@ def test_in_memory_dataset(tmp_path: Path):
     ds = SlipstreamDataset(_dataset(), cache_dir=tmp_path, progress=False)
     _check(ds)
     assert ds.source_kind == "huggingface" and ds.cache_path.name.startswith("hf-")
+    assert ds.source.startswith("datasets.Dataset(fingerprint=") and "\n" not in repr(ds)
     again = SlipstreamDataset.from_huggingface(_dataset(), cache_dir=tmp_path)
     assert again.cache_path == ds.cache_path  # same fingerprint, same cache
 
@@ -147,8 +148,7 @@ def test_pil_images_and_unsupported_columns(tmp_path: Path):
     )
     ds = SlipstreamDataset(pil, cache_dir=tmp_path, decode_images=True, to_pil=False)
     for i in range(3):
-        got = ds[i]["image"].permute(1, 2, 0).numpy().astype(int)
-        assert np.abs(got - _pixels(i)).mean() < 2  # PNG -> JPEG today (TODO: raw items)
+        assert np.array_equal(ds[i]["image"].permute(1, 2, 0).numpy(), _pixels(i))
     assert ds.classes == [0, 1, 2]  # a plain int label: no names
 
     nested = datasets.Dataset.from_dict({"image": [_encoded(0)], "boxes": [[1.0, 2.0]]})
