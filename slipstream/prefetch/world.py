@@ -124,15 +124,19 @@ def resolve_world(
     return rank, world_size
 
 
-def check_same_seed(seed: int, world_size: int) -> None:
+def check_same_seed(seed: int, world_size: int, device: torch.device | None = None) -> None:
     """Check that every rank of the initialized process group uses ``seed`` (collective).
 
-    Every rank of a sharded loader must call it (one ``all_gather_object``). Does nothing
-    without a process group, or when the loader does not shard across it.
+    Every rank of a sharded loader must call it (one ``all_gather`` of one int64). Does
+    nothing without a process group, or when the loader does not shard across it. The
+    tensor lives on the CPU where the group has a gloo backend, else (NCCL) on ``device``
+    when it is a GPU, else on :func:`resolve_device` ``("cuda")`` (never the default GPU 0
+    of every rank, which NCCL refuses).
 
     Args:
         seed: This rank's seed.
         world_size: The loader's world size.
+        device: The loader's output device.
 
     Raises:
         SeedMismatchError: The ranks' seeds differ; the message lists them.
@@ -140,8 +144,15 @@ def check_same_seed(seed: int, world_size: int) -> None:
     group = process_group_world()
     if group is None or world_size <= 1 or group[1] != world_size:
         return
-    seeds: list[object] = [None] * world_size
-    torch.distributed.all_gather_object(seeds, int(seed))
+    backend = str(torch.distributed.get_backend()).lower()
+    if "gloo" in backend or "nccl" not in backend:
+        where = torch.device("cpu")
+    else:
+        where = device if device is not None and device.type == "cuda" else resolve_device("cuda")
+    local = torch.tensor([int(seed)], dtype=torch.int64, device=where)
+    gathered = [torch.empty_like(local) for _ in range(world_size)]
+    torch.distributed.all_gather(gathered, local)
+    seeds = [int(t.item()) for t in gathered]
     if len(set(seeds)) > 1:
         raise SeedMismatchError(
             f"the ranks use different seeds {seeds}: each rank shuffles its own order, so "
