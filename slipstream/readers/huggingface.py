@@ -15,12 +15,12 @@ a hub name (``"user/name"``, ``hf://...``)   ``datasets.load_dataset(name, split
 
 Columns become fields (``features`` -> slip type): ``Image`` -> ``"ImageBytes"`` (the
 stored encoded bytes, read without decoding: JPEG bytes pass through unchanged; other
-formats are handed to the cache builder as they are, which today re-encodes them as JPEG
-and lists them in the manifest as re-encoded); ``ClassLabel`` -> ``"int"`` with its names
-(:attr:`HuggingFaceReader.class_names`, stored in the cache manifest); integer ``Value`` ->
-``"int"``, floating -> ``"float"``, ``bool`` -> ``"bool"``, ``string`` -> ``"str"``,
-``binary`` -> ``"bytes"``. Any other column (sequences, arrays, audio, ...) is an error
-naming it; drop it first (``dataset.remove_columns([...])``).
+formats, PNG included, are handed to the cache builder as they are, which keeps them
+lossless as raw RGB items, :mod:`slipstream.cache.raw_items`); ``ClassLabel`` -> ``"int"``
+with its names (:attr:`HuggingFaceReader.class_names`, stored in the cache manifest);
+integer ``Value`` -> ``"int"``, floating -> ``"float"``, ``bool`` -> ``"bool"``,
+``string`` -> ``"str"``, ``binary`` -> ``"bytes"``. Any other column (sequences, arrays,
+audio, ...) is an error naming it; drop it first (``dataset.remove_columns([...])``).
 
 ``datasets`` is imported only here, when a reader is made; without it the error names the
 ``slipstream[hf]`` extra.
