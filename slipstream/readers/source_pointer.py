@@ -30,6 +30,10 @@ during a build makes the pointer stale, never the cache. A folder whose time is 
 :data:`RACY_SECONDS` of the look is *racy* (a file added in the same clock tick would not
 change it, as git's "racy clean" entries): a pointer with a racy path is not trusted by the
 fast check; the full check then rewrites it.
+
+On network file systems a client may cache folder attributes for a while (NFS
+``actimeo``), so a change made on another machine can take that long to be seen by the
+fast check; pass ``verify_source="full"`` right after changing a dataset elsewhere.
 """
 
 from __future__ import annotations
