@@ -55,3 +55,47 @@ def contact_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(path)
     return path
+
+
+def draw_windows(
+    image: np.ndarray | Image.Image,
+    windows: np.ndarray,
+    colors: list[tuple[int, int, int]],
+    *,
+    height: int | None = None,
+    line: int = 3,
+    centers: bool = False,
+) -> Image.Image:
+    """Draw crop windows ``[K, 4]`` (y, x, h, w, source pixels) as boxes over an image.
+
+    The windows are those of :mod:`slipstream.sampling.crops` (one row of a loader's
+    ``[B, K, 4]`` windows); the boxes are drawn on a copy scaled to ``height``.
+
+    Args:
+        image: The full decoded image, ``uint8 [H, W, 3]`` or a PIL image.
+        windows: ``[K, 4]`` int windows in ``image``'s pixel coordinates.
+        colors: One RGB color per window (cycled when shorter).
+        height: Display height (default: the image's own); boxes are scaled with it.
+        line: Box line width in display pixels.
+        centers: Also mark each window's center with a dot (yoked views share one).
+
+    Returns:
+        The picture, an RGB PIL image.
+    """
+    from PIL import ImageDraw
+
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    picture = picture.convert("RGB")
+    scale = 1.0 if height is None else height / picture.height
+    if height is not None and height != picture.height:
+        size = (max(1, round(picture.width * scale)), height)
+        picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+    draw = ImageDraw.Draw(picture)
+    for k, (y, x, h, w) in enumerate(np.asarray(windows, dtype=np.int64).reshape(-1, 4)):
+        color = tuple(colors[k % len(colors)])
+        box = [x * scale, y * scale, (x + w) * scale - 1, (y + h) * scale - 1]
+        draw.rectangle(box, outline=color, width=line)
+        if centers:
+            cx, cy, r = (x + w / 2) * scale, (y + h / 2) * scale, line + 1
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
+    return picture
