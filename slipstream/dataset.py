@@ -360,7 +360,8 @@ def decode_image(data: bytes, *, to_pil: bool = False, pixels: np.ndarray | None
             hwc = np.asarray(image.convert("RGB"))
     if to_pil:
         return Image.fromarray(np.ascontiguousarray(hwc), mode="RGB")
-    return torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1).contiguous()
+    hwc = np.require(hwc, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])  # a mapped raw item: copied
+    return torch.from_numpy(hwc).permute(2, 0, 1).contiguous()
 
 
 def hf_description(dataset: Any) -> str:

@@ -165,7 +165,8 @@ def test_from_ffcv():
         SlipstreamDataset.from_ffcv(FFCV_FIXTURES / "missing.beton")
 
 
-def test_from_litdata_names_tuple_fields(tmp_path: Path):
+def _litdata_pairs(tmp_path: Path) -> list[bytes]:
+    """``tmp_path / "pairs"``: a LitData dataset of ``(JPEG image, i % 3)`` tuples."""
     pytest.importorskip("litdata")
     from litdata.streaming.writer import BinaryWriter
 
@@ -177,6 +178,11 @@ def test_from_litdata_names_tuple_fields(tmp_path: Path):
         writer[i] = (Image.open(tmp_path / f"{i}.jpg"), i % 3)
     writer.done()
     writer.merge()
+    return jpegs
+
+
+def test_from_litdata_names_tuple_fields(tmp_path: Path):
+    jpegs = _litdata_pairs(tmp_path)
     plain = SlipstreamDataset.from_litdata(tmp_path / "pairs", cache_dir=tmp_path / "c")
     assert set(plain.field_types) == {"0", "1"}
     named = SlipstreamDataset.from_litdata(
@@ -191,3 +197,45 @@ def test_from_litdata_names_tuple_fields(tmp_path: Path):
         SlipstreamDataset.from_litdata(
             tmp_path / "pairs", cache_dir=tmp_path / "c", field_names=["image", "label", "x"]
         )
+
+
+def test_remote_dir_and_cache_dir_on_s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The original's ``remote_dir=`` + ``cache_dir=`` (and ``input_dir=``) on a moto server."""
+    boto3 = pytest.importorskip("boto3")
+    pytest.importorskip("moto.server")
+    from s3_test_server import start_moto, stop
+
+    jpegs = _litdata_pairs(tmp_path)
+    proc, endpoint = start_moto()
+    try:
+        for name, value in {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="pets")
+        for path in sorted((tmp_path / "pairs").iterdir()):
+            client.upload_file(str(path), "pets", f"sets/pairs/{path.name}")
+        caches = tmp_path / "remote-cache"
+        ds = SlipstreamDataset(
+            remote_dir="s3://pets/sets/pairs/",
+            cache_dir=caches,
+            field_names=["image", "label"],
+            decode_images=True,
+            to_pil=False,
+        )
+        assert ds.cache_path.parent == caches
+        assert len(ds) == 6 and ds.field_types == {"image": "ImageBytes", "label": "int"}
+        expected = np.asarray(Image.open(io.BytesIO(jpegs[4])).convert("RGB"))
+        assert np.array_equal(ds[4]["image"].permute(1, 2, 0).numpy(), expected)
+        same = SlipstreamDataset(
+            input_dir="s3://pets/sets/pairs/", cache_dir=caches, field_names=["image", "label"]
+        )
+        assert same.cache_path == ds.cache_path and same[4]["image"] == jpegs[4]
+    finally:
+        stop(proc)
