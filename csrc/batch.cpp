@@ -9,6 +9,7 @@
 #include <new>
 
 #include "decode_crop.h"
+#include "jpeg_decoder.h"  // TakeJpegWarnings
 #include "yuv420.h"
 
 namespace slipstream {
@@ -108,12 +109,19 @@ int64_t RunSamples(int64_t batch, int32_t num_threads,
   if (batch <= 0) return 0;
   auto one = [&](int64_t i) {
     Result r;
+    TakeJpegWarnings();  // drop what an earlier call left on this thread
     try {
       r = sample(i);
     } catch (const std::bad_alloc&) {
       r = Result::Fail(kInternalError, "out of memory");
     } catch (const std::exception& e) {
       r = Result::Fail(kInternalError, e.what());
+    }
+    const JpegWarnings warned = TakeJpegWarnings();
+    if (r.ok() && warned.count > 0) {  // decoded, pixels kept: kJpegWarning, not a failure
+      codes[i] = kJpegWarning;
+      (*messages)[i] = "libjpeg warning: " + warned.first;
+      return;
     }
     codes[i] = r.code;
     if (!r.ok()) {
@@ -128,7 +136,7 @@ int64_t RunSamples(int64_t batch, int32_t num_threads,
     ThreadPool::Get(threads).ParallelFor(batch, one);
   }
   int64_t failed = 0;
-  for (int64_t i = 0; i < batch; ++i) failed += codes[i] != kOk;
+  for (int64_t i = 0; i < batch; ++i) failed += codes[i] != kOk && codes[i] != kJpegWarning;
   return failed;
 }
 
@@ -138,7 +146,7 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
                          uint8_t* const* outs, int32_t num_threads, int32_t* codes,
                          std::vector<std::string>* messages, int32_t policy, int32_t format,
                          const int32_t* heights, const int32_t* widths,
-                         const PixelMap* map) {
+                         const PixelMap* map, const uint8_t* formats) {
   static const PixelMap kBytes;  // uint8: decoded straight into the outputs
   const PixelMap& pixel_map = map != nullptr ? *map : kBytes;
   const int64_t elem = PixelTypeBytes(pixel_map.type);
@@ -154,15 +162,16 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
                               "+" + std::to_string(n) + ") is outside the data buffer of " +
                               std::to_string(data_size) + " bytes");
     }
-    if (format == kFormatYuv420 && (heights == nullptr || widths == nullptr)) {
+    const int32_t fmt = formats != nullptr ? static_cast<int32_t>(formats[i]) : format;
+    if (fmt != kFormatJpeg && (heights == nullptr || widths == nullptr)) {
       return Result::Fail(kInvalidArgument,
-                          "a YUV420 batch needs the images' heights and widths");
+                          "a YUV420 or raw RGB item needs the images' heights and widths");
     }
     EncodedImage image;
     image.data = data + off;
     image.size = n;
-    image.format = format;
-    if (format == kFormatYuv420) image.height = heights[i], image.width = widths[i];
+    image.format = fmt;
+    if (fmt != kFormatJpeg) image.height = heights[i], image.width = widths[i];
     thread_local std::vector<void*> sample_outs;
     sample_outs.resize(static_cast<size_t>(views));
     for (int32_t k = 0; k < views; ++k) sample_outs[k] = outs[k] + i * view_bytes[k];
@@ -185,7 +194,7 @@ int64_t JpegToI420Batch(const uint8_t* data, uint64_t data_size, const uint64_t*
                         const uint64_t* sizes, int64_t batch, const int32_t* heights,
                         const int32_t* widths, uint8_t* out, uint64_t out_size,
                         const uint64_t* out_offsets, int32_t num_threads, int32_t* codes,
-                        std::vector<std::string>* messages) {
+                        std::vector<std::string>* messages, const uint8_t* formats) {
   auto sample = [&](int64_t i) -> Result {
     const uint64_t off = offsets[i], n = sizes[i], oo = out_offsets[i];
     if (heights[i] < 1 || widths[i] < 1) {
@@ -197,6 +206,17 @@ int64_t JpegToI420Batch(const uint8_t* data, uint64_t data_size, const uint64_t*
     }
     if (oo > out_size || need > out_size - oo) {
       return Result::Fail(kInvalidArgument, "YUV420 item range is outside the output buffer");
+    }
+    if (formats != nullptr && formats[i] == kFormatRgb) {
+      const uint64_t pixels = static_cast<uint64_t>(heights[i]) * widths[i] * 3;
+      if (n != pixels) {
+        return Result::Fail(kInvalidArgument, "raw RGB item is " + std::to_string(n) +
+                                                  " bytes, its recorded size needs " +
+                                                  std::to_string(pixels));
+      }
+      RgbToI420(data + off, static_cast<int64_t>(widths[i]) * 3, heights[i], widths[i],
+                out + oo);
+      return Result::Ok();
     }
     return JpegToI420(data + off, n, heights[i], widths[i], out + oo, need);
   };

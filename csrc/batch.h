@@ -4,7 +4,9 @@
 //
 // Per-sample status: a batch never stops at a bad sample. codes[i] gets sample i's StatusCode
 // (status.h) and (*messages)[i] its message (empty when ok); the other samples are still
-// processed, and the entry point returns the number of failed samples.
+// processed, and the entry point returns the number of failed samples. A sample that decoded
+// while libjpeg warned about corrupt data gets kJpegWarning (its pixels kept, not counted as
+// failed: the caller decides, slipstream's strict=True makes it a failure).
 #pragma once
 
 #include <atomic>
@@ -74,9 +76,10 @@ int64_t RunSamples(int64_t batch, int32_t num_threads,
 // data[offsets[i] : offsets[i] + sizes[i]] (bounds checked against data_size), K = views
 // windows windows[4K*i : 4K*(i+1)] and flips flips[K*i : K*(i+1)] (non-zero mirrors); its view
 // k, of size out_hw[2k] x out_hw[2k+1], goes to outs[k] + i * out_hw[2k] * out_hw[2k+1] * 3
-// (one contiguous [batch, h_k, w_k, 3] buffer per view), through DecodeImageViews. Every
-// sample has `format`; YUV420 batches also pass the true sizes heights[i], widths[i]
-// (ignored, and may be null, for JPEG). A failed sample's outputs (all its views) are zeroed
+// (one contiguous [batch, h_k, w_k, 3] buffer per view), through DecodeImageViews. Sample i
+// has format formats[i] (ImageFormat codes, decode_crop.h: a field may mix JPEG and raw RGB
+// items), or `format` for every sample when formats is null; YUV420 and raw RGB samples also
+// need the true sizes heights[i], widths[i] (which may be null when every sample is JPEG). A failed sample's outputs (all its views) are zeroed
 // and its message names the view when K > 1. Returns the number of failed samples.
 // With a PixelMap (resize.h) the outputs hold elements of map->type (normalized float32,
 // float16, bfloat16 bits), out_hw[2k] * out_hw[2k+1] * 3 of them per sample and view, mapped
@@ -88,14 +91,15 @@ int64_t DecodeViewsBatch(const uint8_t* data, uint64_t data_size, const uint64_t
                          uint8_t* const* outs, int32_t num_threads, int32_t* codes,
                          std::vector<std::string>* messages, int32_t policy, int32_t format,
                          const int32_t* heights, const int32_t* widths,
-                         const PixelMap* map = nullptr);
+                         const PixelMap* map = nullptr, const uint8_t* formats = nullptr);
 
 // Batch JpegToI420 (yuv420.h): sample i reads data[offsets[i] : + sizes[i]] and writes
-// out[out_offsets[i] : + I420Size(heights[i], widths[i])] (both bounds checked).
+// out[out_offsets[i] : + I420Size(heights[i], widths[i])] (both bounds checked). With
+// formats, an item whose code is kFormatRgb (decode_crop.h) is raw RGB, converted by RgbToI420.
 int64_t JpegToI420Batch(const uint8_t* data, uint64_t data_size, const uint64_t* offsets,
                         const uint64_t* sizes, int64_t batch, const int32_t* heights,
                         const int32_t* widths, uint8_t* out, uint64_t out_size,
                         const uint64_t* out_offsets, int32_t num_threads, int32_t* codes,
-                        std::vector<std::string>* messages);
+                        std::vector<std::string>* messages, const uint8_t* formats = nullptr);
 
 }  // namespace slipstream

@@ -127,8 +127,8 @@ U8Array PyDecodeViews(const py::array& data, const py::array& windows,
   if (size.size() != 2 || size[0] < 1 || size[1] < 1) {
     throw py::value_error("size must be (out_h, out_w), both >= 1");
   }
-  if (format != kFormatJpeg && format != kFormatYuv420) {
-    throw py::value_error("format must be 0 (JPEG) or 1 (YUV420)");
+  if (format != kFormatJpeg && format != kFormatYuv420 && format != kFormatRgb) {
+    throw py::value_error("format must be 0 (JPEG), 1 (YUV420) or 2 (raw RGB)");
   }
   const int32_t out_h = size[0], out_w = size[1];
   U8Array out({static_cast<py::ssize_t>(views), static_cast<py::ssize_t>(out_h),
@@ -214,7 +214,8 @@ py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
                          const py::array& flips, std::vector<py::array> outs,
                          int32_t num_threads, int32_t policy, int32_t format,
                          const py::object& heights, const py::object& widths,
-                         int32_t pixel_type, const py::object& mean, const py::object& std) {
+                         int32_t pixel_type, const py::object& mean, const py::object& std,
+                         const py::object& formats) {
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
   if (outs.empty()) throw py::value_error("need at least one output");
@@ -245,10 +246,27 @@ py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
   }
   const int32_t* ph = nullptr;
   const int32_t* pwid = nullptr;
-  py::array h_arr, w_arr;
-  if (format == kFormatYuv420) {
+  const uint8_t* pfmt = nullptr;
+  py::array h_arr, w_arr, f_arr;
+  bool need_sizes = format != kFormatJpeg;
+  if (!formats.is_none()) {  // per-sample format codes: a field mixing JPEG and raw RGB
+    f_arr = formats.cast<py::array>();
+    Need(f_arr, HasDtype<uint8_t>(f_arr), "formats");
+    if (f_arr.size() != b) throw py::value_error("formats must hold B values (uint8 codes)");
+    pfmt = static_cast<const uint8_t*>(f_arr.data());
+    for (int64_t i = 0; i < b; ++i) {
+      if (pfmt[i] > kFormatRgb) {
+        throw py::value_error("formats holds an unknown code " + std::to_string(pfmt[i]) +
+                              " (0 JPEG, 1 YUV420, 2 raw RGB)");
+      }
+      need_sizes = need_sizes || pfmt[i] != kFormatJpeg;
+    }
+  } else if (format != kFormatJpeg && format != kFormatYuv420 && format != kFormatRgb) {
+    throw py::value_error("format must be 0 (JPEG), 1 (YUV420) or 2 (raw RGB)");
+  }
+  if (need_sizes) {
     if (heights.is_none() || widths.is_none()) {
-      throw py::value_error("format=YUV420 needs heights and widths");
+      throw py::value_error("YUV420 and raw RGB items need heights and widths");
     }
     h_arr = heights.cast<py::array>();
     w_arr = widths.cast<py::array>();
@@ -259,8 +277,6 @@ py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
     }
     ph = static_cast<const int32_t*>(h_arr.data());
     pwid = static_cast<const int32_t*>(w_arr.data());
-  } else if (format != kFormatJpeg) {
-    throw py::value_error("format must be 0 (JPEG) or 1 (YUV420)");
   }
   std::vector<int32_t> codes(static_cast<size_t>(b), 0);
   std::vector<std::string> messages;
@@ -274,7 +290,7 @@ py::list PyDecodeViewsBatch(const py::array& data, const py::array& offsets,
     py::gil_scoped_release release;
     DecodeViewsBatch(d, data_size, po, ps, b, static_cast<int32_t>(k), pw, pf, out_hw.data(),
                      pouts.data(), num_threads, codes.data(), &messages, policy, format, ph,
-                     pwid, &map);
+                     pwid, &map, pfmt);
   }
   return Failures(codes, messages);
 }
@@ -316,7 +332,8 @@ U8Array PyYuv420ToRgb(const py::array& data, int32_t h, int32_t w) {
 py::list PyJpegToYuv420Batch(const py::array& data, const py::array& offsets,
                              const py::array& sizes, const py::array& heights,
                              const py::array& widths, py::array& out,
-                             const py::array& out_offsets, int32_t num_threads) {
+                             const py::array& out_offsets, int32_t num_threads,
+                             const py::object& formats) {
   uint64_t data_size = 0;
   const uint8_t* d = BytesOf(data, &data_size);
   NeedItemsAndOut(offsets, sizes, out);
@@ -337,10 +354,18 @@ py::list PyJpegToYuv420Batch(const py::array& data, const py::array& offsets,
   const auto* poo = static_cast<const uint64_t*>(out_offsets.data());
   auto* pout = static_cast<uint8_t*>(out.mutable_data());
   const uint64_t out_size = static_cast<uint64_t>(out.nbytes());
+  const uint8_t* pfmt = nullptr;
+  py::array f_arr;
+  if (!formats.is_none()) {
+    f_arr = formats.cast<py::array>();
+    Need(f_arr, HasDtype<uint8_t>(f_arr), "formats");
+    if (f_arr.size() != b) throw py::value_error("formats must hold one code per item");
+    pfmt = static_cast<const uint8_t*>(f_arr.data());
+  }
   {
     py::gil_scoped_release release;
     JpegToI420Batch(d, data_size, po, ps, b, ph, pw, pout, out_size, poo, num_threads,
-                    codes.data(), &messages);
+                    codes.data(), &messages, pfmt);
   }
   return Failures(codes, messages);
 }
@@ -376,18 +401,19 @@ PYBIND11_MODULE(_core, m) {
         py::arg("flips"), py::arg("format") = static_cast<int>(kFormatJpeg),
         py::arg("height") = 0, py::arg("width") = 0, py::arg("scale_policy") = 0,
         "K views (windows int32 [K, 4], flips uint8 [K]) of one stored image of any format "
-        "(format 0 JPEG, 1 YUV420 with its true height and width) -> uint8 [K, H, W, 3], "
+        "(format 0 JPEG, 1 YUV420 or 2 raw RGB with its true height and width) -> uint8 [K, H, W, 3], "
         "size = (H, W); JPEG views share one entropy decode per distinct DCT scale.");
   m.def("decode_views_batch", &PyDecodeViewsBatch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("windows"), py::arg("flips"), py::arg("outs"),
         py::arg("num_threads") = 0, py::arg("scale_policy") = 0, py::arg("format") = 0,
         py::arg("heights") = py::none(), py::arg("widths") = py::none(),
         py::arg("pixel_type") = static_cast<int>(kPixelUint8), py::arg("mean") = py::none(),
-        py::arg("std") = py::none(),
+        py::arg("std") = py::none(), py::arg("formats") = py::none(),
         "K views per sample (windows [B, K, 4], flips [B, K]) into outs (K arrays "
         "[B, H_k, W_k, 3]); one entropy decode per distinct DCT scale. Returns "
         "[(index, code, message)] of the failed samples (their outputs zeroed). format 1 = "
-        "YUV420 items (then heights, widths: int32 [B] true sizes). pixel_type 1/2/3 writes "
+        "YUV420 items, 2 = raw RGB (then heights, widths: int32 [B] true sizes); formats "
+        "(uint8 [B]) gives each sample's code instead. pixel_type 1/2/3 writes "
         "float32 / float16 / bfloat16 (2-byte arrays of bits) elements: "
         "float32(v) * (1 / (255 * std)) - mean / std, rounded per operation, then cast.");
   m.def("pixel_lut", &PyPixelLut, py::arg("pixel_type"), py::arg("mean") = py::none(),
@@ -402,8 +428,9 @@ PYBIND11_MODULE(_core, m) {
         "Bytes of one I420 item of that true size.");
   m.def("jpeg_to_yuv420_batch", &PyJpegToYuv420Batch, py::arg("data"), py::arg("offsets"),
         py::arg("sizes"), py::arg("heights"), py::arg("widths"), py::arg("out"),
-        py::arg("out_offsets"), py::arg("num_threads") = 0,
-        "Decode JPEG items and write their I420 items into out; returns failures.");
+        py::arg("out_offsets"), py::arg("num_threads") = 0, py::arg("formats") = py::none(),
+        "Decode JPEG items (or convert raw RGB items: formats uint8 [B], code 2) and write "
+        "their I420 items into out; returns failures.");
   m.def("choose_scale", &ChooseScale, py::arg("crop_h"), py::arg("crop_w"), py::arg("out_h"),
         py::arg("out_w"), py::arg("scale_policy") = 0,
         "DCT scale numerator M (decode at M/8) the fused decode uses; policy 1 = M in {1,2,4,8}.");
@@ -419,9 +446,11 @@ PYBIND11_MODULE(_core, m) {
   m.attr("PIXEL_BFLOAT16") = static_cast<int>(kPixelBFloat16);
   m.attr("FORMAT_JPEG") = static_cast<int>(kFormatJpeg);
   m.attr("FORMAT_YUV420") = static_cast<int>(kFormatYuv420);
+  m.attr("FORMAT_RGB") = static_cast<int>(kFormatRgb);
   m.attr("OK") = static_cast<int>(kOk);
   m.attr("INVALID_ARGUMENT") = static_cast<int>(kInvalidArgument);
   m.attr("DECODE_ERROR") = static_cast<int>(kDecodeError);
+  m.attr("JPEG_WARNING") = static_cast<int>(kJpegWarning);
   m.attr("UNSUPPORTED") = static_cast<int>(kUnsupported);
   m.attr("INTERNAL_ERROR") = static_cast<int>(kInternalError);
 }

@@ -27,13 +27,23 @@ void ErrorExit(j_common_ptr cinfo) {
   longjmp(err->jump, 1);
 }
 
+// This thread's warnings since TakeJpegWarnings() (plain storage: nothing allocates or throws
+// inside a libjpeg callback).
+struct ThreadWarnings {
+  int32_t count;
+  char first[JMSG_LENGTH_MAX];
+};
+thread_local ThreadWarnings t_warnings = {0, {0}};
+
 // Warnings (msg_level == -1): a premature end of data is promoted to an error (libjpeg would
-// silently pad the image with gray); other corrupt-data warnings are tolerated. Trace
-// messages (msg_level >= 0) are dropped.
+// silently pad the image with gray); other corrupt-data warnings are tolerated and recorded
+// in t_warnings. Trace messages (msg_level >= 0)
+// are dropped.
 void EmitMessage(j_common_ptr cinfo, int msg_level) {
   if (msg_level < 0) {
     if (cinfo->err->msg_code == JWRN_JPEG_EOF) ErrorExit(cinfo);
     cinfo->err->num_warnings++;
+    if (t_warnings.count++ == 0) (*cinfo->err->format_message)(cinfo, t_warnings.first);
   }
 }
 
@@ -409,6 +419,14 @@ Result JpegDecoder::DecodeRawI420(uint8_t* out, uint64_t capacity) {
     }
   }
   return Result::Ok();
+}
+
+JpegWarnings TakeJpegWarnings() {
+  JpegWarnings taken;
+  taken.count = t_warnings.count;
+  if (taken.count > 0) taken.first = t_warnings.first;
+  t_warnings.count = 0;
+  return taken;
 }
 
 Result ReadJpegHeader(const uint8_t* data, uint64_t size, JpegHeader* header) {

@@ -5,7 +5,9 @@
 // created once per thread and reused. Errors never abort: libjpeg's error_exit longjmps back
 // into the calling method, which returns a Result carrying libjpeg's message. A premature end
 // of data (JWRN_JPEG_EOF, which libjpeg only warns about and fills with gray) is an error too;
-// other corrupt-data warnings are tolerated.
+// other corrupt-data warnings (JWRN_*: bad Huffman code, corrupt data, ...) are tolerated by
+// the decoder and recorded per thread: TakeJpegWarnings() returns and clears the count and the
+// first message, so a batch loop can tell "decoded, with warnings" (kJpegWarning) apart.
 //
 // THE RULE (jpeg_decoder.cpp): every libjpeg call that takes the handle runs after a setjmp
 // armed in the same, still active, function: `if (setjmp(err.jump)) <fail>;` then the calls.
@@ -19,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "status.h"
@@ -101,6 +104,17 @@ class JpegDecoder {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// libjpeg corrupt-data warnings raised on the calling thread since the last call.
+struct JpegWarnings {
+  int32_t count = 0;      // warnings (libjpeg may warn several times for one image)
+  std::string first;      // libjpeg's message for the first one
+};
+
+// Returns and clears the calling thread's warnings. Batch loops call it before and after each
+// sample (RunSamples, the DALI operator): a sample that decoded with warnings gets status
+// kJpegWarning (status.h) and keeps its pixels; strict callers treat it as a failure.
+JpegWarnings TakeJpegWarnings();
 
 // Convenience one-shot helpers on the thread-local decoder.
 Result ReadJpegHeader(const uint8_t* data, uint64_t size, JpegHeader* header);

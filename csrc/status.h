@@ -14,6 +14,8 @@ enum StatusCode : int32_t {
   kDecodeError = 2,      // corrupt, truncated or non-JPEG data
   kUnsupported = 3,      // valid JPEG we cannot turn into RGB (e.g. unknown colorspace)
   kInternalError = 4,    // allocation failure or other unexpected condition
+  kJpegWarning = 5,      // decoded, but libjpeg warned about corrupt data (pixels may be
+                         // garbage); a failure only in strict mode (jpeg_decoder.h)
 };
 
 // Result of a kernel call: a code plus a human-readable message (empty when ok).

@@ -7,8 +7,12 @@
 //          1  crop windows, int32 [4] = (y, x, h, w) per sample, or [K, 4] for K views
 // Args:    size    (int or [out_h, out_w])
 //          flip    (per-sample tensor argument, default 0)
-//          format  "jpeg" (default) or "yuv420"
-//          image_size  yuv420 only, and required there: each item's true size (h, w), as a
+//          format  "jpeg" (default), "yuv420" or "raw" (raw RGB pixels, h x w x 3 bytes)
+//          item_format  optional per-sample tensor argument: each item's ImageFormat code
+//                  (csrc/decode_crop.h: 0 JPEG, 1 YUV420, 2 raw RGB), for a field mixing JPEG
+//                  and raw items (FFCV smart/proportion files); overrides `format`
+//          image_size  yuv420, raw and item_format only, required there: each item's true
+//                  size (h, w), as a
 //                  per-sample tensor argument (any integer type, 2 values per sample), or
 //                  one constant [h, w] for the whole batch. A YUV420 item has no header, so
 //                  its size travels beside it (from the companion's .meta.npy). An argument
@@ -16,6 +20,9 @@
 //                  the decode (as fn.resize's `size`), not data the operator transforms, and
 //                  JPEG graphs do not carry an unused input.
 //          status  bool, default false: add output 1, the per-sample status (below)
+//          strict  bool, default false: a JPEG libjpeg warns about (corrupt data it decodes
+//                  anyway, as garbage) fails (zero pixels, status 5) instead of keeping its
+//                  pixels with status 5 (kJpegWarning, which is not a failure when false)
 //          dtype   "uint8" (default), "float32", "float16" or "bfloat16" (int16 bits: DALI
 //                  has no bfloat16 type): the fused float output, csrc/resize.h PixelMap
 //          mean, std  3 floats each (units of x / 255), float dtypes only: normalization
@@ -46,6 +53,7 @@
 #include "dali/pipeline/operator/operator.h"
 #pragma GCC visibility pop
 #include "decode_crop.h"  // DecodeImageViewsAs: the one JPEG / YUV420 dispatch
+#include "jpeg_decoder.h"  // TakeJpegWarnings
 #include "resize.h"       // PixelMap: the fused float output
 
 namespace slipstream_dali {
@@ -65,14 +73,17 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     out_h_ = size[0];
     out_w_ = size[1];
     with_status_ = spec.GetArgument<bool>("status");
+    strict_ = spec.GetArgument<bool>("strict");
     const std::string format = spec.GetArgument<std::string>("format");
     if (format == "jpeg") {
       format_ = slipstream::kFormatJpeg;
     } else if (format == "yuv420") {
       format_ = slipstream::kFormatYuv420;
+    } else if (format == "raw") {
+      format_ = slipstream::kFormatRgb;
     } else {
-      DALI_FAIL(dali::make_string("slipstream_decode_crop: `format` must be \"jpeg\" or "
-                                  "\"yuv420\", got \"", format, "\""));
+      DALI_FAIL(dali::make_string("slipstream_decode_crop: `format` must be \"jpeg\", "
+                                  "\"yuv420\" or \"raw\", got \"", format, "\""));
     }
     const std::string dtype = spec.GetArgument<std::string>("dtype");
     if (dtype == "uint8") {
@@ -103,14 +114,16 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
                                           has_mean ? stdev.data() : nullptr, &map_),
                  "slipstream_decode_crop: `std` must be finite and non-zero, `mean` finite");
     const bool has_size = spec.ArgumentDefined("image_size");
-    if (format_ == slipstream::kFormatYuv420) {
+    per_item_ = spec.ArgumentDefined("item_format");
+    if (format_ != slipstream::kFormatJpeg || per_item_) {
       DALI_ENFORCE(has_size,
-                   "slipstream_decode_crop: format=\"yuv420\" needs `image_size`, each item's "
-                   "true (height, width): a YUV420 item has no header");
+                   "slipstream_decode_crop: format=\"yuv420\", \"raw\" and `item_format` "
+                   "need `image_size`, each item's true (height, width): such an item has no "
+                   "header");
     } else {
       DALI_ENFORCE(!has_size,
-                   "slipstream_decode_crop: `image_size` is for format=\"yuv420\" only (a "
-                   "JPEG carries its size in its header)");
+                   "slipstream_decode_crop: `image_size` is for format=\"yuv420\" or \"raw\" "
+                   "or with `item_format` only (a JPEG carries its size in its header)");
     }
   }
 
@@ -131,7 +144,8 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     DALI_ENFORCE(wdim == 1 || wdim == 2,
                  "slipstream_decode_crop: crop windows must have shape [4] or [K, 4] per sample");
     ReadFlips(ws, batch);
-    if (format_ == slipstream::kFormatYuv420) ReadImageSizes(ws, batch);
+    if (format_ != slipstream::kFormatJpeg || per_item_) ReadImageSizes(ws, batch);
+    if (per_item_) ReadItemFormats(ws, batch);
     TensorListShape<> shape(batch, wdim + 2);
     for (int i = 0; i < batch; i++) {
       auto ws_shape = windows.tensor_shape_span(i);
@@ -190,16 +204,26 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
             slipstream::EncodedImage image;
             image.data = data;
             image.size = static_cast<uint64_t>(nbytes);
-            image.format = format_;
-            if (format_ == slipstream::kFormatYuv420) {
+            image.format = per_item_ ? item_formats_[i] : format_;
+            if (image.format != slipstream::kFormatJpeg) {
               image.height = image_hw_[2 * i];
               image.width = image_hw_[2 * i + 1];
             }
             int32_t failed = 0;
+            slipstream::TakeJpegWarnings();  // this sample's warnings only
             // JPEG: one entropy decode per distinct DCT scale among the K views.
             slipstream::Result r = slipstream::DecodeImageViewsAs(
                 image, win, static_cast<int32_t>(views), view_sizes.data(), view_flips.data(),
                 map_, view_outs.data(), slipstream::kScaleAny, &failed);
+            const slipstream::JpegWarnings warned = slipstream::TakeJpegWarnings();
+            if (r.ok() && warned.count > 0) {  // corrupt data decoded anyway
+              r = slipstream::Result::Fail(slipstream::kJpegWarning,
+                                           "libjpeg warning: " + warned.first);
+              if (!strict_) {  // pixels kept; the status still says so
+                results_[i] = std::move(r);
+                return;
+              }
+            }
             if (!r.ok()) {  // pixel value 0, mapped as the outputs are (zero for uint8)
               slipstream::FillPixels(0, views * view_elems, map_, out);
               results_[i] = std::move(r);
@@ -279,6 +303,34 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     }
   }
 
+  // Per-sample ImageFormat codes from the `item_format` tensor argument (one integer per
+  // sample); an unknown code reaches the kernel, which rejects that sample by name.
+  void ReadItemFormats(const Workspace &ws, int batch) {
+    item_formats_.assign(batch, slipstream::kFormatJpeg);
+    if (!spec_.HasTensorArgument("item_format")) {
+      const int code = spec_.GetArgument<int>("item_format");
+      item_formats_.assign(batch, code);
+      return;
+    }
+    const auto &arg = ws.ArgumentInput("item_format");
+    DALI_ENFORCE(arg.num_samples() == batch,
+                 dali::make_string("slipstream_decode_crop: `item_format` has ",
+                                   arg.num_samples(), " samples, the batch has ", batch));
+    for (int i = 0; i < batch; i++) {
+      DALI_ENFORCE(arg.tensor_shape(i).num_elements() == 1,
+                   dali::make_string("slipstream_decode_crop: sample ", i, ": `item_format` "
+                                     "must hold 1 value, got shape ", arg.tensor_shape(i)));
+      const bool known = arg.type() != DALI_BOOL &&
+                         VisitIntegers(arg, i, [&](const auto *p, int64_t) {
+                           item_formats_[i] = ClampToInt32(p[0]);
+                         });
+      if (!known) {
+        DALI_FAIL(dali::make_string("slipstream_decode_crop: `item_format` must be an "
+                                    "integer tensor, got ", arg.type()));
+      }
+    }
+  }
+
   // Calls visit(values, count) with sample i of a boolean or integer tensor argument as a
   // `const T*` of its own element type; false (nothing called) for any other type.
   template <typename Visit>
@@ -318,7 +370,7 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
     std::string msg;
     int failed = 0;
     for (int i = 0; i < batch; i++) {
-      if (results_[i].ok()) continue;
+      if (results_[i].ok() || (!strict_ && results_[i].code == slipstream::kJpegWarning)) continue;
       if (failed < 8) {
         msg += failed ? "; " : "";
         msg += "sample " + std::to_string(i);
@@ -340,7 +392,10 @@ class SlipstreamDecodeCrop : public dali::Operator<CPUBackend> {
   dali::DALIDataType out_type_ = DALI_UINT8;
   slipstream::PixelMap map_;  // uint8 -> output elements (normalize + cast)
   bool with_status_ = false;  // output 1: per-sample status instead of a DALI error
-  std::vector<int32_t> image_hw_;  // YUV420: (h, w) per sample
+  bool strict_ = false;       // libjpeg warnings fail the sample
+  std::vector<int32_t> image_hw_;  // YUV420, raw RGB: (h, w) per sample
+  bool per_item_ = false;              // item_format given: per-sample formats
+  std::vector<int32_t> item_formats_;  // ImageFormat code per sample (per_item_ only)
   std::vector<uint8_t> flips_;
   std::vector<size_t> flip_offsets_;
   std::vector<int64_t> flip_counts_;
@@ -394,12 +449,19 @@ every failed sample index.)")
                     "(one per view) with ``[K, 4]`` windows.",
                     0, true)
     .AddOptionalArg("format",
-                    "What input 0 holds: ``\"jpeg\"`` (encoded JPEG) or ``\"yuv420\"`` (planar "
-                    "I420 items, odd sides padded to even; needs ``image_size``).",
+                    "What input 0 holds: ``\"jpeg\"`` (encoded JPEG), ``\"yuv420\"`` (planar "
+                    "I420 items, odd sides padded to even) or ``\"raw\"`` (raw RGB pixels, "
+                    "height x width x 3 bytes); the last two need ``image_size``.",
                     "jpeg")
+    .AddOptionalArg("item_format",
+                    "Per-sample format code (0 JPEG, 1 YUV420, 2 raw RGB) for a batch mixing "
+                    "formats (e.g. a slip cache field with JPEG and raw items); overrides "
+                    "``format``; needs ``image_size``.",
+                    0, true)
     .AddOptionalArg(
         "image_size",
-        "``format=\"yuv420\"`` only (required there): each item's true ``(height, width)``. A "
+        "``format=\"yuv420\"`` / ``\"raw\"`` or with ``item_format`` only (required there): "
+        "each item's true ``(height, width)``. A "
         "per-sample tensor argument (any integer type, 2 values per sample) or one constant "
         "``[height, width]`` for every sample.",
         DALI_INT_VEC, nullptr, true)
@@ -408,7 +470,15 @@ every failed sample index.)")
                     "else the kernel's status code (1 invalid argument, e.g. a window outside "
                     "the image or a YUV420 item too short; 2 corrupt or truncated data; 3 "
                     "unsupported; 4 internal error). A failed sample's pixels are zero. Then "
-                    "no error is raised for a sample's data, only for malformed arguments.",
+                    "no error is raised for a sample's data, only for malformed arguments. "
+                    "5: decoded although libjpeg warned about corrupt data (pixels kept unless "
+                    "``strict``).",
+                    false)
+    .AddOptionalArg("strict",
+                    "Treat libjpeg's corrupt-data warnings (a bad Huffman code, corrupt scan "
+                    "data: the image decodes as garbage) as a failure of the sample: zero "
+                    "pixels, status 5, and an error with ``status=False``. When false "
+                    "(default) such a sample keeps its pixels and only its status says 5.",
                     false)
     .AddOptionalArg("dtype",
                     "Output element type: ``\"uint8\"``, ``\"float32\"``, ``\"float16\"`` or "

@@ -19,7 +19,7 @@ from slipstream.arguments import check_bool, check_choice, check_int
 from slipstream.cache.format import NUMBER_DTYPES
 from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.errors import BatchDecodeError
-from slipstream.decode.policy import FailurePolicy
+from slipstream.decode.policy import EpochStats, FailurePolicy
 from slipstream.decode.registry import select_engine
 from slipstream.decode.stage import DecodedBatch, DecodeStage, EngineOptions
 from slipstream.loader_arguments import (
@@ -129,6 +129,12 @@ class SlipstreamLoader:
             batch gets a bool ``"valid"`` tensor (False there), it is logged once, and the
             epoch goes on. (The nvJPEG engine reports whole-batch DALI errors only: there
             ``"skip"`` raises too.)
+        strict: Make libjpeg's corrupt-data warnings ("Corrupt JPEG data: bad Huffman
+            code", ...: the JPEG decodes, as garbage) a failure of the sample, handled by
+            ``on_error`` (its pixels are not zeroed on the native engine: mask with
+            ``"valid"``). Default False: such samples are kept as decoded. Either way
+            they are counted per epoch in :attr:`stats` (``jpeg_warnings``; the CPU
+            engines, native and DALI CPU, report warnings; nvJPEG does not).
         as_tuple: Yield ``(images, labels)`` tuples instead of dicts: every image output
             in pipeline order, then the ``label`` field (so ``(view_0, view_1, labels)``
             with two outputs).
@@ -186,6 +192,7 @@ class SlipstreamLoader:
         fields: list[str] | None = None,
         image_format: str = "jpeg",
         on_error: str = "raise",
+        strict: bool = False,
         as_tuple: bool = False,
         after_batch_transforms: list[Callable[[dict], dict]] | None = None,
         exclude_fields: list[str] | None = None,
@@ -221,7 +228,10 @@ class SlipstreamLoader:
         fields = returned_fields(self.cache.field_types, NUMBER_DTYPES, fields, exclude_fields)
         self._fields = FieldOutput(self.cache, fields, self.device, NUMBER_DTYPES)
         self.fields = self._fields.fields
-        self._policy = FailurePolicy(on_error, self._fields.describe)
+        self._policy = FailurePolicy(on_error, self._fields.describe, check_bool("strict", strict))
+        self.stats: dict[int, EpochStats] = {}
+        """Epoch -> :class:`~slipstream.decode.policy.EpochStats` (``jpeg_warnings``,
+        ``failed``) of the passes run so far (a pass from an epoch's start resets it)."""
         spec, self.decode_device = select_engine(backend, decode_device, image_format, self.device)
         self._engine_class = spec.engine_class()  # a missing DALI fails here, naming the extra
         self.backend, self.engine = spec.backend, spec.name
@@ -407,7 +417,10 @@ class SlipstreamLoader:
         self, decoded: DecodedBatch, epoch: int, corrupt: list[tuple[int, str, str]] = ()
     ) -> dict[str, Any] | tuple[torch.Tensor, ...]:
         ids = decoded.sample_ids
+        stats = self.stats.setdefault(epoch, EpochStats())
+        decoded.failures = self._policy.apply_strict(decoded.failures, stats)
         decoded.failures = self._policy.merge(decoded.failures, list(corrupt))
+        stats.failed += len({f.position for f in decoded.failures})
         valid = self._policy.valid(ids, decoded.failures)
         batch: dict[str, Any] = {}
         for name, pipeline in self.pipelines.items():
@@ -446,6 +459,8 @@ class SlipstreamLoader:
             check_same_seed(self.seed, self.world_size, self.device)
             self._seed_checked = True
         token, epoch, start, _ = self._cursor.begin()
+        if start == 0:
+            self.stats[epoch] = EpochStats()
         stream = self.prefetcher.start(epoch, start)
         decoded = engine.batches(stream)
         try:

@@ -25,6 +25,10 @@ from typing import Any
 
 from slipstream.cache.format import IMAGE_FORMATS
 from slipstream.dali.plugin import load_plugin
+from slipstream.decode.errors import NoDecodeEngineError
+
+DECODE_FORMATS = (*IMAGE_FORMATS, "raw")
+"""What :func:`decode_crop`'s items may be: JPEG, YUV420 companion items, raw RGB pixels."""
 
 DECODE_DEVICES = ("cpu", "mixed")
 """Where :func:`decode_crop` decodes: slipstream's CPU operator, or nvJPEG (``"mixed"``)."""
@@ -78,9 +82,11 @@ def decode_crop(
     format: str = "jpeg",
     image_size: Any = None,
     status: bool = False,
+    item_format: Any = None,
     dtype: str = "uint8",
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    strict: bool = False,
 ) -> Any:
     """Fused JPEG (or YUV420) decode, crop, antialiased resize and flip, as a DALI graph node.
 
@@ -111,9 +117,11 @@ def decode_crop(
             region decode + ``fn.resize`` (antialiased linear), output on the GPU; within
             a few levels of the CPU output (different resampling), needs a pipeline with a
             ``device_id``; JPEG only.
-        format: ``"jpeg"`` or ``"yuv420"`` (CPU only; bit-identical to
-            :func:`slipstream.native.yuv420.decode_crop_views_yuv420`).
-        image_size: ``format="yuv420"`` only, and required there (an item has no header):
+        format: ``"jpeg"``, ``"yuv420"`` (CPU only; bit-identical to
+            :func:`slipstream.native.yuv420.decode_crop_views_yuv420`) or ``"raw"`` (raw
+            RGB pixels, ``height x width x 3`` bytes: a slip cache's raw items; CPU only).
+        image_size: ``format="yuv420"`` / ``"raw"`` and with ``item_format`` only, and
+            required there (such an item has no header):
             each item's true ``(height, width)``, as a DataNode of 2 integers per sample
             (e.g. the companion's ``meta["height"]``, ``meta["width"]`` of the batch's
             samples, int32 ``[n, 2]`` through ``external_source``) or one constant pair.
@@ -126,6 +134,15 @@ def decode_crop(
         mean: CPU, float ``dtype`` only, with ``std``: per-channel mean of ``x / 255``; the
             output is ``(x / 255 - mean) / std`` as torch computes it in slipstream.
         std: Per-channel standard deviation of ``x / 255``, with ``mean``.
+        item_format: CPU only: a DataNode of one integer per sample, its format code
+            (0 JPEG, 1 YUV420, 2 raw RGB: ``slipstream.cache.format.ITEM_FORMAT_*``), for a
+            batch mixing JPEG and raw items (a slip cache field of format ``"mixed"``);
+            overrides ``format``; needs ``image_size``.
+        strict: CPU only: a JPEG that decodes while libjpeg warns about corrupt data (the
+            pixels are garbage) fails: zero pixels and status
+            :data:`~slipstream.native.decode.STATUS_JPEG_WARNING` (an error without
+            ``status``). Default False: its pixels are kept, and with ``status=True`` its
+            status is still ``STATUS_JPEG_WARNING`` (not a failure: count or drop it).
 
     Returns:
         DataNode of ``[H, W, 3]`` (layout ``HWC``) per sample (``[K, H, W, 3]`` for
@@ -142,12 +159,14 @@ def decode_crop(
     """
     if device not in DECODE_DEVICES:
         raise ValueError(f"device must be one of {DECODE_DEVICES}, got {device!r}")
-    _check_format(format, image_size, device)
+    _check_format(format, image_size, device, item_format)
     if status and device != "cpu":
         raise ValueError(
             "decode_crop(status=True) needs device='cpu': slipstream's CPU operator returns a "
             "per-sample status; nvJPEG (device='mixed') raises for a bad sample instead"
         )
+    if strict and device != "cpu":
+        raise ValueError("decode_crop(strict=True) needs device='cpu' (nvJPEG reports no warnings)")
     pair = _size_pair(size)
     pixel_kwargs = _pixel_kwargs(dtype, mean, std, device)
     if device == "mixed":
@@ -166,7 +185,12 @@ def decode_crop(
         kwargs["flip"] = int(flip) if isinstance(flip, (bool, int)) else flip
     if format != "jpeg":
         kwargs["format"] = format
+    if format != "jpeg" or item_format is not None:
         kwargs["image_size"] = _constant_pair(image_size)
+    if item_format is not None:
+        kwargs["item_format"] = item_format
+    if strict:
+        kwargs["strict"] = True
     if status:
         images, codes = fn.slipstream_decode_crop(jpegs, windows, status=True, **kwargs)
         return images, codes
@@ -202,10 +226,28 @@ def _pixel_kwargs(
     return kwargs
 
 
-def _check_format(format: str, image_size: Any, device: str) -> None:
+def _check_format(format: str, image_size: Any, device: str, item_format: Any = None) -> None:
     """Reject a format the chosen decoder cannot read, or a missing or stray ``image_size``."""
-    if format not in IMAGE_FORMATS:
-        raise ValueError(f"format must be one of {IMAGE_FORMATS}, got {format!r}")
+    if format not in DECODE_FORMATS:
+        raise ValueError(f"format must be one of {DECODE_FORMATS}, got {format!r}")
+    if (format == "raw" or item_format is not None) and device == "mixed":
+        raise NoDecodeEngineError(
+            "decode_crop(format='raw' or item_format=...) cannot run on device='mixed': nvJPEG "
+            "decodes JPEG only, and raw RGB items are pixels already; decode them with "
+            "device='cpu' (slipstream's operator) or the native backend"
+        )
+    if item_format is not None:
+        if image_size is None:
+            raise ValueError(
+                "decode_crop(item_format=...) needs image_size, each item's true (height, "
+                "width): a raw RGB item has no header"
+            )
+        return
+    if format == "raw" and image_size is None:
+        raise ValueError(
+            "decode_crop(format='raw') needs image_size, each item's true (height, width): a "
+            "raw RGB item has no header"
+        )
     if format == "yuv420" and device == "mixed":
         raise ValueError(
             "decode_crop(format='yuv420') cannot run on device='mixed': nvJPEG decodes JPEG "
@@ -218,7 +260,10 @@ def _check_format(format: str, image_size: Any, device: str) -> None:
             "a YUV420 item has no header"
         )
     if format == "jpeg" and image_size is not None:
-        raise ValueError("image_size is for format='yuv420' only (a JPEG has its size inside)")
+        raise ValueError(
+            "image_size is for format='yuv420' / 'raw' or with item_format only (a JPEG has "
+            "its size inside)"
+        )
 
 
 def _constant_pair(image_size: Any) -> Any:

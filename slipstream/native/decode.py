@@ -31,6 +31,7 @@ __all__ = [
     "STATUS_DECODE_ERROR",
     "STATUS_INTERNAL_ERROR",
     "STATUS_INVALID_ARGUMENT",
+    "STATUS_JPEG_WARNING",
     "STATUS_OK",
     "STATUS_UNSUPPORTED",
     "DecodeError",
@@ -47,7 +48,11 @@ __all__ = [
 
 BytesLike = bytes | bytearray | memoryview | np.ndarray
 
-IMAGE_FORMATS = {"jpeg": int(_core.FORMAT_JPEG), "yuv420": int(_core.FORMAT_YUV420)}
+IMAGE_FORMATS = {
+    "jpeg": int(_core.FORMAT_JPEG),
+    "yuv420": int(_core.FORMAT_YUV420),
+    "raw": int(_core.FORMAT_RGB),  # raw RGB pixels, height x width x 3 (slip cache raw items)
+}
 """Storage format name -> the kernel's format code (the one JPEG / YUV420 dispatch value)."""
 
 PIXEL_DTYPES = {
@@ -80,6 +85,10 @@ STATUS_UNSUPPORTED: int = int(_core.UNSUPPORTED)
 """A valid JPEG the kernel cannot turn into RGB (e.g. an unknown colorspace)."""
 STATUS_INTERNAL_ERROR: int = int(_core.INTERNAL_ERROR)
 """Out of memory or another unexpected condition."""
+STATUS_JPEG_WARNING: int = int(_core.JPEG_WARNING)
+"""Decoded, but libjpeg warned about corrupt data (e.g. "Corrupt JPEG data: bad Huffman code"):
+the pixels are kept (often garbage); not a failure unless the caller is strict
+(``SlipstreamLoader(strict=True)``)."""
 
 DecodeFailure = tuple[int, int, str]
 """One failed sample of a batch: ``(batch position, status code, message)``."""
@@ -449,6 +458,7 @@ class NativeDecoder:
         out_dtype: str = "uint8",
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        formats: np.ndarray | None = None,
     ) -> list[DecodeFailure]:
         """Decode K views per sample (multi-crop) into K output buffers, in place.
 
@@ -471,9 +481,10 @@ class NativeDecoder:
             flips: uint8 ``[B, K]`` (or ``[B]``).
             outs: K C-contiguous ``[B, H_k, W_k, 3]`` outputs of ``out_dtype``, one per
                 view (sizes may differ: views of every size share the decodes).
-            image_format: ``"jpeg"`` or ``"yuv420"``.
-            heights: int32 ``[B]`` true image heights (``"yuv420"`` only).
-            widths: int32 ``[B]`` true image widths (``"yuv420"`` only).
+            image_format: ``"jpeg"``, ``"yuv420"`` or ``"raw"`` (raw RGB pixels).
+            heights: int32 ``[B]`` true image heights (``"yuv420"``, ``"raw"`` and
+                ``formats`` only).
+            widths: int32 ``[B]`` true image widths (likewise).
             out_dtype: ``"uint8"`` (default), or ``"float32"``, ``"float16"``,
                 ``"bfloat16"`` (outs of int16/uint16 holding the bits): each sample's 8-bit
                 result is mapped as :data:`PIXEL_DTYPES` says, in the decode thread, right
@@ -482,11 +493,16 @@ class NativeDecoder:
             mean: Per-channel mean of ``x / 255`` (3 values) for a float ``out_dtype``, or
                 None (a plain cast).
             std: Per-channel standard deviation of ``x / 255``, with ``mean``.
+            formats: uint8 ``[B]`` format code of each sample (the values of
+                :data:`IMAGE_FORMATS`; a slip cache field mixing JPEG and raw items),
+                overriding ``image_format``; needs ``heights`` and ``widths``.
 
         Returns:
             ``(batch position, status code, message)`` of every failed sample, in batch order
             (empty when all decoded). The code is one of the ``STATUS_*`` constants of this
-            module (never :data:`STATUS_OK`); with K > 1 the message names the view.
+            module (never :data:`STATUS_OK`); with K > 1 the message names the view. A sample
+            reported with :data:`STATUS_JPEG_WARNING` did decode (its pixels are kept) while
+            libjpeg warned about corrupt data: drop those entries unless you are strict.
 
         Raises:
             ValueError: On wrong dtypes, shapes or contiguity (argument errors, not sample
@@ -517,9 +533,11 @@ class NativeDecoder:
             raise ValueError(
                 f"image_format must be one of {list(IMAGE_FORMATS)}, got {image_format!r}"
             )
-        if image_format == "yuv420":
+        if formats is not None:
+            _check_array("formats", formats, np.uint8, (b,))
+        if image_format != "jpeg" or formats is not None:
             if heights is None or widths is None:
-                raise ValueError("image_format='yuv420' needs heights and widths")
+                raise ValueError(f"image_format={image_format!r} needs heights and widths")
             _check_array("heights", heights, np.int32, (b,))
             _check_array("widths", widths, np.int32, (b,))
         if b == 0:
@@ -538,5 +556,6 @@ class NativeDecoder:
             widths,
             pixel_type,
             *mean_std,
+            formats,
         )
         return [(int(i), int(code), str(msg)) for i, code, msg in failures]

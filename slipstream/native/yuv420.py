@@ -156,8 +156,9 @@ def jpeg_to_yuv420_batch(
     out: np.ndarray,
     out_offsets: np.ndarray,
     num_threads: int | None = None,
+    formats: np.ndarray | None = None,
 ) -> list[DecodeFailure]:
-    """Convert a batch of JPEG items to YUV420 items on the native thread pool.
+    """Convert a batch of JPEG (or raw RGB) items to YUV420 items on the native thread pool.
 
     A 4:2:0 YCbCr JPEG stores libjpeg-turbo's own decoded planes (bit-exact to its RGB
     decode through :func:`decode_crop_yuv420`); other JPEGs are decoded and converted.
@@ -172,6 +173,9 @@ def jpeg_to_yuv420_batch(
         out_offsets: uint64 ``[B]`` where item i starts in ``out`` (it takes
             ``yuv420_size(heights[i], widths[i])`` bytes).
         num_threads: Threads (``None``: the hardware concurrency).
+        formats: uint8 ``[B]`` format code per item, or None (all JPEG): an item of code
+            2 (raw RGB, ``height x width x 3`` bytes) is converted with
+            :func:`rgb_to_yuv420`'s arithmetic.
 
     Returns:
         ``(batch position, status code, message)`` of every failed sample (empty when all
@@ -194,8 +198,12 @@ def jpeg_to_yuv420_batch(
         ("out_offsets", out_offsets, np.uint64),
     ):
         _check_array(name, arr, dtype, (b,))
+    if formats is not None:
+        _check_array("formats", formats, np.uint8, (b,))
     threads = NativeDecoder(num_threads).num_threads
     failures = _core.jpeg_to_yuv420_batch(
-        data, offsets, sizes, heights, widths, out, out_offsets, threads
+        data, offsets, sizes, heights, widths, out, out_offsets, threads, formats
     )
-    return [(int(i), int(code), str(msg)) for i, code, msg in failures]
+    return [  # a JPEG converted despite libjpeg's corrupt-data warnings is not a failure here
+        (int(i), int(code), str(msg)) for i, code, msg in failures if code != _core.JPEG_WARNING
+    ]
