@@ -8,7 +8,9 @@ importing a stage above itself. Two roots, kept apart on purpose::
       <name>-<fingerprint>-v<version>/                          YUV420 companions
     $SLIPSTREAM_PLUGIN_DIR (default $XDG_CACHE_HOME/slipstream/dali_plugin,
                             else ~/.cache/slipstream/dali_plugin)/
-      <dali version>/libslipstream_dali.so                      the DALI operator plugin
+      dali<version>-cuda<major>-<libjpeg soname>-<arch>/       the DALI operator plugin,
+        libslipstream_dali.so                                   one folder per build key
+                                                                (slipstream.dali.plugin)
 
 A per-job scratch ``$SLIPSTREAM_CACHE_DIR`` therefore does not recompile the plugin.
 """
@@ -35,7 +37,11 @@ def default_cache_root() -> Path:
 
 
 def default_plugin_root() -> Path:
-    """Where the DALI operator plugin is built (one sub-folder per DALI version).
+    """Where the DALI operator plugin is built (one sub-folder per DALI build key).
+
+    The folder may be shared and read-only (e.g. prepared by an administrator): a current
+    plugin there is used; when one must be built and the folder cannot be written, the
+    plugin is built in a private temporary folder with a warning.
 
     Returns:
         ``$SLIPSTREAM_PLUGIN_DIR`` when set, else ``$XDG_CACHE_HOME/slipstream/dali_plugin``

@@ -313,3 +313,89 @@ def test_cuda_header_wheels_add_their_include_dirs(monkeypatch, tmp_path):
         tmp_path / "cuda_nvcc" / "include",
         tmp_path / "cuda_cccl" / "include",
     ]
+
+
+def test_plugin_key_changes_with_each_component():
+    base = dict(version="2.4.0", cuda_major="12", jpeg_soname="libjpeg.so.62", machine="x86_64")
+    key = plugin.plugin_key(**base)
+    assert key == "dali2.4.0-cuda12-libjpeg.so.62-x86_64"
+    for name, other in [
+        ("version", "2.5.0"),
+        ("cuda_major", "11"),
+        ("jpeg_soname", "libjpeg.so.8"),
+        ("machine", "aarch64"),
+    ]:
+        changed = plugin.plugin_key(**{**base, name: other})
+        assert changed != key and other in changed
+    assert plugin.plugin_key(**{**base, "machine": "a b/c"}).endswith("-a_b_c")  # one name
+    here = plugin.plugin_key()
+    assert here.startswith(f"dali{plugin.dali_version()}-cuda")
+    assert plugin.plugin_dir("/x") == Path("/x") / here
+    # The installed wheel's CUDA flavour, read independently from its distribution name.
+    import importlib.metadata
+
+    names = [d.metadata["Name"] for d in importlib.metadata.distributions()]
+    wheel = next((n for n in names if n and n.startswith("nvidia-dali-cuda")), None)
+    if wheel is not None:
+        assert f"-cuda{wheel[len('nvidia-dali-cuda') :][:-1]}-" in here
+
+
+def test_unwritable_plugin_root_builds_a_private_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the plugin root should be")
+    directory = plugin.plugin_dir(blocked)
+    built = []
+
+    def fake_build(d: Path) -> Path:  # stands in for the 30 s compile
+        built.append(d)
+        (d / plugin.LIB_NAME).write_bytes(b"\x7fELF")
+        (d / plugin.STAMP_NAME).write_text(json.dumps(plugin._expected_stamp()))
+        return d / plugin.LIB_NAME
+
+    with pytest.warns(RuntimeWarning, match="cannot be written.*building the plugin in"):
+        lib = plugin.ensure_built(directory, builder=fake_build)
+    assert len(built) == 1 and blocked not in lib.parents
+    assert lib.parent == plugin.private_plugin_dir(directory.name)
+    assert (tmp_path / "tmp") in lib.parents and lib.parent.name == directory.name
+    assert (lib.parent.parent.stat().st_mode & 0o777) == 0o700
+    with pytest.warns(RuntimeWarning):  # the private copy is reused, not rebuilt
+        assert plugin.ensure_built(directory, builder=fake_build) == lib
+    assert len(built) == 1
+
+
+def test_waiting_for_the_plugin_build_says_so(tmp_path, caplog):
+    import logging
+    import time
+
+    directory = tmp_path / plugin.plugin_key()
+    flag = tmp_path / "building"
+    code = textwrap.dedent(
+        """
+        import json, sys, time
+        from pathlib import Path
+        from slipstream.dali import plugin
+
+        def slow_build(d):  # stands in for the compile
+            Path(sys.argv[2]).write_text("building")
+            time.sleep(1.5)
+            (d / plugin.LIB_NAME).write_bytes(b"ELF")
+            (d / plugin.STAMP_NAME).write_text(json.dumps(plugin._expected_stamp()))
+            return d / plugin.LIB_NAME
+
+        plugin.ensure_built(Path(sys.argv[1]), builder=slow_build)
+        """
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(directory), str(flag)])
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert time.monotonic() < deadline and holder.poll() is None, "the builder did not start"
+        time.sleep(0.02)
+    calls = []
+    with caplog.at_level(logging.INFO, logger="slipstream"):
+        assert plugin.ensure_built(directory, builder=calls.append) == directory / plugin.LIB_NAME
+    assert holder.wait(timeout=60) == 0
+    assert calls == []  # it waited and used that build, it did not compile again
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("waiting for the DALI plugin build" in line for line in lines) == 1, lines

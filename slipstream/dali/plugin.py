@@ -5,10 +5,19 @@ The plugin (``dali_ops/``: the ``SlipstreamDecodeCrop`` operator over the same C
 optional extra that may be installed, upgraded or removed after slipstream itself. Layout::
 
     $SLIPSTREAM_PLUGIN_DIR (default $XDG_CACHE_HOME or ~/.cache, then slipstream/dali_plugin)/
-      <dali version>/
-        libslipstream_dali.so
-        libslipstream_dali.json   stamp: {"dali_version", "source_digest", "abi": 1}
-        .lock                     serializes builds across processes
+      dali<version>-cuda<major>-<libjpeg soname>-<arch>/     plugin_key(), e.g.
+        libslipstream_dali.so                                dali2.4.0-cuda12-libjpeg.so.62-x86_64
+        libslipstream_dali.json   stamp: {"dali_version", "source_digest", "key", "abi"}
+      dali...-x86_64.lock         serializes builds across processes (build_lock)
+      dali...-x86_64.failed.json  a failed build, raised by the processes that waited for it
+
+The key holds what the binary depends on: the DALI version, the CUDA major version of the
+DALI wheel (``nvidia-dali-cuda120`` -> ``cuda12``), the soname of the libjpeg it links and
+the CPU architecture, so one shared plugin folder (e.g. on a cluster's shared home) serves
+several DALI flavours and node types. Processes that find a build in progress log one line
+saying they wait for the plugin build. A plugin folder that cannot be written (read-only
+file system, a file in the way, no permission) holds a current plugin, or the plugin is
+built in a private per-user folder under the temporary directory instead, with a warning.
 
 The plugin root (:func:`slipstream.paths.default_plugin_root`) is not the dataset cache
 root, so a per-job scratch ``$SLIPSTREAM_CACHE_DIR`` does not rebuild the plugin.
@@ -23,20 +32,25 @@ operator, taken from ``$SLIPSTREAM_CUDA_INCLUDE``, ``$CUDA_HOME/include``,
 
 from __future__ import annotations
 
-import fcntl
+import ctypes.util
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from slipstream.paths import default_plugin_root
+from slipstream.cache.build_lock import build_lock
+from slipstream.paths import PLUGIN_DIR_ENV, default_plugin_root
 
 try:
     import nvidia.dali as _dali
@@ -48,7 +62,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "`pip install 'slipstream[dali]'`"
     ) from exc
 
-__all__ = ["PluginBuildError", "build_plugin", "load_plugin", "plugin_dir"]
+__all__ = [
+    "PluginBuildError",
+    "build_plugin",
+    "load_plugin",
+    "plugin_dir",
+    "plugin_key",
+    "private_plugin_dir",
+]
 
 LIB_NAME = "libslipstream_dali.so"
 STAMP_NAME = "libslipstream_dali.json"
@@ -73,8 +94,53 @@ def dali_version() -> str:
     return str(_dali.__version__)
 
 
+def dali_cuda_major() -> str:
+    """CUDA major version the installed DALI wheel was built for (``"12"``), or ``"none"``.
+
+    Read from the wheel's distribution name (``nvidia-dali-cuda120`` -> ``"12"``), else
+    from DALI's backend.
+    """
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        match = re.fullmatch(r"nvidia-dali(?:-nightly|-weekly)?-cuda(\d+?)0", name)
+        if match and dist.version == dali_version():
+            return match.group(1)
+    version = getattr(_dali_backend, "__cuda_version__", None)
+    if isinstance(version, int) and version > 0:
+        return str(version // 1000)
+    return "none"
+
+
+def libjpeg_soname() -> str:
+    """Soname of the libjpeg the plugin links (``"libjpeg.so.62"``), or ``"nojpeg"``."""
+    return ctypes.util.find_library("jpeg") or "nojpeg"
+
+
+def plugin_key(
+    version: str | None = None,
+    cuda_major: str | None = None,
+    jpeg_soname: str | None = None,
+    machine: str | None = None,
+) -> str:
+    """Folder name of a plugin build: ``dali<version>-cuda<major>-<soname>-<arch>``.
+
+    Each argument defaults to this machine's value (:func:`dali_version`,
+    :func:`dali_cuda_major`, :func:`libjpeg_soname`, ``platform.machine()``).
+
+    Returns:
+        A name of letters, digits and ``._-`` only.
+    """
+    parts = (
+        f"dali{version if version is not None else dali_version()}",
+        f"cuda{cuda_major if cuda_major is not None else dali_cuda_major()}",
+        jpeg_soname if jpeg_soname is not None else libjpeg_soname(),
+        machine if machine is not None else (platform.machine() or "unknown"),
+    )
+    return "-".join(re.sub(r"[^A-Za-z0-9._]+", "_", part) for part in parts)
+
+
 def plugin_dir(root: str | os.PathLike | None = None) -> Path:
-    """Directory of the plugin built for the installed DALI version: ``<root>/<version>``.
+    """Directory of the plugin for this DALI and machine: ``<root>/<plugin_key()>``.
 
     Args:
         root: Plugin root; ``None`` means :func:`slipstream.paths.default_plugin_root`
@@ -82,10 +148,10 @@ def plugin_dir(root: str | os.PathLike | None = None) -> Path:
             else ``~/.cache/slipstream/dali_plugin``).
 
     Returns:
-        The per-version plugin directory (not created).
+        The plugin directory (not created).
     """
     base = Path(root) if root is not None else default_plugin_root()
-    return base / dali_version()
+    return base / plugin_key()
 
 
 def _source_dirs() -> tuple[Path, Path]:
@@ -162,7 +228,12 @@ def read_stamp(directory: Path) -> dict | None:
 
 
 def _expected_stamp() -> dict:
-    return {"dali_version": dali_version(), "source_digest": source_digest(), "abi": _STAMP_ABI}
+    return {
+        "dali_version": dali_version(),
+        "source_digest": source_digest(),
+        "key": plugin_key(),
+        "abi": _STAMP_ABI,
+    }
 
 
 def is_current(directory: Path) -> bool:
@@ -219,7 +290,13 @@ def build_plugin(directory: Path, *, verbose: bool = False) -> Path:
 
 
 def ensure_built(directory: Path, *, builder: Callable[[Path], Path] = build_plugin) -> Path:
-    """Build the plugin in ``directory`` unless a current one is there (file-locked).
+    """Build the plugin in ``directory`` unless a current one is there (one build per node).
+
+    Builds run under :func:`slipstream.cache.build_lock.build_lock` of ``directory``: other
+    processes wait (one log line: they wait for the DALI plugin build) and use the result;
+    a failed build is raised by the processes that waited instead of compiling again.
+    Where ``directory`` cannot be written, the plugin is built in
+    :func:`private_plugin_dir` instead (with a warning).
 
     Returns:
         Path of the up-to-date library.
@@ -229,20 +306,63 @@ def ensure_built(directory: Path, *, builder: Callable[[Path], Path] = build_plu
     """
     if is_current(directory):
         return directory / LIB_NAME
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not is_current(directory):  # another process may have built it meanwhile
-                builder(directory)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    problem = _unwritable(directory)
+    if problem is not None:
+        private = private_plugin_dir(directory.name)
+        warnings.warn(
+            f"slipstream: the DALI plugin folder {directory} cannot be written ({problem}); "
+            f"building the plugin in {private} instead (set ${PLUGIN_DIR_ENV} to a writable "
+            f"folder to keep one build for every run)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        directory = private
+        if is_current(directory):
+            return directory / LIB_NAME
+    with build_lock(directory, what=f"DALI plugin build ({directory.name})"):
+        if not is_current(directory):  # another process may have built it meanwhile
+            builder(directory)
     if not is_current(directory):
         raise PluginBuildError(
             f"the DALI plugin in {directory} does not match DALI {dali_version()} after a "
             f"rebuild (stamp: {read_stamp(directory)}); delete {directory} and retry"
         )
     return directory / LIB_NAME
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why plugins cannot be built in ``directory`` (and its lock beside it), or ``None``."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    for folder in (directory, directory.parent):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{folder} is read-only"
+    return None
+
+
+def private_plugin_dir(key: str | None = None) -> Path:
+    """A per-user plugin folder under the temporary directory, for unwritable roots.
+
+    ``<tmp>/slipstream-dali-plugin-<uid>/<key>``, created with mode 0700 (shared by this
+    user's processes on the node, so its ranks still build once); a fresh ``mkdtemp``
+    folder where that path belongs to someone else.
+
+    Args:
+        key: Sub-folder name (default :func:`plugin_key`).
+    """
+    base = Path(tempfile.gettempdir()) / f"slipstream-dali-plugin-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        owned = base.is_dir() and base.stat().st_uid == os.getuid()
+    except OSError:
+        owned = False
+    if not owned:
+        base = Path(tempfile.mkdtemp(prefix="slipstream-dali-plugin-"))
+    directory = base / (key or plugin_key())
+    directory.mkdir(exist_ok=True)
+    return directory
 
 
 def _schema_registered() -> bool:
