@@ -223,6 +223,52 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
   return Result::Ok();
 }
 
+Result RgbCropResizeViews(const uint8_t* data, uint64_t size, int32_t h, int32_t w,
+                          const int32_t* windows, int32_t views, const int32_t* out_hw,
+                          const uint8_t* flips, uint8_t* const* outs, int32_t* failed_view) {
+  *failed_view = 0;
+  if (views < 1) return Result::Fail(kInvalidArgument, "need at least one view");
+  if (h < 1 || w < 1) {
+    return Result::Fail(kInvalidArgument, "raw RGB item has recorded size " + std::to_string(h) +
+                                              "x" + std::to_string(w) + " (HxW)");
+  }
+  const uint64_t need = static_cast<uint64_t>(h) * static_cast<uint64_t>(w) * 3;
+  if (data == nullptr || size != need) {
+    return Result::Fail(kInvalidArgument,
+                        "raw RGB item is " + std::to_string(size) + " bytes, a " +
+                            std::to_string(h) + "x" + std::to_string(w) + " image has " +
+                            std::to_string(need));
+  }
+  const int64_t stride = static_cast<int64_t>(w) * 3;
+  Region whole;  // the item itself, as a decoded region for CopyRegion
+  whole.pixels = data;
+  whole.stride = stride;
+  whole.x0 = 0, whole.y0 = 0, whole.width = w;
+  for (int32_t k = 0; k < views; ++k) {
+    const int32_t* win = windows + 4 * k;
+    const int32_t out_h = out_hw[2 * k], out_w = out_hw[2 * k + 1];
+    *failed_view = k;
+    if (out_h < 1 || out_w < 1) {
+      return Result::Fail(kInvalidArgument, "output size must be >= 1 in both dimensions");
+    }
+    if (win[2] < 1 || win[3] < 1 || win[0] < 0 || win[1] < 0 ||
+        static_cast<int64_t>(win[0]) + win[2] > h || static_cast<int64_t>(win[1]) + win[3] > w) {
+      return Result::Fail(kInvalidArgument, "crop window " + WindowString(win) +
+                                                " is outside the " + std::to_string(h) + "x" +
+                                                std::to_string(w) + " (HxW) image");
+    }
+    const bool flip = flips[k] != 0;
+    if (win[2] == out_h && win[3] == out_w) {  // one tap of weight 1: the resize is a copy
+      CopyRegion(whole, win[1], win[0], win[2], win[3], flip, outs[k]);
+      continue;
+    }
+    ResizeBoxRGB(data, h, w, stride, win[1], win[0], static_cast<double>(win[1]) + win[3],
+                 static_cast<double>(win[0]) + win[2], out_h, out_w, flip, outs[k]);
+  }
+  *failed_view = 0;
+  return Result::Ok();
+}
+
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
                         const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view) {
@@ -243,6 +289,9 @@ Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32
         }
       }
       return Result::Ok();
+    case kFormatRgb:
+      return RgbCropResizeViews(image.data, image.size, image.height, image.width, windows,
+                                views, out_hw, flips, outs, failed_view);
     default:
       *failed_view = 0;
       return Result::Fail(kInvalidArgument,

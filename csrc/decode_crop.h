@@ -1,5 +1,5 @@
 // Fused JPEG decode -> crop -> antialiased resize (-> horizontal flip) of one image (one or K
-// views), and DecodeImageViews: the one JPEG / YUV420 dispatch. Batches: batch.h.
+// views), and DecodeImageViews: the one JPEG / YUV420 / raw RGB dispatch. Batches: batch.h.
 //
 // Crop windows are int32 [y, x, h, w] in source-pixel coordinates. The decode uses libjpeg's
 // DCT scaling M/8 with the smallest M that keeps the scaled crop >= the output size in both
@@ -22,20 +22,30 @@ enum ScalePolicy : int32_t {
 };
 
 // How an image item is stored: the one value every decode path dispatches on
-// (DecodeImageViews). YUV420 items carry no header: their true size travels with them.
+// (DecodeImageViews). YUV420 and raw RGB items carry no header: their true size travels
+// with them. The codes are also the values of a slip cache's <field>.format.npy.
 enum ImageFormat : int32_t {
   kFormatJpeg = 0,    // encoded JPEG bytes
   kFormatYuv420 = 1,  // planar I420, odd sides padded to even (csrc/yuv420.h)
+  kFormatRgb = 2,     // raw pixels: height x width x 3 uint8, RGB, rows back to back
 };
 
-// One stored image: its bytes, format and (YUV420: required) true size.
+// One stored image: its bytes, format and (YUV420, raw RGB: required) true size.
 struct EncodedImage {
   const uint8_t* data = nullptr;
   uint64_t size = 0;
   int32_t format = kFormatJpeg;
-  int32_t height = 0;  // YUV420 only
-  int32_t width = 0;   // YUV420 only
+  int32_t height = 0;  // YUV420 and raw RGB only
+  int32_t width = 0;   // YUV420 and raw RGB only
 };
+
+// K views of one raw RGB item (h x w x 3 bytes, `size` bytes available): no decode, the same
+// antialiased resize of the full-resolution window as the YUV420 path (the Pillow-exact
+// resize of the box; a window of the output's own size is copied: the resize is the identity
+// there), then the flip. Same contract as DecodeCropResizeViews (view k to outs[k]).
+Result RgbCropResizeViews(const uint8_t* data, uint64_t size, int32_t h, int32_t w,
+                          const int32_t* windows, int32_t views, const int32_t* out_hw,
+                          const uint8_t* flips, uint8_t* const* outs, int32_t* failed_view);
 
 // Smallest allowed M with crop_w*M/8 >= out_w and crop_h*M/8 >= out_h (8 if none).
 int32_t ChooseScale(int32_t crop_h, int32_t crop_w, int32_t out_h, int32_t out_w,
@@ -57,8 +67,9 @@ Result DecodeCropResizeViews(const uint8_t* data, uint64_t size, const int32_t* 
                              int32_t views, const int32_t* out_hw, const uint8_t* flips,
                              uint8_t* const* outs, int32_t policy, int32_t* failed_view);
 
-// K views of one stored image of any format (the single JPEG / YUV420 dispatch): JPEG goes to
-// DecodeCropResizeViews, YUV420 to I420CropResizeViews (one call per view: nothing to share).
+// K views of one stored image of any format (the single JPEG / YUV420 / raw RGB dispatch):
+// JPEG goes to DecodeCropResizeViews, YUV420 to I420CropResizeViews (one call per view:
+// nothing to share), raw RGB to RgbCropResizeViews.
 Result DecodeImageViews(const EncodedImage& image, const int32_t* windows, int32_t views,
                         const int32_t* out_hw, const uint8_t* flips, uint8_t* const* outs,
                         int32_t policy, int32_t* failed_view);

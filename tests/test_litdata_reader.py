@@ -160,11 +160,13 @@ def test_dataset_from_litdata_folder(litdata_dir: Path, tmp_path: Path):
         assert {k: sample[k] for k in ("label", "name", "score")} == {
             k: _expected(i)[k] for k in ("label", "name", "score")
         }
-        pil = _decode(bytes(sample["pil"])).astype(np.int16)  # re-encoded as JPEG q95
-        assert np.abs(pil - _pil_array(i)).mean() < 2.0
-        assert _decode(bytes(sample["mask"])).shape == (20, 22, 3)  # L -> RGB JPEG
-    reencoded = ds.cache.manifest["build"]["reencoded"]
-    assert len(reencoded) == 2 * N  # pil + mask, never the JPEGs
+        # PIL images are stored as raw RGB items: their pixels, exactly
+        pil = np.frombuffer(bytes(sample["pil"]), np.uint8).reshape(24, 30, 3)
+        np.testing.assert_array_equal(pil, _pil_array(i))
+        mask = np.frombuffer(bytes(sample["mask"]), np.uint8).reshape(20, 22, 3)  # L -> RGB
+        np.testing.assert_array_equal(mask, np.repeat(_mask_array(i)[..., None], 3, axis=-1))
+    assert ds.cache.manifest["build"]["reencoded"] == []  # nothing re-encoded
+    assert ds.cache.manifest["fields"]["pil"]["format"] == "raw"
     again = SlipstreamDataset(litdata_dir, cache_root=tmp_path, progress=False)
     assert again.cache_path == ds.cache_path
 

@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from slipstream.cache.build_lock import build_lock
 from slipstream.cache.format import IMAGE_META_DTYPE, MANIFEST_NAME
+from slipstream.cache.raw_items import stored_item_formats
 from slipstream.logs import show_progress
 from slipstream.native import NativeDecoder, jpeg_to_yuv420_batch
 from slipstream.paths import default_cache_root
@@ -254,8 +255,12 @@ def _build(
     source_bytes: int,
     progress: bool,
     num_threads: int | None,
+    formats: np.ndarray | None = None,
 ) -> None:
-    """Convert every sample into ``<field>_yuv420.bin.partial``, resuming, then commit."""
+    """Convert every sample into ``<field>_yuv420.bin.partial``, resuming, then commit.
+
+    ``formats``: per-item format codes (raw RGB items are converted, not decoded).
+    """
     bin_name, meta_name = companion_names(field)
     partial = folder / f"{bin_name}.partial"
     state_path = folder / f"{bin_name}.partial.json"
@@ -295,6 +300,7 @@ def _build(
                 out,
                 out_offsets,
                 decoder.num_threads,
+                None if formats is None else np.ascontiguousarray(formats[start:stop], np.uint8),
             )
             if failures:
                 i, _code, msg = failures[0]
@@ -380,7 +386,14 @@ def build_yuv420(
         meta = _item_layout(np.asarray(source["height"]), np.asarray(source["width"]))
         source_bytes = int(np.asarray(source["data_size"]).sum())
         _build(
-            folder, field, meta, _store_chunks(store, field), source_bytes, progress, num_threads
+            folder,
+            field,
+            meta,
+            _store_chunks(store, field),
+            source_bytes,
+            progress,
+            num_threads,
+            stored_item_formats(store, field),  # raw RGB items: converted, not decoded
         )
     return open_yuv420(folder, field, n)
 

@@ -3,10 +3,12 @@
 ::
 
     BatchFeed (external_source, batch, no_copy, cycle="raise"): dali_arrays(batch) + ids
-      per image field: jpegs/<field> | yuv420/<field>, sizes/<field>;
+      per image field: jpegs/<field> | yuv420/<field>, sizes/<field>
+                       | jpegs/<field>, formats/<field>, sizes/<field> (raw RGB items);
                        windows/<view>, flips/<view> per view
         "cpu":   fn.slipstream_decode_crop(items, windows, size, flip, status=True
-                 [, format="yuv420", image_size=sizes] [, dtype, mean, std: CPU output]);
+                 [, format="yuv420" | item_format=formats, image_size=sizes]
+                 [, dtype, mean, std: CPU output]);
                  the views of one output size (and mode) as one call with [K, 4] windows
                  (view k = output[k]) [uint8, .gpu() on a GPU]
         "mixed": per view fn.decoders.image_slice | image_crop (nvJPEG, NvjpegOptions)
@@ -42,10 +44,10 @@ from nvidia.dali import backend as dali_backend
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
 from slipstream.dali.ops import NvjpegOptions, decode_crop, external_source, slice_decode_resize
-from slipstream.decode.errors import BatchDecodeError
+from slipstream.decode.errors import BatchDecodeError, NoDecodeEngineError
 from slipstream.decode.native import OutputMode, explain_failure
 from slipstream.decode.stage import DecodedBatch, EngineOptions, SampleFailure
-from slipstream.prefetch.batch import EncodedBatch, allocate_batch, dali_arrays
+from slipstream.prefetch.batch import PER_ITEM_FORMATS, EncodedBatch, allocate_batch, dali_arrays
 
 if TYPE_CHECKING:
     from slipstream.pipelines.spec import ImagePipeline
@@ -196,10 +198,10 @@ class DaliEngine:
             field = pipeline.field or name
             views[field] = (*views.get(field, ()), name)
         image_format = options.image_format
-        template = allocate_batch(1, {f: (image_format, v, 0) for f, v in views.items()})
-        self._input_names = [*dali_arrays(template).keys(), "ids"]
         self._views = views
         self._format = image_format
+        self._field_formats = {f: image_format for f in views}
+        self._input_names = self._names_of(self._field_formats)
         self._status_fields: list[tuple[str, list[str]]] = []  # status output -> field, views
         # CPU output: the operator writes each output's final values (fused float output).
         self._fused = decode_device == "cpu" and self._device_id is None
@@ -216,16 +218,44 @@ class DaliEngine:
             load_plugin()
 
     # ------------------------------------------------------------------ graph
+    def _names_of(self, field_formats: dict[str, str]) -> list[str]:
+        """The external source's output names for image fields of these formats."""
+        fields = {f: (field_formats[f], v, 0) for f, v in self._views.items()}
+        return [*dali_arrays(allocate_batch(1, fields)).keys(), "ids"]
+
+    def _use_formats(self, stream: EpochStream) -> None:
+        """Take the stream's field formats (raw RGB items add inputs); rebuild if changed."""
+        formats = {f: stream.field_formats.get(f, self._format) for f in self._views}
+        if formats == self._field_formats:
+            return
+        if self.decode_device == "mixed" and any(f in PER_ITEM_FORMATS for f in formats.values()):
+            raw = [f for f, kind in formats.items() if kind in PER_ITEM_FORMATS]
+            raise NoDecodeEngineError(
+                f"image fields {raw} hold raw RGB items, which nvJPEG (decode_device='mixed') "
+                "cannot decode; use decode_device='cpu' or backend='native'"
+            )
+        self._field_formats = formats
+        self._input_names = self._names_of(formats)
+        self._iterator = None
+        self._pipeline = None
+
     def _graph(self, inputs: dict[str, Any]) -> list[Any]:
         images: dict[str, Any] = {}
         statuses: list[Any] = []
         self._status_fields = []
         for field, views in self._views.items():
-            prefix = "jpegs" if self._format == "jpeg" else self._format
+            field_format = self._field_formats[field]
+            per_item = field_format in PER_ITEM_FORMATS
+            prefix = "jpegs" if field_format == "jpeg" or per_item else field_format
             items = inputs[f"{prefix}/{field}"]
             kwargs: dict[str, Any] = {}
-            if self._format != "jpeg":
-                kwargs = {"format": self._format, "image_size": inputs[f"sizes/{field}"]}
+            if per_item:  # JPEG and raw RGB items: each sample's format code
+                kwargs = {
+                    "item_format": inputs[f"formats/{field}"],
+                    "image_size": inputs[f"sizes/{field}"],
+                }
+            elif field_format != "jpeg":
+                kwargs = {"format": field_format, "image_size": inputs[f"sizes/{field}"]}
             if self.decode_device == "mixed":
                 for view in views:
                     images[view] = normalized_images(
@@ -311,6 +341,7 @@ class DaliEngine:
             BatchDecodeError: DALI itself failed on a batch (nvJPEG rejected a sample):
                 the batch's failing samples, found by the C++ kernel.
         """
+        self._use_formats(stream)
         self._feed.attach(stream)
         if self._iterator is None:
             iterator = self._build()

@@ -87,6 +87,8 @@ def yuv420_planes(item: np.ndarray, height: int, width: int) -> tuple[np.ndarray
 
 
 def _one(form: str, image_format: str, item: np.ndarray, height: int, width: int) -> Any:
+    if form == "rgb" and image_format == "raw":  # raw RGB item: the pixels themselves
+        return torch.from_numpy(np.array(item).reshape(height, width, 3)).permute(2, 0, 1)
     if form == "rgb":
         rgb = decode_full(item) if image_format == "jpeg" else yuv420_to_rgb(item, height, width)
         return torch.from_numpy(rgb).permute(2, 0, 1)
@@ -130,10 +132,13 @@ class FullResolutionDecoder:
         items = images.items(count)
         heights = images.shapes[:count, 0].astype(np.int64).tolist()
         widths = images.shapes[:count, 1].astype(np.int64).tolist()
+        formats = [images.format] * count
+        if images.formats is not None:  # per item: JPEG (0) or raw RGB (2)
+            formats = ["raw" if code == 2 else "jpeg" for code in images.formats[:count].tolist()]
 
         def run(i: int) -> tuple[Any, str | None]:
             try:
-                return _one(form, images.format, items[i], heights[i], widths[i]), None
+                return _one(form, formats[i], items[i], heights[i], widths[i]), None
             except DecodeError as error:
                 return _fill(form, heights[i], widths[i]), str(error)
 

@@ -13,7 +13,8 @@ loader normalizes there. A
 buffer goes back to the ring when the consumer asks for the next batch: on the CPU its
 pixels are the batch the user holds (valid until the next one is drawn, as in FFCV); on a
 GPU the loader's copy fence in the buffer guards its reuse. Every format the kernels read
-(JPEG, YUV420) goes through the one C++ dispatch; a failed sample is reported, zero-filled.
+(JPEG, YUV420, raw RGB: per sample) goes through the one C++ dispatch; a failed sample is
+reported, zero-filled.
 """
 
 from __future__ import annotations
@@ -152,12 +153,13 @@ def decode_images(
         images.sample_windows(count, views),
         images.sample_flips(count, views),
         [out[:count] for out in outs],
-        images.format,
-        np.ascontiguousarray(images.shapes[:count, 0]),  # YUV420 items have no header:
+        images.decoder_format(),
+        np.ascontiguousarray(images.shapes[:count, 0]),  # YUV420 and raw items have no header:
         np.ascontiguousarray(images.shapes[:count, 1]),  # their true size travels with them
         out_dtype=mode.dtype,
         mean=mode.mean,
         std=mode.std,
+        formats=None if images.formats is None else images.formats[:count],
     )
 
 
@@ -191,6 +193,7 @@ def _single(images: EncodedImages, offset: int, size: int, position: int) -> Enc
         shapes=images.shapes[position : position + 1],
         windows=np.ascontiguousarray(images.windows[:, position : position + 1]),
         flips=np.ascontiguousarray(images.flips[:, position : position + 1]),
+        formats=None if images.formats is None else images.formats[position : position + 1],
     )
 
 

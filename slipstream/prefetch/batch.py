@@ -6,7 +6,10 @@ slots owned by :class:`~slipstream.prefetch.prefetcher.Prefetcher`)::
     EncodedBatch                          count = n samples (<= capacity B)
       sample_ids   int64 [B]
       images: image field -> EncodedImages (the Python twin of csrc's EncodedImage, batched)
-        format     "jpeg" | "yuv420"       one value for the whole field: the one dispatch
+        format     "jpeg" | "yuv420" | "raw" | "mixed"   what the field's items are
+        formats    uint8 [B] | None        "raw" / "mixed" only: each item's format code
+                                           (0 JPEG, 2 raw RGB: slipstream.cache.format), the
+                                           value the one C++ dispatch reads per sample
         data       uint8 [capacity]        items back to back
         offsets    uint64 [B]              item i = data[offsets[i] : offsets[i] + sizes[i]]
         sizes      uint64 [B]
@@ -29,6 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+PER_ITEM_FORMATS = ("raw", "mixed")
+"""Field formats whose items carry a per-sample format code (``EncodedImages.formats``)."""
+
 
 @dataclass
 class EncodedImages:
@@ -44,6 +50,11 @@ class EncodedImages:
     windows: np.ndarray
     flips: np.ndarray
     corrupt: np.ndarray | None = None
+    formats: np.ndarray | None = None
+
+    def decoder_format(self) -> str:
+        """The kernels' batch format: ``"jpeg"`` where per-item ``formats`` decide."""
+        return "jpeg" if self.formats is not None else self.format
 
     def corrupt_rows(self, count: int) -> np.ndarray:
         """int64 positions among the first ``count`` items whose checksum differed."""
@@ -100,7 +111,8 @@ def allocate_batch(
     Args:
         batch_size: Samples per batch.
         fields: Image field -> ``(format, views, byte capacity)``; the capacity holds the
-            largest possible batch of its items, so the buffer never grows.
+            largest possible batch of its items, so the buffer never grows. A format of
+            :data:`PER_ITEM_FORMATS` gets a per-sample ``formats`` array.
 
     Returns:
         An empty batch (``count == 0``).
@@ -119,6 +131,9 @@ def allocate_batch(
             windows=np.zeros((k, batch_size, 4), dtype=np.int32),
             flips=np.zeros((k, batch_size), dtype=np.uint8),
             corrupt=np.zeros(batch_size, dtype=np.uint8),
+            formats=(
+                np.zeros(batch_size, dtype=np.uint8) if image_format in PER_ITEM_FORMATS else None
+            ),
         )
     return EncodedBatch(sample_ids=np.zeros(batch_size, dtype=np.int64), images=images)
 
@@ -127,7 +142,9 @@ def dali_arrays(batch: EncodedBatch) -> dict[str, object]:
     """The batch flattened for a DALI ``external_source``: named per-sample arrays, in order.
 
     Per image field: ``jpegs/<field>`` (or ``yuv420/<field>``, then ``sizes/<field>``, int32
-    ``[2]`` true height and width per sample: a YUV420 item has no header), then per view
+    ``[2]`` true height and width per sample: a YUV420 item has no header; a field with raw
+    RGB items: ``jpegs/<field>``, ``formats/<field>``, uint8 format code per sample, and
+    ``sizes/<field>``), then per view
     ``windows/<view>`` (int32 ``[4]``) and ``flips/<view>`` (uint8 scalar). Every array is a
     view into the batch's buffers (no copy): the batch must stay untouched while DALI may
     read it.
@@ -141,7 +158,11 @@ def dali_arrays(batch: EncodedBatch) -> dict[str, object]:
     n = batch.count
     arrays: dict[str, object] = {}
     for name, images in batch.images.items():
-        if images.format == "jpeg":
+        if images.formats is not None:  # per-item formats: JPEG and raw RGB items
+            arrays[f"jpegs/{name}"] = images.items(n)
+            arrays[f"formats/{name}"] = images.formats[:n]
+            arrays[f"sizes/{name}"] = images.shapes[:n]
+        elif images.format == "jpeg":
             arrays[f"jpegs/{name}"] = images.items(n)
         else:
             arrays[f"{images.format}/{name}"] = images.items(n)

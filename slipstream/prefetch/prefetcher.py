@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from slipstream.cache.format import IMAGE_FORMATS
+from slipstream.cache.format import IMAGE_FORMATS, field_format
 from slipstream.cache.gather import gather_bytes
+from slipstream.cache.raw_items import stored_item_formats
 from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch
 from slipstream.prefetch.stages import (
@@ -58,6 +59,12 @@ class _Store:
     widths: np.ndarray
     checksums: np.ndarray | None = None
     source: str = ""
+    formats: np.ndarray | None = None  # per-item format codes (a field with raw RGB items)
+
+    @property
+    def format(self) -> str:
+        """``"jpeg"``, or ``"raw"`` / ``"mixed"`` for a field with raw RGB items."""
+        return "jpeg" if self.formats is None else field_format(self.formats)
 
 
 class EpochStream:
@@ -72,6 +79,7 @@ class EpochStream:
         """Start the gather thread of ``epoch`` from sample ``start`` of its order."""
         self.stop = threading.Event()
         self._prefetcher = prefetcher
+        self.field_formats = prefetcher.field_formats()  # what each image field's items are
         self._corrupt: deque[tuple[np.ndarray, list[tuple[int, str, str]]]] = deque()
         self._free: queue.Queue = queue.Queue()
         for batch in prefetcher._ring():
@@ -221,9 +229,11 @@ class Prefetcher:
 
             companion = build_yuv420(self.cache, field)
             data, meta = companion.data, companion.meta
-        checksums = None
+        checksums = formats = None
         if self.image_format == "jpeg" and hasattr(self.cache, "checksums"):
             checksums = self.cache.checksums(field)
+        if self.image_format == "jpeg":
+            formats = stored_item_formats(self.cache, field)
         return _Store(
             np.asarray(data),
             *(
@@ -232,6 +242,7 @@ class Prefetcher:
             ),
             checksums=None if checksums is None else np.ascontiguousarray(checksums, np.uint64),
             source=f"field {field!r} of {self.cache.path}",
+            formats=None if formats is None else np.ascontiguousarray(formats, np.uint8),
         )
 
     # ------------------------------------------------------------------ order
@@ -269,12 +280,20 @@ class Prefetcher:
             raise RuntimeError("Prefetcher.reserve(in_flight) must be called before start()")
         if len(self._slots) < self._ring_size:
             fields = {
-                field: (self.image_format, views, self._capacity(field))
+                field: (self._field_format(field), views, self._capacity(field))
                 for field, views in self.views.items()
             }
             while len(self._slots) < self._ring_size:
                 self._slots.append(allocate_batch(self.batch_size, fields))
         return list(self._slots)
+
+    def field_formats(self) -> dict[str, str]:
+        """Image field -> what its gathered items are (``EncodedImages.format``)."""
+        return {field: self._field_format(field) for field in self.views}
+
+    def _field_format(self, field: str) -> str:
+        """What the gathered items of ``field`` are (:class:`EncodedImages.format`)."""
+        return "yuv420" if self.image_format == "yuv420" else self._stores[field].format
 
     def _capacity(self, field: str) -> int:
         sizes = np.sort(self._stores[field].sizes)
@@ -352,6 +371,8 @@ class Prefetcher:
                 expected = store.checksums[ids]
                 corrupt = images.corrupt[:n]
                 gather_bytes(store.data, pointers, sizes, images.data, offsets, expected, corrupt)
+            if images.formats is not None:
+                np.take(store.formats, ids, out=images.formats[:n])
             heights, widths = store.heights[ids], store.widths[ids]
             images.shapes[:n, 0], images.shapes[:n, 1] = heights, widths
             for k, name in enumerate(images.views):

@@ -13,9 +13,9 @@ How FFCV fields read (``field_types``):
 * ``RGBImageField`` (and a type-255 subclass) -> ``"ImageBytes"``: :meth:`FfcvFile.data` is
   the map of the whole file and :meth:`FfcvFile.meta` its ``IMAGE_META_DTYPE`` table, so
   ``data_ptr`` values are file offsets. :meth:`FfcvFile.modes` says per sample whether the
-  item is a JPEG (0) or raw RGB pixels (1; ``raw``, ``smart`` and ``proportion`` files).
-  The loader's decoders take JPEG only: :class:`~slipstream.SlipstreamDataset` reads a file
-  in place only when every image is a JPEG, and converts it to a slip cache otherwise.
+  item is a JPEG (0) or raw RGB pixels (1; ``raw``, ``smart`` and ``proportion`` files);
+  :meth:`FfcvFile.item_formats` gives the same as the slip cache's per-item format codes,
+  so the loader's decoders read both kinds in place (raw items: crop + resize, no decode).
 * ``BytesField`` -> ``"bytes"`` (same ``data`` / ``meta`` access, height and width 0).
 * ``JSONField`` -> ``"str"``: :meth:`FfcvFile.string` is the JSON text (without FFCV's
   NUL terminator); ``json.loads`` it.
@@ -23,8 +23,8 @@ How FFCV fields read (``field_types``):
   ``[num_samples, *shape]`` array of the field's dtype, copied out of the pages once.
 
 For :func:`~slipstream.cache.build_cache`, :meth:`FfcvFile.read_sample` hands over JPEG items
-byte for byte and raw items as binary PPM, which the build re-encodes as JPEG (and lists in
-``manifest["build"]["reencoded"]``).
+byte for byte and raw items as binary PPM, which the build stores as raw RGB items again
+(pixel for pixel; or re-encoded as JPEG with ``image_storage="jpeg"``).
 
 Example:
     >>> beton = FfcvFile("/data/imagenet_train.beton")  # doctest: +SKIP
@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 
 from slipstream.cache.field_access import FieldAccess
-from slipstream.cache.format import BYTES_TYPES, IMAGE_META_DTYPE, IMAGE_TYPE, STRING_TYPE
+from slipstream.cache.format import (
+    BYTES_TYPES,
+    IMAGE_META_DTYPE,
+    IMAGE_TYPE,
+    ITEM_FORMAT_JPEG,
+    ITEM_FORMAT_RAW,
+    STRING_TYPE,
+)
 from slipstream.cache.gather import gather_bytes
 from slipstream.cache.packed_items import PackedItems
 from slipstream.readers.ffcv_format import (
@@ -128,6 +135,7 @@ class FfcvFile(FieldAccess):
         self._data_start = HEADER_DTYPE.itemsize + descriptors.nbytes + self._metadata.nbytes
         self._columns = {spec.name: self._metadata[f"f{k}"] for k, spec in enumerate(self.fields)}
         self._specs = {spec.name: spec for spec in self.fields}
+        self._item_formats: dict[str, np.ndarray | None] = {}
         self.field_types = {spec.name: SLIP_TYPES[spec.kind] for spec in self.fields}
         self.image_fields = [n for n, t in self.field_types.items() if t == IMAGE_TYPE]
         self._meta = self._item_tables()
@@ -298,6 +306,24 @@ class FfcvFile(FieldAccess):
         self._spec(field, {IMAGE_TYPE}, "an image field")
         return np.asarray(self._columns[field]["mode"])
 
+    def item_formats(self, field: str) -> np.ndarray | None:
+        """uint8 format code per item (the slip cache's, ``ITEM_FORMAT_*``), or None.
+
+        None when every item of the field is a JPEG; else ``ITEM_FORMAT_JPEG`` (0) or
+        ``ITEM_FORMAT_RAW`` (2: raw RGB pixels, ``height x width x 3`` bytes) per sample.
+
+        Args:
+            field: Image field name.
+        """
+        if field not in self._item_formats:
+            modes = self.modes(field)
+            raw = modes == MODE_RAW
+            codes = None
+            if raw.any():
+                codes = np.where(raw, ITEM_FORMAT_RAW, ITEM_FORMAT_JPEG).astype(np.uint8)
+            self._item_formats[field] = codes
+        return self._item_formats[field]
+
     @property
     def has_raw_images(self) -> bool:
         """Whether any image field holds a raw-pixel (not JPEG) item."""
@@ -383,7 +409,7 @@ class FfcvFile(FieldAccess):
         """One sample for :func:`~slipstream.cache.build_cache`.
 
         Like :meth:`sample`, except that a raw-mode image comes as a binary PPM, which the
-        build re-encodes as JPEG.
+        build stores as a raw RGB item (pixel for pixel).
 
         Args:
             index: Sample index.
