@@ -61,9 +61,24 @@ def test_decode_stage_windows_are_the_samplers():
     want = crops.random_resized_crop(H, W, IDS, seed=0, epoch=0, method="direct")
     np.testing.assert_array_equal(_windows(direct), want)
     np.testing.assert_array_equal(
-        _windows(DecodeCenterCrop(56)),
+        _windows(DecodeCenterCrop(56, crop_ratio=224 / 256)),
         crops.center_crop(H, W, crop_ratio=224 / 256, output_size=56),
     )
+
+
+def test_center_crop_is_the_originals_unresized_window():
+    """``DecodeCenterCrop(s)``: the centred s x s source pixels, as the original slipstream."""
+    heights, widths = np.array([300, 375, 40, 56]), np.array([500, 280, 90, 56])
+    got = DecodeCenterCrop(56).windows(heights, widths, np.arange(4), seed=0, epoch=0)
+    want = []
+    for h, w in zip(heights, widths, strict=True):
+        side = min(56, h, w)  # an image smaller than the crop gives its largest centred square
+        want.append([(h - side) // 2, (w - side) // 2, side, side])
+    np.testing.assert_array_equal(got, np.array(want, dtype=np.int32))
+    wide = DecodeCenterCrop((32, 64)).windows(
+        np.array([100, 16]), np.array([200, 200]), np.arange(2), seed=0, epoch=0
+    )
+    np.testing.assert_array_equal(wide, [[34, 68, 32, 64], [0, 84, 16, 32]])
     resize = DecodeResizeCrop(resize_size=72, crop_size=64)
     assert resize.output_size == (64, 64)
     np.testing.assert_array_equal(
@@ -277,3 +292,19 @@ def test_the_issues_example_with_the_old_name_composes():
     assert pipes["image"].dtype == "uint8"
     full = to_pipelines({"image": [DecodeOnly()]})
     assert full["image"].dtype == "uint8"
+
+
+def test_center_crop_pixels_are_the_pil_center_pixels(photo_dataset):
+    """The original's ``DecodeCenterCrop(48)`` through the loader: PIL's centred 48 x 48."""
+    loader = _loader(photo_dataset, {"image": [DecodeCenterCrop(48)]}, backend="native")
+    batch = next(iter(loader))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape[-2:] == (48, 48)
+    for image, i in zip(batch["image"], batch["index"].tolist(), strict=True):
+        ref = _pil(photo_dataset.cache.item_bytes("image", i))
+        h, w = ref.shape[:2]
+        top, left = (h - 48) // 2, (w - 48) // 2
+        want = ref[top : top + 48, left : left + 48].astype(np.int16)
+        got = image.permute(1, 2, 0).numpy().astype(np.int16)
+        # libjpeg-turbo's ROI decode vs Pillow's full decode: the same IDCT, at most
+        # a level or two apart where the fancy upsampling sees other neighbours.
+        assert np.abs(got - want).mean() < 1.0, i

@@ -271,7 +271,7 @@ def default_runs(
         anchors: Add the torchvision, DALI and FFCV anchors that are installed.
     """
     rrc = ImagePipeline(DecodeRandomResizedCrop(224), flip_probability=0.5, dtype="uint8")
-    center = ImagePipeline(DecodeCenterCrop(224), dtype="uint8")
+    center = ImagePipeline(DecodeCenterCrop(224, crop_ratio=224 / 256), dtype="uint8")
     args = {"epochs": epochs, "threads": threads, "batch_size": batch_size}
     runs: dict[str, Callable[[], BenchResult]] = {
         "slipstream RRC224+flip": lambda: bench_slipstream(dataset, rrc, **args),

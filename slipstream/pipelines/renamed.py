@@ -18,8 +18,9 @@ old name                        new name
 ==============================  ===================================================
 
 The classes are subclasses of the new ones (``isinstance`` checks and the loader accept
-them); they warn when built. ``CenterCrop`` keeps this package's FFCV-style window
-(``crop_ratio`` of the short side, resized), not the original's unresized pixel square.
+them); they warn when built. ``CenterCrop(size)`` is the original's alias of
+``DecodeCenterCrop(size)``: the unresized centered window (this package's earlier
+``CenterCrop`` took FFCV's ``crop_ratio=224/256`` window by default: pass it explicitly).
 """
 
 from __future__ import annotations

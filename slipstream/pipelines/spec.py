@@ -128,20 +128,23 @@ class DecodeDirectRandomResizedCrop(DecodeRandomResizedCrop):
 
 @dataclass(frozen=True)
 class DecodeCenterCrop(_Crop):
-    """Decode a centered window of ``crop_ratio`` x the short side, resized to ``size``.
+    """Decode the centered ``size`` window (the original slipstream's center crop).
 
-    This is FFCV's center-crop decoder: ``crop_ratio=224/256`` gives the usual "resize 256,
-    center crop 224" in one decode. (The original slipstream's ``DecodeCenterCrop(size)``
-    cut a ``size``-pixel square without resizing; ``DecodeResizeCrop`` is the exact
-    resize-then-crop.)
+    ``DecodeCenterCrop(224)`` cuts the centered 224 x 224 pixels of each image at source
+    resolution, as the original slipstream did (an image smaller than that gives its largest
+    centered window of the output aspect, resized up to ``size``). With ``crop_ratio`` it
+    is FFCV's ``CenterCropRGBImageDecoder``: a centered window of ``crop_ratio`` x the
+    short side, resized to ``size`` (``crop_ratio=224/256`` is the usual "resize 256,
+    center crop 224" in one decode; :class:`DecodeResizeCrop` is that transform exactly).
 
     Args:
         size: Output ``(height, width)`` or one int for a square.
-        crop_ratio: Side of the centered window relative to the short side.
+        crop_ratio: None (the original's unresized window), or the side of the centered
+            window relative to the short side, in ``(0, 1]`` (FFCV's).
     """
 
     size: int | tuple[int, int] = 224
-    crop_ratio: float = 224 / 256
+    crop_ratio: float | None = None
 
     def windows(
         self,

@@ -260,10 +260,16 @@ def center_crop(
     heights: np.ndarray,
     widths: np.ndarray,
     *,
-    crop_ratio: float = 224 / 256,
+    crop_ratio: float | None = 224 / 256,
     output_size: int | Sequence[int] = (224, 224),
 ) -> np.ndarray:
     """Centred windows as FFCV's ``CenterCropRGBImageDecoder`` takes them.
+
+    With ``crop_ratio=None`` the window is the original slipstream's center crop instead: the
+    centred ``output_size`` window itself, at source resolution (no resize), shrunk to fit
+    an image smaller than it (the largest output-aspect window scaled by
+    ``min(1, H / out_h, W / out_w)``, each side truncated by ``int``; a square output of
+    side ``s`` gives the side ``min(s, H, W)``), then resized to ``output_size``.
 
     For a square output the side is ``c = int(crop_ratio * min(H, W))`` and the corner is
     ``((H - c) // 2, (W - c) // 2)``, exactly FFCV. For a non-square ``output_size`` the
@@ -275,17 +281,22 @@ def center_crop(
     Args:
         heights: Image heights ``[B]``.
         widths: Image widths ``[B]``.
-        crop_ratio: Fraction of the largest output-aspect window to keep, in ``(0, 1]``.
+        crop_ratio: Fraction of the largest output-aspect window to keep, in ``(0, 1]``;
+            None for the original slipstream's unresized center crop.
         output_size: ``(height, width)`` the decoder resizes to, or one int for a square.
 
     Returns:
         ``int32`` windows ``[B, 4]`` as ``[y, x, h, w]``.
     """
-    if not 0 < crop_ratio <= 1:
-        raise ValueError(f"crop_ratio must be in (0, 1], got {crop_ratio}")
+    if crop_ratio is not None and not 0 < crop_ratio <= 1:
+        raise ValueError(f"crop_ratio must be in (0, 1] or None, got {crop_ratio}")
     oh, ow = _output_size(output_size)
     H, W = _sizes(heights, widths)
-    if oh == ow:
+    if crop_ratio is None:  # the original slipstream: the output window, unresized
+        shrink = np.minimum(1.0, np.minimum(H / oh, W / ow))
+        h = np.clip((oh * shrink).astype(np.int64), 1, H)
+        w = np.clip((ow * shrink).astype(np.int64), 1, W)
+    elif oh == ow:
         c = np.maximum((crop_ratio * np.minimum(H, W)).astype(np.int64), 1)
         h = w = c
     else:
