@@ -42,6 +42,7 @@ from slipstream.paths import default_cache_root
 from slipstream.readers import FILE_LIST_SUFFIXES, FfcvFile, FileListReader, ImageFolderReader
 from slipstream.readers.ffcv_format import FFCV_SUFFIXES
 from slipstream.readers.huggingface import hf_folder_files, is_hf_dataset
+from slipstream.readers.s3_download import fetch_s3_source, s3_source_kind
 from slipstream.readers.source_pointer import (
     VERIFY_CHOICES,
     now,
@@ -111,8 +112,10 @@ def guess_source_kind(source: Any) -> str:
     """
     if is_hf_dataset(source) or str(source).startswith("hf://"):
         return "huggingface"
+    if str(source).startswith("s3://"):
+        return s3_source_kind(str(source))  # a request: what is stored there
     path = Path(source).expanduser()
-    if str(source).startswith("s3://") or (path / "index.json").is_file():
+    if (path / "index.json").is_file():
         return "litdata"
     if not path.exists():
         raise FileNotFoundError(f"dataset source {str(path)!r} does not exist")
@@ -161,6 +164,8 @@ def open_store(
         return open_huggingface(source, cache_root, split=split, field_names=field_names, **build)
     if kind == "litdata":
         return open_litdata(source, cache_root, field_names=field_names, **build)
+    if str(source).startswith("s3://"):  # a .beton or a folder: downloaded once per node
+        source = fetch_s3_source(str(source), kind, cache_root, progress=progress)
     path = Path(source).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"dataset source {str(path)!r} does not exist")
@@ -403,7 +408,9 @@ class SlipstreamDataset:
     lines, :mod:`slipstream.readers.file_list`), a LitData dataset (a folder with
     ``index.json`` written by ``litdata.optimize``, or an ``s3://bucket/prefix`` URL,
     downloaded first, :mod:`slipstream.readers.litdata_source`), an FFCV ``.beton`` /
-    ``.ffcv`` file (read in place when all its images are JPEGs, else converted), or a
+    ``.ffcv`` file (read in place when all its images are JPEGs, else converted; on
+    ``s3://`` too, like image folders and slip caches there, downloaded once per node by
+    :func:`~slipstream.readers.s3_download.fetch_s3_source`), or a
     Hugging Face ``datasets`` dataset (an in-memory ``datasets.Dataset``, a
     ``save_to_disk`` folder, a folder of Parquet/Arrow files, or a hub name through
     :meth:`from_huggingface`; extra ``slipstream[hf]``). Anything but a cache or a JPEG

@@ -269,3 +269,64 @@ def test_marker_names_content_and_transfers_check_sizes(tmp_path):
     files = transfer.describe_files(folder)
     assert set(files) == {"manifest.json", "big.bin"}
     assert files["big.bin"]["size"] == 10
+
+
+# ------------------------------------------------------------- s3:// .beton and folders
+
+
+def _upload_tree(url: str, folder: Path) -> None:
+    store = RemoteCache(url)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            store.client.upload_file(str(path), store.bucket, f"{store.prefix}/{rel}")
+
+
+def test_s3_image_folder_is_downloaded_once_and_read_like_the_local_one(
+    small_folder, remote, tmp_path, monkeypatch
+):
+    from s3_test_server import CountingProxy
+
+    url = remote.replace("/caches", "/sets/train")
+    _upload_tree(url, small_folder)
+    proxy = CountingProxy(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        ds = SlipstreamDataset(url, cache_dir=tmp_path / "node1", progress=False)
+        again = SlipstreamDataset(url, cache_dir=tmp_path / "node1", progress=False)
+        other = SlipstreamDataset(url, cache_dir=tmp_path / "node2", progress=False)
+    finally:
+        proxy.close()
+    local = SlipstreamDataset(small_folder, cache_dir=tmp_path / "local", progress=False)
+    assert ds.cache_path.name.startswith("train-") and len(ds) == len(local) == 30
+    assert [bytes(ds[i]["image"]) for i in range(30)] == [
+        bytes(local[i]["image"]) for i in range(30)
+    ]
+    assert [ds[i]["label"] for i in range(30)] == [local[i]["label"] for i in range(30)]
+    assert ds.classes == local.classes
+    gets = proxy.gets(".jpg")
+    assert len(gets) == 30 and set(gets.values()) == {2}  # once per node (2 cache folders)
+    assert again.cache_path == ds.cache_path  # the same download and cache on one node
+    assert other.cache_path.name == ds.cache_path.name  # same fingerprint on another node
+
+
+def test_s3_beton_is_read_like_the_local_file(remote, tmp_path):
+    beton = next(p for p in sorted((ROOT / "tests" / "fixtures" / "ffcv").glob("*.beton")))
+    url = remote.replace("/caches", f"/betons/{beton.name}")
+    store = RemoteCache(url.rsplit("/", 1)[0])
+    store.client.upload_file(str(beton), store.bucket, f"{store.prefix}/{beton.name}")
+    ds = SlipstreamDataset(url, cache_dir=tmp_path, progress=False)
+    local = SlipstreamDataset(beton, cache_dir=tmp_path / "local", progress=False)
+    assert len(ds) == len(local) and ds.field_types == local.field_types
+    for i in range(len(ds)):
+        a, b = ds[i], local[i]
+        assert a.keys() == b.keys()
+        assert all(
+            bytes(a[k]) == bytes(b[k])
+            if isinstance(a[k], (bytes, np.ndarray, memoryview))
+            else a[k] == b[k]
+            for k in a
+        )
+    assert (tmp_path / "s3").is_dir() and list((tmp_path / "s3").rglob(beton.name))
+    with pytest.raises(FileNotFoundError, match="nothing is stored"):
+        SlipstreamDataset(remote.replace("/caches", "/nothing"), cache_dir=tmp_path)

@@ -12,6 +12,10 @@ mixes with chunks of its old version. Every file is written to ``<name>.part-<pi
 and renamed when complete; a chunk already there with the size ``index.json`` gives is not
 downloaded again, so an interrupted download resumes.
 
+FFCV files (``s3://bucket/x.beton``), image folders and slip caches stored under a prefix
+are downloaded once per node by :func:`fetch_s3_source` (what a URL is:
+:func:`s3_source_kind`).
+
 Credentials, region and endpoint come from the standard AWS configuration that boto3 reads
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``,
 ``AWS_DEFAULT_REGION``, ``~/.aws/...``); the endpoint of an S3-compatible server (MinIO,
@@ -30,6 +34,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from slipstream.cache.build_lock import build_lock
 from slipstream.logs import show_progress
 
 INDEX_NAME = "index.json"
@@ -203,3 +208,139 @@ def download_chunks(
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
     return folder
+
+
+SOURCE_FILE_SUFFIXES = (".beton", ".ffcv")
+
+
+def s3_source_kind(url: str, *, client: Any = None) -> str:
+    """What an ``s3://`` source is: ``"ffcv"``, ``"litdata"``, ``"cache"`` or ``"imagefolder"``.
+
+    A key ending in ``.beton``/``.ffcv`` is an FFCV file; a prefix holding ``index.json`` a
+    LitData dataset, one holding ``manifest.json`` a slip cache, any other non-empty prefix
+    an image folder (class sub-folders).
+
+    Raises:
+        FileNotFoundError: Nothing is stored under the URL.
+    """
+    bucket, prefix = parse_s3_url(url)
+    if prefix.lower().endswith(SOURCE_FILE_SUFFIXES):
+        return "ffcv"
+    client = client or s3_client()
+    for name, kind in ((INDEX_NAME, "litdata"), ("manifest.json", "cache")):
+        try:
+            client.head_object(Bucket=bucket, Key=_key(prefix, name))
+            return kind
+        except Exception as exc:
+            if not _is_missing(exc):
+                raise
+    listing = client.list_objects_v2(Bucket=bucket, Prefix=_key(prefix, ""), MaxKeys=1)
+    if not listing.get("Contents"):
+        raise FileNotFoundError(
+            f"nothing is stored under {url} (no {INDEX_NAME} of a LitData dataset, no "
+            "manifest.json of a slip cache, no image files)"
+        )
+    return "imagefolder"
+
+
+def fetch_s3_source(
+    url: str, kind: str, dest_root: str | os.PathLike, *, progress: bool | None = True
+) -> Path:
+    """Download an ``s3://`` FFCV file or folder (image folder, slip cache) once per node.
+
+    Layout: ``<dest_root>/s3/<bucket>/<prefix>-<tag>/<last path component>``, ``tag`` a
+    digest of the object listing (keys, sizes, ETags), so a changed source gets a new
+    folder. The download runs under the build lock of that path
+    (:mod:`slipstream.cache.build_lock`): the ranks of a node download once, the others
+    wait; files already there with their listed size are kept (an interrupted download
+    resumes). Each file's modification time is set to its ``LastModified``, so every
+    node computes the same source fingerprint (hence the same cache name).
+
+    Args:
+        url: ``s3://bucket/key.beton`` or ``s3://bucket/prefix``.
+        kind: :func:`s3_source_kind` of the URL.
+        dest_root: Root of local downloads.
+        progress: Show a byte progress bar.
+
+    Returns:
+        The local file (``"ffcv"``) or folder.
+
+    Raises:
+        FileNotFoundError: Nothing is stored under the URL.
+    """
+    bucket, prefix = parse_s3_url(url)
+    client = s3_client()
+    if kind == "ffcv":
+        head = client.head_object(Bucket=bucket, Key=prefix)
+        objects = [{"Key": prefix, "Size": head["ContentLength"], "ETag": head.get("ETag", ""),
+                    "LastModified": head["LastModified"]}]  # fmt: skip
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    else:
+        objects = _list_objects(client, bucket, _key(prefix, ""))
+        base = prefix
+        if not objects:
+            raise FileNotFoundError(f"nothing is stored under {url}")
+    listing = "\n".join(f"{o['Key']}\0{o['Size']}\0{o.get('ETag', '')}" for o in objects)
+    tag = hashlib.sha256(listing.encode()).hexdigest()[:16]
+    name = prefix.rsplit("/", 1)[-1] or bucket
+    folder = Path(dest_root) / "s3" / bucket / f"{prefix.replace('/', '_') or '_root'}-{tag}"
+    target = folder / name
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [o for o in objects if not _present(_local(target, base, o, kind), o)]
+    if not todo:
+        return target
+    with build_lock(target, announce=progress is not False, what=f"download of {url}"):
+        todo = [o for o in objects if not _present(_local(target, base, o, kind), o)]
+        _download_objects(client, bucket, todo, target, base, kind, url, progress)
+    return target
+
+
+def _local(target: Path, base: str, obj: dict[str, Any], kind: str) -> Path:
+    if kind == "ffcv":
+        return target
+    return target / obj["Key"][len(_key(base, "")) :]
+
+
+def _present(path: Path, obj: dict[str, Any]) -> bool:
+    return path.is_file() and path.stat().st_size == int(obj["Size"])
+
+
+def _list_objects(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objects += [o for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    return sorted(objects, key=lambda o: o["Key"])
+
+
+def _download_objects(
+    client: Any,
+    bucket: str,
+    objects: list[dict[str, Any]],
+    target: Path,
+    base: str,
+    kind: str,
+    url: str,
+    progress: bool | None,
+) -> None:
+    bar = tqdm(
+        total=sum(int(o["Size"]) for o in objects), unit="B", unit_scale=True,
+        disable=not show_progress(progress), desc=f"downloading {url}",
+    )  # fmt: skip
+
+    def fetch(obj: dict[str, Any]) -> None:
+        path = _local(target, base, obj, kind)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_from(
+            path,
+            lambda tmp: client.download_file(bucket, obj["Key"], str(tmp), Callback=bar.update),
+        )
+        stamp = obj["LastModified"].timestamp()
+        os.utime(path, (stamp, stamp))
+
+    pool = ThreadPoolExecutor(8, thread_name_prefix="slip-s3")
+    try:
+        for future in [pool.submit(fetch, obj) for obj in objects]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
