@@ -39,6 +39,7 @@ from slipstream.prefetch import EncodedBatch, Prefetcher, resolve_world
 from slipstream.prefetch.iteration import LoaderIteration
 from slipstream.prefetch.position import dataset_identity, read_state, state_batches
 from slipstream.prefetch.read_ahead import ReadAhead
+from slipstream.prefetch.world import default_num_workers
 from slipstream.sampling import resolve_order
 from slipstream.sampling.quasi_random import QUASI_RANDOM_BLOCK
 from slipstream.transforms.output import FieldOutput
@@ -77,6 +78,8 @@ class PrefetchingDataLoader:
             batches after those being gathered, for data read cold from disk: each item, or
             with ``order="quasi_random"`` each block of neighbouring samples as a whole
             (:mod:`slipstream.prefetch.read_ahead`).
+        num_workers: Threads copying and checksumming each batch's items (default: the
+            usable cores divided by the ranks on this node, as the decoding loader).
 
     Example:
         >>> loader = PrefetchingDataLoader(ds, 256, shuffle=True)  # doctest: +SKIP
@@ -102,11 +105,13 @@ class PrefetchingDataLoader:
         fields: list[str] | None = None,
         on_error: str = "raise",
         read_ahead: bool = False,
+        num_workers: int | None = None,
     ) -> None:
         """Validate the arguments and open the image field's store."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         batches_ahead = check_int("batches_ahead", batches_ahead, minimum=1)
         seed = check_int("seed", seed, minimum=0)
+        num_workers = check_int("num_workers", num_workers, minimum=1, optional=True)
         rank = check_int("rank", rank, minimum=0, optional=True)
         world_size = check_int("world_size", world_size, minimum=1, optional=True)
         if shuffle is None:
@@ -143,7 +148,9 @@ class PrefetchingDataLoader:
             prefetch=batches_ahead,
             order=order,
             raw_fields=(image_field,),
+            gather_threads=num_workers or default_num_workers(),
         )
+        self.num_workers = self.prefetcher.gather_threads
         self.prefetcher.reserve(1)  # the batch the caller holds
         self.order, self.shuffle, self.drop_last = (
             self.prefetcher.order,

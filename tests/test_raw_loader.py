@@ -30,10 +30,12 @@ def epoch_ids(loader) -> list[int]:
     return [i for batch in loader for i in batch["indices"].tolist()]
 
 
-def test_every_item_equals_its_stored_bytes(photo_dataset):
+@pytest.mark.parametrize("num_workers", [1, 3])
+def test_every_item_equals_its_stored_bytes(photo_dataset, num_workers):
     data, meta = stored_items(photo_dataset)
     labels = np.asarray(photo_dataset.cache.numbers("label"))
-    loader = PrefetchingDataLoader(photo_dataset, 32, shuffle=True, seed=3)
+    loader = PrefetchingDataLoader(photo_dataset, 32, shuffle=True, seed=3, num_workers=num_workers)
+    assert loader.num_workers == num_workers
     seen = []
     for batch in loader:
         n = len(batch["indices"])
@@ -68,7 +70,7 @@ def test_items_are_the_original_jpeg_files(photo_dataset, photo_folder):
 def test_order_equals_slipstream_loaders(photo_dataset, shuffle):
     pipelines = {"image": ImagePipeline(DecodeRandomResizedCrop(32), dtype="uint8")}
     decoded = SlipstreamLoader(
-        photo_dataset, 64, pipelines, seed=5, shuffle=shuffle, backend="native", num_threads=1
+        photo_dataset, 64, pipelines, seed=5, shuffle=shuffle, backend="native", num_workers=1
     )
     raw = PrefetchingDataLoader(photo_dataset, 64, shuffle=shuffle, seed=5)
     for epoch in (0, 1):
@@ -188,9 +190,11 @@ def test_flipped_byte_raises_sample_corrupt_error(flipped_dataset):
     assert str(dataset.cache.path) in str(info.value)
 
 
-def test_flipped_byte_skipped(flipped_dataset):
+@pytest.mark.parametrize("num_workers", [1, 2, 3])
+def test_flipped_byte_skipped(flipped_dataset, num_workers):
+    """The victim is flagged whichever share of the split gather copies it."""
     dataset, victim = flipped_dataset
-    loader = PrefetchingDataLoader(dataset, 8, on_error="skip")
+    loader = PrefetchingDataLoader(dataset, 8, on_error="skip", num_workers=num_workers)
     invalid = [
         int(i) for b in loader for i, ok in zip(b["indices"], b["valid"], strict=True) if not ok
     ]

@@ -23,6 +23,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,12 @@ class EpochStream:
         for batch in prefetcher._ring():
             self._free.put(batch)
         self._gathered: queue.Queue = queue.Queue(maxsize=prefetcher.prefetch)
+        extra = prefetcher.gather_threads - 1
+        self._pool = (
+            ThreadPoolExecutor(extra, thread_name_prefix="slipstream-gather-part")
+            if extra
+            else None
+        )
         self._thread = StageThread(
             "slipstream-gather",
             prefetcher._plan(epoch, start),
@@ -96,7 +103,7 @@ class EpochStream:
 
     def _fill(self, item: tuple[int, int, np.ndarray]) -> EncodedBatch:
         batch: EncodedBatch = get_until_stopped(self._free, self.stop)
-        self._prefetcher._gather(batch, *item)
+        self._prefetcher._gather(batch, *item, pool=self._pool)
         return batch
 
     def __iter__(self) -> Iterator[EncodedBatch]:
@@ -134,9 +141,11 @@ class EpochStream:
         self._prefetcher._abandon(batch)
 
     def close(self) -> None:
-        """Stop the gather thread and wait for it."""
+        """Stop the gather thread (and its helpers) and wait for it."""
         self.stop.set()
         self._thread.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class Prefetcher:
@@ -160,6 +169,9 @@ class Prefetcher:
             (:func:`~slipstream.sampling.epoch_order`; default: from ``shuffle``).
         raw_fields: Image fields gathered with no view (their bytes only: no crop windows
             or flips), for a consumer that decodes them itself.
+        gather_threads: Threads copying (and checksumming) each batch's items, each a
+            contiguous share of the batch (1: the gather thread alone, for engines that
+            keep every core busy decoding; more for a consumer that does not decode).
 
     Attributes:
         views: Image field -> the output names decoded from it, in ``pipelines`` order.
@@ -181,6 +193,7 @@ class Prefetcher:
         prefetch: int = 3,
         order: str | None = None,
         raw_fields: tuple[str, ...] = (),
+        gather_threads: int = 1,
     ) -> None:
         """Open the store arrays (building a YUV420 companion if asked and missing)."""
         if image_format not in IMAGE_FORMATS:
@@ -207,6 +220,9 @@ class Prefetcher:
                 raise IndexError(f"indices must lie in [0, {len(cache)})")
         self.rank, self.world_size = int(rank), int(world_size)
         self.prefetch = int(prefetch)
+        if int(gather_threads) < 1:
+            raise ValueError(f"gather_threads must be >= 1, got {gather_threads}")
+        self.gather_threads = int(gather_threads)
         self.views: dict[str, tuple[str, ...]] = {}
         for name, pipeline in self.pipelines.items():
             field = pipeline.field or name
@@ -354,7 +370,14 @@ class Prefetcher:
             "samples_per_epoch": self.samples_per_epoch(),
         }
 
-    def _gather(self, batch: EncodedBatch, epoch: int, index: int, ids: np.ndarray) -> None:
+    def _gather(
+        self,
+        batch: EncodedBatch,
+        epoch: int,
+        index: int,
+        ids: np.ndarray,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         n = len(ids)
         batch.count, batch.epoch, batch.index = n, epoch, index
         batch.sample_ids[:n] = ids
@@ -364,13 +387,24 @@ class Prefetcher:
             np.take(store.sizes, ids, out=sizes)
             pointers, offsets = store.pointers[ids], images.offsets[:n]
             if store.checksums is None or images.corrupt is None:
-                gather_bytes(store.data, pointers, sizes, images.data, offsets)
+                _gather_parts(
+                    pool, self.gather_threads, store.data, pointers, sizes, images.data, offsets
+                )
                 if images.corrupt is not None:
                     images.corrupt[:n] = 0
             else:
-                expected = store.checksums[ids]
-                corrupt = images.corrupt[:n]
-                gather_bytes(store.data, pointers, sizes, images.data, offsets, expected, corrupt)
+                expected, corrupt = store.checksums[ids], images.corrupt[:n]
+                _gather_parts(
+                    pool,
+                    self.gather_threads,
+                    store.data,
+                    pointers,
+                    sizes,
+                    images.data,
+                    offsets,
+                    expected,
+                    corrupt,
+                )
             if images.formats is not None:
                 np.take(store.formats, ids, out=images.formats[:n])
             heights, widths = store.heights[ids], store.widths[ids]
@@ -383,3 +417,45 @@ class Prefetcher:
                     images.flips[k, :n] = flips(ids, probability=pipeline.flip_probability, **key)
                 else:
                     images.flips[k, :n] = 0
+
+
+def _gather_parts(
+    pool: ThreadPoolExecutor | None,
+    parts: int,
+    source: np.ndarray,
+    pointers: np.ndarray,
+    sizes: np.ndarray,
+    destination: np.ndarray,
+    offsets: np.ndarray,
+    expected: np.ndarray | None = None,
+    corrupt: np.ndarray | None = None,
+) -> None:
+    """:func:`gather_bytes`, split into contiguous shares run on ``pool`` and this thread.
+
+    Share ``j`` writes its items from the byte where the items before it end, so the
+    result (bytes, offsets, corrupt flags) is the single-threaded gather's.
+    """
+    n = len(sizes)
+    if pool is None or parts == 1 or n < 2 * parts:
+        gather_bytes(source, pointers, sizes, destination, offsets, expected, corrupt)
+        return
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    ends = np.cumsum(sizes, dtype=np.uint64)
+    if int(ends[-1]) > destination.shape[0]:
+        raise ValueError(
+            f"gather needs {int(ends[-1])} bytes but the buffer holds {destination.shape[0]}"
+        )
+
+    def share(j: int) -> None:
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        start = 0 if a == 0 else int(ends[a - 1])
+        part = (
+            (None, None) if expected is None else (expected[a:b], corrupt[a:b])  # type: ignore[index]
+        )
+        gather_bytes(source, pointers[a:b], sizes[a:b], destination[start:], offsets[a:b], *part)
+        offsets[a:b] += np.uint64(start)
+
+    futures = [pool.submit(share, j) for j in range(1, parts)]  # type: ignore[union-attr]
+    share(0)
+    for future in futures:
+        future.result()
