@@ -330,3 +330,20 @@ def test_s3_beton_is_read_like_the_local_file(remote, tmp_path):
     assert (tmp_path / "s3").is_dir() and list((tmp_path / "s3").rglob(beton.name))
     with pytest.raises(FileNotFoundError, match="nothing is stored"):
         SlipstreamDataset(remote.replace("/caches", "/nothing"), cache_dir=tmp_path)
+
+
+def test_loader_remote_cache_shares_a_local_cache_and_syncs(small_folder, remote, tmp_path):
+    from slipstream import SlipstreamLoader
+
+    ds = SlipstreamDataset(small_folder, cache_dir=tmp_path / "node1", progress=False)
+    name = ds.cache_path.name
+    assert RemoteCache(remote).marker(name) is None
+    loader = SlipstreamLoader(ds, 8, crop_size=32, crop_mode="center", device="cpu",
+                              backend="native", remote_cache=remote)  # fmt: skip
+    marker = RemoteCache(remote).marker(name)
+    assert marker is not None and set(marker["files"]) == set(_files(ds.cache_path))
+    assert loader.sync_remote_cache() == (0, 0)
+    write_index(ds.cache, ["label"], verbose=False)
+    assert loader.sync_remote_cache() == (0, 1)
+    batch = next(iter(loader))
+    assert batch["image"].shape == (8, 3, 32, 32)
