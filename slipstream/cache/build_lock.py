@@ -60,6 +60,7 @@ from slipstream.errors import SlipstreamError
 
 __all__ = [
     "REPORT_EVERY_S",
+    "CacheLocationError",
     "SharedBuildError",
     "build_lock",
     "failure_path",
@@ -84,6 +85,33 @@ class SharedBuildError(SlipstreamError, RuntimeError):
 
     Raised where the original error's class cannot be rebuilt from a message.
     """
+
+
+class CacheLocationError(SlipstreamError, OSError):
+    """A folder slipstream must write into cannot be written.
+
+    A read-only file system, no permission, a file where a folder should be. An
+    :class:`OSError` too (``errno`` is the system's), so ``except OSError`` still works.
+    """
+
+    def __init__(self, message: str, errno_code: int | None = None) -> None:
+        """Keep the message as the text and the system's errno."""
+        super().__init__(message)
+        self.errno = errno_code
+
+    def __str__(self) -> str:
+        """The message (not ``[Errno n] ...``)."""
+        return str(self.args[0])
+
+
+def unwritable_location(folder: Path, error: OSError, what: str) -> CacheLocationError:
+    """The error for a folder ``what`` needs to write into and cannot (``error`` says why)."""
+    return CacheLocationError(
+        f"cannot write {what} in {folder}: {error.strerror or error} (a read-only or "
+        "unwritable location?); give a writable folder (cache_dir=, or the "
+        "SLIPSTREAM_CACHE_DIR environment variable)",
+        error.errno,
+    )
 
 
 def lock_path(dest: str | os.PathLike) -> Path:
@@ -299,7 +327,10 @@ def _acquire(path: Path, what: str, level: int) -> tuple[int, float]:
     reporter: _WaitReporter | None = None
     try:
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError as exc:
+                raise unwritable_location(path.parent, exc, f"the lock file {path.name}") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -22,6 +22,8 @@ How a build runs:
    byte, any other image Pillow reads stored as its raw RGB pixels, lossless, with
    ``<field>.format.npy`` and manifest version 3; ``image_storage="jpeg"`` re-encodes them
    as JPEG at ``jpeg_quality`` instead and lists them in ``manifest["build"]["reencoded"]``).
+   Before that, the cache's size is estimated from a few samples and a destination
+   without that much free space is refused (:mod:`slipstream.cache.free_space`).
 5. Files are fsynced and ``manifest.json`` is written last. The folder is opened as a
    cache and checked (sample counts, every item table contiguous and covering its
    ``.bin`` exactly), then renamed to ``dest`` in one ``os.rename``. An interrupted build
@@ -52,7 +54,7 @@ import numpy as np
 from tqdm import tqdm
 
 from slipstream.cache.build_batches import CacheBuildError, ordered_batches, read_checked_batch
-from slipstream.cache.build_lock import build_lock
+from slipstream.cache.build_lock import build_lock, unwritable_location
 from slipstream.cache.field_writer import (
     BackgroundWriter,
     FieldValueError,
@@ -71,6 +73,7 @@ from slipstream.cache.format import (
     field_format,
     is_valid_field_name,
 )
+from slipstream.cache.free_space import check_free_space, is_out_of_space, out_of_space
 from slipstream.cache.raw_items import write_item_formats
 from slipstream.cache.reader import CacheFormatError, SlipCache
 from slipstream.logs import show_progress
@@ -136,6 +139,11 @@ def build_cache(
         CacheBuildError: A bad sample (with ``on_error="raise"``), ``dest`` exists and
             is not a cache that opens (without ``overwrite``), or the written cache failed
             its check.
+        NotEnoughSpaceError: (a CacheBuildError) The estimated size exceeds the free space
+            (checked before writing), or the disk filled during the build; the temporary
+            folder is removed either way.
+        CacheLocationError: ``dest``'s folder cannot be written (read-only, no permission,
+            a file in the way); an OSError too.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
@@ -148,13 +156,18 @@ def build_cache(
     dest = Path(dest)
     if dest.exists() and not overwrite:
         return _existing_cache(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable_location(dest.parent, exc, f"the cache {dest.name}") from exc
     with build_lock(dest, announce=progress is not False) as waited:
         if dest.exists() and (not overwrite or (waited and _opens(dest))):
             return _existing_cache(dest)  # built by the process this one waited for
         if dest.exists():
             _check_replaceable(dest)
         remove_stale_tmp_dirs(dest)
+        if _CHECK_FREE_SPACE:
+            check_free_space(reader, dest, image_storage)
         tmp = dest.parent / f"{dest.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
@@ -171,10 +184,15 @@ def build_cache(
             )
             check_written_cache(tmp, manifest)
             _publish(tmp, dest, overwrite)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if is_out_of_space(exc):
+                raise out_of_space(dest, tmp, exc) from exc
             raise
     return dest
+
+
+_CHECK_FREE_SPACE = True  # private knob: tests turn the estimate off to fill a disk
 
 
 def _opens(dest: Path) -> bool:
