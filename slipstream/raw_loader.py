@@ -36,7 +36,7 @@ from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.policy import FailurePolicy
 from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch import EncodedBatch, Prefetcher, resolve_world
-from slipstream.prefetch.iteration import LoaderIteration
+from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
 from slipstream.prefetch.position import dataset_identity, read_state, state_batches
 from slipstream.prefetch.read_ahead import ReadAhead
 from slipstream.prefetch.world import default_num_workers
@@ -66,7 +66,10 @@ class PrefetchingDataLoader:
             names; default: from ``shuffle``). ``"quasi_random"`` reads shuffled blocks of
             neighbouring samples a window at a time (:mod:`slipstream.sampling.quasi_random`).
         indices: Only draw these sample ids.
-        distributed: Shard each epoch across ranks like ``DistributedSampler``.
+        distributed: Shard each epoch across ranks like ``DistributedSampler``, with
+            :class:`~slipstream.SlipstreamLoader`'s rules: ``"auto"`` (default) shards
+            across an initialized process group of more than one rank, or by ``rank`` /
+            ``world_size`` where given; ``True`` also by ``$RANK`` / ``$WORLD_SIZE``.
         rank: This process's rank (default: ``torch.distributed`` or ``$RANK``).
         world_size: Number of ranks (default: ``torch.distributed`` or ``$WORLD_SIZE``).
         image_field: The image field to read (default: the dataset's first image field).
@@ -98,7 +101,7 @@ class PrefetchingDataLoader:
         seed: int = 0,
         order: str | None = None,
         indices: np.ndarray | list[int] | None = None,
-        distributed: bool = False,
+        distributed: bool | str = "auto",
         rank: int | None = None,
         world_size: int | None = None,
         image_field: str | None = None,
@@ -117,7 +120,6 @@ class PrefetchingDataLoader:
         if shuffle is None:
             shuffle = order is not None and resolve_order(order) != "sequential"
         shuffle, drop_last = check_bool("shuffle", shuffle), check_bool("drop_last", drop_last)
-        distributed = check_bool("distributed", distributed)
         check_choice("on_error", on_error, ("raise", "skip"))
         if not isinstance(dataset, SlipstreamDataset):
             raise TypeError(f"dataset must be a SlipstreamDataset, got {type(dataset).__name__}")
@@ -158,8 +160,7 @@ class PrefetchingDataLoader:
             drop_last,
         )
         self.indices = self.prefetcher.indices
-        self.epoch, self._samples_done, self._batches_done = 0, 0, 0
-        self._resume_sample = self._resume_batch = 0
+        self._cursor = EpochCursor()
         self._live: weakref.ref[LoaderIteration] | None = None
 
     def __repr__(self) -> str:
@@ -187,18 +188,26 @@ class PrefetchingDataLoader:
         """Batches per epoch on this rank."""
         return len(self.prefetcher)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch of the pass in progress (or last left early), else of the next pass."""
+        return self._cursor.epoch
+
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch the next iteration runs (its order depends on it)."""
-        self.epoch = int(epoch)
-        self._resume_batch = self._resume_sample = 0
+        """Run ``epoch`` next, from its start (its order depends on it).
+
+        The rules are :class:`~slipstream.SlipstreamLoader`'s (``docs/epochs.md``): with
+        the epoch of a state given to :meth:`load_state_dict` the resume point is kept.
+        """
+        self._cursor.set_epoch(check_int("epoch", epoch, minimum=0))
 
     def state_dict(self) -> dict[str, Any]:
         """Position to resume from, and what it is valid for (as ``SlipstreamLoader``'s)."""
         return {
             "version": 2,
-            "epoch": self.epoch,
-            "samples": self._samples_done,
-            "batch": self._batches_done,
+            "epoch": self._cursor.epoch,
+            "samples": self._cursor.samples,
+            "batch": self._cursor.batches,
             "batch_size": self.batch_size,
             "seed": self.seed,
             "dataset": dataset_identity(self.cache),
@@ -212,7 +221,7 @@ class PrefetchingDataLoader:
             ResumeStateError: The state is malformed, or was saved for another dataset,
                 seed or order.
         """
-        self.epoch, self._resume_sample = read_state(
+        position = read_state(
             state,
             seed=self.seed,
             batch_size=self.batch_size,
@@ -220,8 +229,7 @@ class PrefetchingDataLoader:
             order=self.prefetcher.order_state(),
             samples_per_epoch=self.samples_per_epoch(),
         )
-        self._samples_done = self._resume_sample
-        self._resume_batch = self._batches_done = state_batches(state)
+        self._cursor.load(*position, state_batches(state))
 
     def close(self) -> None:
         """Stop the live iteration and drop the batch buffers (reallocated on next use)."""
@@ -254,9 +262,7 @@ class PrefetchingDataLoader:
         return iteration
 
     def _batches(self) -> Generator[dict[str, Any], None, None]:
-        epoch, start = self.epoch, self._resume_sample
-        self._samples_done, self._batches_done = start, self._resume_batch
-        self._resume_batch = self._resume_sample = 0
+        token, epoch, start, _ = self._cursor.begin()
         hint = self._hinter(epoch, start)
         stream = self.prefetcher.start(epoch, start)
         try:
@@ -265,11 +271,10 @@ class PrefetchingDataLoader:
                 batch = self._to_batch(
                     gathered, stream.corrupt_items(gathered.sample_ids[: gathered.count])
                 )
-                self._batches_done += 1
-                self._samples_done += gathered.count
+                self._cursor.advance(token, gathered.count)
                 yield batch
                 stream.release(gathered)
-            self.epoch, self._batches_done, self._samples_done = epoch + 1, 0, 0
+            self._cursor.finish(token)
         finally:
             stream.close()
 

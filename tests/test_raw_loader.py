@@ -89,6 +89,21 @@ def test_epochs_advance_and_set_epoch_replays(photo_dataset):
     assert second == epoch_order(len(photo_dataset), seed=1, epoch=1).tolist()
 
 
+def test_a_pass_left_early_runs_the_next_epoch_unless_a_state_was_loaded(photo_dataset):
+    """SlipstreamLoader's epoch rules (docs/epochs.md), on the raw loader."""
+    loader = PrefetchingDataLoader(photo_dataset, 16, shuffle=True, seed=2)
+    it = iter(loader)
+    first = next(it)["indices"].tolist()
+    state = loader.state_dict()
+    del it
+    assert state["epoch"] == 0 and state["samples"] == 16
+    assert epoch_ids(loader) == epoch_order(len(photo_dataset), seed=2, epoch=1).tolist()
+    loader.load_state_dict(state)
+    loader.set_epoch(0)  # the loaded state's epoch: the resume point is kept
+    rest = epoch_ids(loader)
+    assert first + rest == epoch_order(len(photo_dataset), seed=2, epoch=0).tolist()
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_distributed_ranks_are_disjoint_shards(photo_dataset, drop_last):
     world = 3
