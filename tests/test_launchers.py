@@ -11,8 +11,8 @@ of the loader's code:
 * the builds: the build's progress bar line (``SLIPSTREAM_PROGRESS=1``) and the remote
   cache's log lines, counted in the launchers' output, and the cache folders on disk;
 * the S3 traffic: each simulated node talks to S3 through its own counting proxy
-  (``tests/s3_test_server.py``), so the GETs and PUTs of every object are counted per node
-  outside the library.
+  (``tests/s3_test_server.py``), so the GETs and PUTs of every object (the LitData
+  dataset's chunks, the shared cache's files) are counted per node outside the library.
 """
 
 from __future__ import annotations
@@ -162,8 +162,28 @@ def s3_bucket():
         stop(proc)
 
 
+def _upload_litdata(folder: Path, out: Path, client, bucket: str) -> list[str]:
+    """``folder``'s photos as a LitData dataset (5 chunks of 5) under ``s3://bucket/train``."""
+    from litdata.streaming.writer import BinaryWriter
+    from PIL import Image
+
+    writer = BinaryWriter(str(out), chunk_size=5)
+    classes = sorted(p.name for p in folder.iterdir())
+    for i, path in enumerate(sorted(folder.rglob("*.jpg"))):
+        writer[i] = {"image": Image.open(path), "label": classes.index(path.parent.name)}
+    writer.done()
+    writer.merge()
+    for path in sorted(out.iterdir()):
+        client.upload_file(str(path), bucket, f"train/{path.name}")
+    return sorted(p.name for p in out.glob("chunk-*.bin"))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # litdata's
 def test_two_nodes_two_ranks_share_one_build_through_s3(folder, tmp_path, s3_bucket):
+    pytest.importorskip("litdata")
     endpoint, bucket, client = s3_bucket
+    chunks = _upload_litdata(folder, tmp_path / "litdata", client, bucket)
+    assert len(chunks) == 5
     proxies = [CountingProxy(endpoint) for _ in range(2)]  # one per simulated node
     port, records = _free_port(), tmp_path / "records"
     remote = f"s3://{bucket}/caches"
@@ -172,8 +192,8 @@ def test_two_nodes_two_ranks_share_one_build_through_s3(folder, tmp_path, s3_buc
         for node in range(2):
             launcher = f"--nnodes 2 --node_rank {node} --nproc_per_node 2 "
             launcher += f"--master_addr 127.0.0.1 --master_port {port}"
-            script = f"{folder} --cache-dir {tmp_path / f'node{node}'} --remote-cache {remote} "
-            script += f"--record-samples {records}"
+            script = f"s3://{bucket}/train --cache-dir {tmp_path / f'node{node}'} "
+            script += f"--remote-cache {remote} --record-samples {records}"
             env = _env(
                 AWS_ENDPOINT_URL=proxies[node].url,  # this node's S3 traffic, counted
                 AWS_ACCESS_KEY_ID="t",
@@ -200,8 +220,14 @@ def test_two_nodes_two_ranks_share_one_build_through_s3(folder, tmp_path, s3_buc
     for name in files:
         assert (cache0 / name).read_bytes() == (cache1 / name).read_bytes(), name
 
-    # S3 traffic per node, counted by the proxies: node 0 uploads every file once and
-    # fetches none; node 1 fetches every file once and uploads nothing.
+    # S3 traffic per node, counted by the proxies. Node 0 fetches each chunk of the
+    # dataset once (for the build), uploads each cache file once and fetches none; node 1
+    # fetches no chunk, each cache file once, and uploads nothing.
+    chunk_gets = [
+        {p.rsplit("/", 1)[1]: n for p, n in proxy.gets(".bin").items() if "/train/" in p}
+        for proxy in proxies
+    ]
+    assert chunk_gets == [dict.fromkeys(chunks, 1), {}]
     marker_key = f"caches/{cache0.name}/complete.json"
     marker = json.loads(client.get_object(Bucket=bucket, Key=marker_key)["Body"].read())
     prefix = f"/{bucket}/caches/{cache0.name}/{marker['data']}/"
