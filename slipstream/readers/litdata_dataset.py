@@ -51,9 +51,10 @@ refused with an error naming the field and the serializer; pass ``fields=`` to l
 fields out.
 
 Images handed to :func:`slipstream.cache.build_cache`: JPEGs pass through untouched; other
-encoded images, and PIL images (whose raw pixels are wrapped losslessly as PNG here), are
-re-encoded by the cache builder as RGB JPEG at its ``jpeg_quality`` and listed in the
-manifest as re-encoded (reason ``"PNG"`` for PIL images).
+encoded images, and PIL images (whose raw pixels are wrapped losslessly here: RGB and L as
+binary PPM / PGM, a header in front of the pixels; other modes as PNG), are stored by the
+cache builder as raw RGB items, pixel for pixel (or re-encoded as JPEG with its
+``image_storage="jpeg"``).
 
 Field names follow the sample's structure: dict keys (nested dicts joined with ``.``:
 ``{"a": {"b": 1}}`` -> ``"a.b"``), tuple/list positions (``(img, label)`` -> ``"0"``,
@@ -152,11 +153,23 @@ def _leaf_names(spec: dict[str, Any], prefix: str = "") -> list[str]:
     return names
 
 
-def _pil_to_png(leaf: bytes | memoryview) -> bytes:
-    """Decode litdata's raw PIL leaf (size, mode, pixels) and encode it losslessly as PNG."""
+_NETPBM_MAGIC = {"RGB": b"P6", "L": b"P5"}
+"""PIL modes whose raw pixels are a binary PPM / PGM body as they are."""
+
+
+def _pil_to_lossless(leaf: bytes | memoryview) -> bytes:
+    """The raw PIL leaf of litdata (size, mode, pixels) as a lossless encoded image.
+
+    RGB and L pixels get a binary PPM / PGM header (no compression, no pixel touched);
+    other modes are encoded as PNG.
+    """
     width, height, mode_len = np.frombuffer(leaf, _U32, count=3)
     start = 12 + int(mode_len)
     mode = bytes(leaf[12:start]).decode("ascii")
+    magic = _NETPBM_MAGIC.get(mode)
+    pixels = int(width) * int(height) * (3 if mode == "RGB" else 1)
+    if magic is not None and len(leaf) - start == pixels:
+        return b"%s\n%d %d\n255\n" % (magic, int(width), int(height)) + bytes(leaf[start:])
     image = Image.frombytes(mode, (int(width), int(height)), bytes(leaf[start:]))
     if mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
         image = image.convert("RGB")  # e.g. CMYK, YCbCr, HSV: PNG cannot hold them
@@ -422,7 +435,8 @@ class LitDataReader:
             index: Sample index in ``[0, len(self))``.
 
         Returns:
-            Field name -> value: images as encoded bytes (PIL images as PNG), ``bytes``
+            Field name -> value: images as encoded bytes (PIL images as PPM / PGM or PNG),
+            ``bytes``
             as bytes, numbers as Python ints/floats/bools, strings as str.
         """
         values = self._leaf_values(index)
@@ -435,7 +449,7 @@ class LitDataReader:
             if not isinstance(value, memoryview):  # a row of an Arrow-only chunk
                 sample[name] = _ARROW_DEFAULTS[kind] if value is None else _PY_TYPES[kind](value)
             elif key == "pil":
-                sample[name] = _pil_to_png(value)
+                sample[name] = _pil_to_lossless(value)
             elif key in _SCALARS:
                 number = np.frombuffer(value, _SCALARS[key][1], count=1)[0]
                 sample[name] = bool(number) if key == "bool" else number.item()
