@@ -103,6 +103,8 @@ def test_record_applies_to_other_processes_started_before_it():
     assert record_applies(other)  # this process started before the record was written
     assert not record_applies(other, since=other["time"] + 1)  # a run started later
     assert not record_applies({**other, "time": 0.0})
+    stale = {**other, "time": time.time() - lock_module.FAILURE_TTL_S - 1}
+    assert not record_applies(stale, since=0.0)  # too old for anyone: retry
 
 
 def test_recorded_failure_keeps_its_class_where_it_can():

@@ -24,9 +24,11 @@ before releasing the lock. A process that then gets the lock raises that error i
 the message says which rank/pid on which host raised it) instead of repeating the work,
 provided the record *applies* to it:
 
-* the record was written by another process (not this pid on this host), and
+* the record was written by another process (not this pid on this host),
 * it was written after this process started (so it was waiting, or was about to arrive
-  at the lock, as the ranks of the job that failed do).
+  at the lock, as the ranks of the job that failed do), and
+* it is at most :data:`FAILURE_TTL_S` seconds old (a long-lived process, e.g. a notebook
+  kernel, retries later: a download may have failed for a passing reason).
 
 A new run (new processes, e.g. after the user fixed the source) started after the record
 ignores it, removes it and retries. A fixed source usually gets a new cache name anyway
@@ -59,6 +61,7 @@ from typing import Any
 from slipstream.errors import SlipstreamError
 
 __all__ = [
+    "FAILURE_TTL_S",
     "REPORT_EVERY_S",
     "CacheLocationError",
     "SharedBuildError",
@@ -75,6 +78,9 @@ _log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 30.0
 """Seconds between the "still waiting" lines of a waiting process."""
+
+FAILURE_TTL_S = 600.0
+"""Seconds a failure record applies to the processes that did not write it."""
 
 _held_lock = threading.Lock()
 _held: dict[str, list[Any]] = {}  # path -> [RLock, depth]: in-process reentrancy
@@ -182,11 +188,13 @@ def record_applies(record: dict[str, Any], since: float | None = None) -> bool:
 
     Args:
         record: A record from :func:`failure_record`.
-        since: Records older than this time are ignored (default: this process's start).
+        since: Records older than this time are ignored (default: this process's start);
+            records older than :data:`FAILURE_TTL_S` seconds are ignored too.
     """
     mine = record.get("pid") == os.getpid() and record.get("host") == socket.gethostname()
     since = process_start_time() if since is None else since
-    return not mine and float(record.get("time", 0.0)) >= since
+    written = float(record.get("time", 0.0))
+    return not mine and since <= written and time.time() - written <= FAILURE_TTL_S
 
 
 def raise_recorded_failure(record: dict[str, Any], where: str) -> None:
