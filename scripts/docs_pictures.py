@@ -229,7 +229,10 @@ def crop_modes() -> dict[str, tuple[Any, list[int]]]:
     return {
         "random_resized_crop": (one(DecodeRandomResizedCrop(224)), epochs),
         "direct_random_resized_crop": (one(DecodeDirectRandomResizedCrop(224)), epochs),
-        "center_crop": (two(DecodeCenterCrop(224), DecodeCenterCrop(224, crop_ratio=1.0)), [0]),
+        "center_crop": (
+            two(DecodeCenterCrop(224), DecodeCenterCrop(224, crop_ratio=224 / 256)),
+            [0],
+        ),
         "resize_crop": (two(DecodeResizeCrop(256, 224), DecodeResizeCrop(320, 224)), [0]),
         "resize_short_crop_long": (
             one(DecodeRandomResizeShortCropLong(224, x_range=(0, 1), y_range=(0, 1))),
