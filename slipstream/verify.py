@@ -201,6 +201,8 @@ class _Comparison:
         self.skipped = {int(e["index"]) for e in build.get("skipped", [])}
         self.reencoded = {int(e["index"]) for e in build.get("reencoded", [])}
         self.quality = int(build.get("jpeg_quality", 95))
+        # the build's storage of non-JPEG images (caches from before raw items: re-encoded)
+        self.image_storage = str(build.get("image_storage", "jpeg"))
         report.skipped = len(self.skipped)
         self.fields = {n: t for n, t in cache.field_types.items()}
         self.next_cache_index = 0
@@ -222,7 +224,9 @@ class _Comparison:
             stop = min(start + BATCH_SIZE, total)
             # A sample skipped by a decode check must still fail it: decode those batches.
             check = self.decode and any(start <= i < stop for i in self.skipped)
-            batch = read_checked_batch(self.reader, self.fields, start, stop, self.quality, check)
+            batch = read_checked_batch(
+                self.reader, self.fields, start, stop, self.quality, check, self.image_storage
+            )
             self.compare_batch(batch)
             bar.update(stop - start)
         bar.close()

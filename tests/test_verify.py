@@ -35,8 +35,12 @@ def source(photo_folder, tmp_path) -> Path:
 
 @pytest.fixture
 def cache(source, tmp_path) -> Path:
-    return build_cache(
-        ImageFolderReader(source), tmp_path / "src.slip", on_error="skip", progress=False
+    return build_cache(  # image_storage="jpeg": the PNG re-encoded (raw items: below)
+        ImageFolderReader(source),
+        tmp_path / "src.slip",
+        on_error="skip",
+        progress=False,
+        image_storage="jpeg",
     )
 
 
@@ -129,3 +133,23 @@ def test_cli_exit_codes(cache, tmp_path, capsys):
     assert main(["verify", str(copy), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "MISMATCH: 1 difference" in out and "cache sample 3" in out and "'label'" in out
+
+
+def test_raw_items_verify_exactly(source, tmp_path):
+    cache = build_cache(
+        ImageFolderReader(source), tmp_path / "raw.slip", on_error="skip", progress=False
+    )
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert manifest["build"]["reencoded"] == [] and manifest["fields"]["image"]["format"] == "mixed"
+    report = verify_cache(cache)
+    assert report.ok and report.checked == 31, report.format()
+    meta = np.load(cache / "image.meta.npy")
+    codes = np.load(cache / "image.format.npy")
+    victim = int(np.flatnonzero(codes == 2)[0])  # flip one byte of the raw item
+    with open(cache / "image.bin", "r+b") as f:
+        f.seek(int(meta["data_ptr"][victim]) + 5)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    report = verify_cache(cache)
+    assert not report.ok and report.mismatches[0].cache_index == victim
