@@ -348,6 +348,9 @@ def yuv420_picture(
     rgb, rgb_444 = (t.permute(1, 2, 0).numpy() for t in jpeg["image"])
     back, back_444 = (t.permute(1, 2, 0).numpy() for t in yuv["image"])
     y_plane, u_plane, v_plane = (p.numpy() for p in planes["image"][0])
+    # What docs/yuv420.md says: a 4:2:0 JPEG round-trips exactly, a 4:4:4 one does not.
+    if not np.array_equal(rgb, back) or np.array_equal(rgb_444, back_444):
+        raise AssertionError("the YUV420 round trips are not what docs/yuv420.md describes")
     white = 255
 
     def show(pixels: np.ndarray, rows: int) -> np.ndarray:
