@@ -70,7 +70,8 @@ def main() -> None:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if cuda else "gloo")  # reads torchrun's MASTER_ADDR, RANK...
     rank, world = dist.get_rank(), dist.get_world_size()
-    logging.basicConfig(level=logging.INFO, format=f"[rank {rank}] %(name)s: %(message)s")
+    logging.basicConfig(format=f"[rank {rank}] %(message)s")
+    logging.getLogger("slipstream").setLevel(logging.INFO)  # builds, downloads, waits, shards
 
     # Rank 0 of the node (or of the job, with --remote-cache) builds; the others wait.
     dataset = SlipstreamDataset(args.data, cache_dir=args.cache_dir, remote_cache=args.remote_cache)

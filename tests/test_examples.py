@@ -1,4 +1,4 @@
-"""The examples run end to end."""
+"""The examples run end to end (``train_ddp.py`` under torchrun: ``test_launchers.py``)."""
 
 from __future__ import annotations
 
