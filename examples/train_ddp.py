@@ -1,4 +1,4 @@
-r"""Distributed data-parallel training on slipstream, launched by torchrun (or srun).
+r"""Distributed data-parallel training on slipstream, launched by torchrun.
 
 Every rank runs this same script. The loader takes its place in the job from the launcher:
 it shards each epoch across the process group (``DistributedSampler``'s split), decodes on
@@ -16,6 +16,9 @@ Two machines sharing the cache through S3 (run on each, ``--node_rank 0`` and ``
     torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --master_addr HOST0 \\
         --master_port 29500 examples/train_ddp.py s3://bucket/litdata/train \\
         --remote-cache s3://bucket/slip-caches --cache-dir /local/ssd/slip
+
+Under Slurm, start one torchrun per node: ``srun --ntasks-per-node 1 torchrun --nnodes
+$SLURM_NNODES --node_rank $SLURM_NODEID --nproc_per_node 8 --master_addr HOST0 ...``.
 """
 
 from __future__ import annotations
