@@ -8,11 +8,13 @@ Example:
 """
 
 from slipstream.cache.field_index import write_index
-from slipstream.dataset import SlipstreamDataset
+from slipstream.dataset import SlipstreamDataset, decode_image
 from slipstream.errors import SlipstreamError
 from slipstream.loader import SlipstreamLoader
-from slipstream.raw_loader import PrefetchingDataLoader
+from slipstream.paths import CACHE_DIR_ENV as CACHE_DIR_ENV_VAR
+from slipstream.paths import default_cache_root as get_cache_base
 from slipstream.pipelines import (
+    CenterCrop,
     DecodeCenterCrop,
     DecodeDirectRandomResizedCrop,
     DecodeMultiRandomResizedCrop,
@@ -23,9 +25,24 @@ from slipstream.pipelines import (
     DecodeResizeCrop,
     DecodeYUVFullRes,
     DecodeYUVPlanes,
+    DirectRandomResizedCrop,
     MultiCropPipeline,
+    MultiRandomResizedCrop,
+    MultiRandomResizeShortCropLong,
     NamedCopies,
+    RandomResizedCrop,
+    RandomResizeShortCropLong,
+    ResizeCrop,
+    ipcl,
+    lejepa,
+    make_train_pipeline,
+    make_val_pipeline,
+    multicrop,
+    simclr,
+    supervised_train,
+    supervised_val,
 )
+from slipstream.raw_loader import PrefetchingDataLoader
 from slipstream.readers.s3_sync import sync_s3_dataset
 from slipstream.sampling.rejection import estimate_rejection_fallback_rate
 from slipstream.stats import compute_normalization_stats
@@ -43,8 +60,10 @@ from slipstream.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CACHE_DIR_ENV_VAR",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "CenterCrop",
     "Compose",
     "DecodeCenterCrop",
     "DecodeDirectRandomResizedCrop",
@@ -56,12 +75,18 @@ __all__ = [
     "DecodeResizeCrop",
     "DecodeYUVFullRes",
     "DecodeYUVPlanes",
+    "DirectRandomResizedCrop",
     "MultiCropPipeline",
+    "MultiRandomResizeShortCropLong",
+    "MultiRandomResizedCrop",
     "NamedCopies",
     "Normalize",
+    "PrefetchingDataLoader",
     "RandomBackgroundBlend",
     "RandomEmbed",
-    "PrefetchingDataLoader",
+    "RandomResizeShortCropLong",
+    "RandomResizedCrop",
+    "ResizeCrop",
     "SlipstreamDataset",
     "SlipstreamError",
     "SlipstreamLoader",
@@ -69,7 +94,17 @@ __all__ = [
     "ToTorchImage",
     "__version__",
     "compute_normalization_stats",
+    "decode_image",
     "estimate_rejection_fallback_rate",
+    "get_cache_base",
+    "ipcl",
+    "lejepa",
+    "make_train_pipeline",
+    "make_val_pipeline",
+    "multicrop",
+    "simclr",
+    "supervised_train",
+    "supervised_val",
     "sync_s3_dataset",
     "write_index",
 ]

@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sampling",),
     ("prefetch",),
     ("decode", "dali"),
-    ("augment", "transforms", "pipelines"),
+    ("augment", "transforms", "pipelines", "decoders"),
     (
         "dataset",
         "loader",
