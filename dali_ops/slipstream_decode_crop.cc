@@ -1,6 +1,6 @@
 // DALI CPU operator `SlipstreamDecodeCrop` (Python: fn.slipstream_decode_crop): a thin wrapper
-// over slipstream::DecodeImageViews (csrc/decode_crop.h), the one JPEG / YUV420 dispatch the
-// native backend uses too, so both CPU paths give bit-identical crops.
+// over slipstream::DecodeImageViews (csrc/decode_crop.h), the one JPEG / YUV420 / raw RGB
+// dispatch the native backend uses too, so both CPU paths give bit-identical crops.
 //
 // Inputs:  0  encoded items, uint8 1-D per sample (ragged): JPEG bytes, or YUV420 (planar
 //             I420, csrc/yuv420.h) items with format="yuv420"
@@ -411,7 +411,7 @@ namespace dali {
 DALI_REGISTER_OPERATOR(SlipstreamDecodeCrop, ::slipstream_dali::SlipstreamDecodeCrop, CPU);
 
 DALI_SCHEMA(SlipstreamDecodeCrop)
-    .DocStr(R"(Fused JPEG (or YUV420) decode, crop, antialiased resize and optional flip.
+    .DocStr(R"(Fused JPEG (or YUV420, or raw RGB) decode, crop, antialiased resize and flip.
 
 Wraps slipstream's C++ kernel (libjpeg-turbo DCT scaling + region-of-interest decode +
 Pillow-compatible antialiased bilinear resize): outputs are bit-identical to
@@ -423,7 +423,9 @@ CMYK JPEGs are converted to RGB. Output is uint8 ``[H, W, 3]`` (layout ``HWC``) 
 or ``[K, H, W, 3]`` when the windows of a sample have shape ``[K, 4]``: JPEG views sharing a
 DCT scale are then resized from one decode of the region covering their windows (one
 entropy decode per distinct scale, not per view), each bit-identical to its single-window
-decode.
+decode. With ``format="raw"`` (or a per-sample ``item_format`` of 2) an item is raw RGB pixels
+(``height x width x 3`` bytes, its size in ``image_size``): no decode, the window is resized
+from full resolution as the YUV420 path does (a window of the output's size is copied).
 A sample that fails to decode (corrupt or truncated data, a YUV420 item shorter than its
 ``image_size`` needs, a window outside the image) gets zero pixels and never stops the other
 samples. With ``status=True`` the operator has a second output, an int32 scalar per sample

@@ -7,7 +7,9 @@ Call these inside a ``pipeline_def``:
 * :func:`decode_crop` decodes only each sample's crop window, straight to the output size:
   ``device="cpu"`` runs slipstream's fused operator (``fn.slipstream_decode_crop``,
   bit-identical to the native backend), on JPEG bytes or, with ``format="yuv420"``, on the
-  items of a YUV420 companion (their true sizes given by ``image_size``);
+  items of a YUV420 companion (their true sizes given by ``image_size``), with
+  ``format="raw"`` on raw RGB items, and with ``item_format`` on a batch mixing JPEG and raw
+  items (a slip cache field with raw items);
   ``device="mixed"`` runs nvJPEG on the GPU (``fn.decoders.image_slice``, or
   ``image_crop`` with :class:`NvjpegOptions`, on the same windows, then an antialiased
   ``fn.resize``; JPEG only). With ``status=True`` (CPU) it
