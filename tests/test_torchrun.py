@@ -39,6 +39,12 @@ def test_explicit_rank_and_world_size_shard_without_distributed_true():
     assert resolve_world("auto", 1, 2, group=None, environ={}) == (1, 2)
     assert resolve_world("auto", None, 2, group=None, environ={"RANK": "1"}) == (1, 2)
     assert resolve_world(True, group=None, environ={"RANK": "2", "WORLD_SIZE": "3"}) == (2, 3)
+    slurm = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8"}  # plain srun, no torchrun
+    assert resolve_world(True, group=None, environ=slurm) == (5, 8)
+    assert resolve_world(True, group=None, environ={**slurm, "RANK": "1", "WORLD_SIZE": "2"}) == (
+        1,
+        2,
+    )
     assert resolve_world("auto", 1, 4, group=(1, 4), environ={}) == (1, 4)
 
 
@@ -157,3 +163,16 @@ def test_torchrun_two_ranks_default_sharding_threads_and_seed_check(photo_datase
         first, second = result["ids"]
         assert len(first) == len(second) == 30
         assert set(first) | set(second) == subset and not set(first) & set(second)
+
+
+def test_remote_cache_builder_is_global_rank_zero_under_plain_srun(monkeypatch):
+    """Without a process group, ``$RANK`` (torchrun) then ``$SLURM_PROCID`` (srun) decide."""
+    from slipstream.remote_cache.obtain import global_rank
+
+    for name in ("RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    assert global_rank() == 0
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert global_rank() == 3
+    monkeypatch.setenv("RANK", "1")
+    assert global_rank() == 1

@@ -66,7 +66,8 @@ def resolve_world(
     * ``"auto"``: explicit ``rank`` / ``world_size`` where given (the other one from the
       process group or ``$RANK`` / ``$WORLD_SIZE``); else the initialized process group's
       (logged once); else ``(0, 1)``.
-    * ``True``: as ``"auto"``, but without a process group ``$RANK`` / ``$WORLD_SIZE`` apply.
+    * ``True``: as ``"auto"``, but without a process group ``$RANK`` / ``$WORLD_SIZE`` apply
+      (torchrun's; else Slurm's ``$SLURM_PROCID`` / ``$SLURM_NTASKS``).
     * ``False``: ``(0, 1)``: every rank reads every sample.
 
     Args:
@@ -114,8 +115,10 @@ def resolve_world(
         return group_rank, group_world
     if distributed == "auto" and not explicit:
         return 0, 1
-    rank = _env_int(environ, "RANK", 0) if rank is None else rank
-    world_size = _env_int(environ, "WORLD_SIZE", 1) if world_size is None else world_size
+    if rank is None:  # torchrun's, else Slurm's (plain srun)
+        rank = _env_int(environ, "RANK", _env_int(environ, "SLURM_PROCID", 0))
+    if world_size is None:
+        world_size = _env_int(environ, "WORLD_SIZE", _env_int(environ, "SLURM_NTASKS", 1))
     if not 0 <= rank < world_size:
         raise WorldError(
             f"rank {rank} is not in [0, world_size={world_size}): pass world_size= with rank= "

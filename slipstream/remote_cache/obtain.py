@@ -48,11 +48,19 @@ POLL_S = float(os.environ.get(POLL_ENV) or 5.0)
 
 
 def global_rank() -> int:
-    """This process's rank in the whole job: torch.distributed, else ``$RANK``, else 0."""
+    """This process's rank in the whole job.
+
+    The initialized torch.distributed group's, else torchrun's ``$RANK``, else Slurm's
+    ``$SLURM_PROCID`` (plain ``srun`` before the process group starts), else 0.
+    """
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         return int(dist.get_rank())
-    return int(os.environ.get("RANK", "0") or 0)
+    for name in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return int(value)
+    return 0
 
 
 def obtain_cache(
