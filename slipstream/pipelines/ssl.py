@@ -115,6 +115,8 @@ def simclr(
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
+    seed: int | None = None,
+    device: str | None = None,
 ) -> dict[str, ImagePipeline]:
     """SimCLR views (Chen et al. 2020): ``num_views`` RandomResizedCrop(0.08-1) + flip each.
 
@@ -129,6 +131,8 @@ def simclr(
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
         dtype: Output dtype name without ``augment``.
+        seed: Seed of the crop draws (default: the loader's ``seed``).
+        device: Where the views go (default: the loader's device).
 
     Returns:
         ``{"view_0": ..., "view_1": ...}``.
@@ -148,6 +152,8 @@ def simclr(
         normalize=normalize,
         dtype=dtype,
         augments=[chain] * num_views if augment else None,
+        seed=seed,
+        device=device,
     )
 
 
@@ -355,7 +361,7 @@ def multicrop(
 def _dino_style(
     *,
     global_size: int,
-    local_size: int,
+    local_size: int | None,
     num_local: int,
     global_scale: tuple[float, float],
     local_scale: tuple[float, float],
@@ -439,6 +445,8 @@ def ipcl(
     field: str = "image",
     normalize: bool = True,
     dtype: str = "float32",
+    seed: int | None = None,
+    device: str | None = None,
 ) -> dict[str, ImagePipeline]:
     """IPCL views (Konkle & Alvarez 2022): 5 RandomResizedCrop(0.2-1) + flip views.
 
@@ -453,13 +461,15 @@ def ipcl(
         field: Image field to read.
         normalize: ImageNet normalization on the output device.
         dtype: Output dtype name without ``augment``.
+        seed: Seed of the crop draws (default: the loader's ``seed``).
+        device: Where the views go (default: the loader's device).
 
     Returns:
-        ``{"view_0", ..., "view_4"}``.
+        ``{"crop_0", ..., "crop_4"}`` (the original slipstream's output names).
     """
     chain = color_augment(jitter=(0.4, 0.4, 0.4, 0.4), jitter_p=1.0, normalize=normalize)
     return _views(
-        [f"view_{k}" for k in range(num_views)],
+        [f"crop_{k}" for k in range(num_views)],
         size,
         scale,
         first_view=0,
@@ -467,12 +477,14 @@ def ipcl(
         normalize=normalize,
         dtype=dtype,
         augments=[chain] * num_views if augment else None,
+        seed=seed,
+        device=device,
     )
 
 
 def lejepa(
     global_size: int = 224,
-    local_size: int = 96,
+    local_size: int | None = None,
     *,
     num_local: int = 4,
     global_scale: tuple[float, float] = (0.3, 1.0),
@@ -481,19 +493,21 @@ def lejepa(
     yoked: bool = False,
     **options: str | bool,
 ) -> dict[str, ImagePipeline]:
-    """LeJEPA views (Balestriero & LeCun 2025): 2 global 224 and 4 local 96 views.
+    """LeJEPA views (Balestriero & LeCun 2025): 2 global 224 and 4 local 98 views.
 
     Global crops at scale 0.3-1, local crops at 0.05-0.3, with DINO's augmentation chains.
 
     Args:
         global_size: Output side of the 2 global views.
-        local_size: Output side of the local views.
+        local_size: Output side of the local views (default ``int(0.4375 * global_size)``,
+            98 for 224, as the original slipstream).
         num_local: Number of local views.
         global_scale: Area range of the global crops.
         local_scale: Area range of the local crops.
         augment: Attach the augmentation chains (float32 output).
         yoked: Center the other views on ``global_0``'s crop (see :func:`yoke`).
-        **options: ``field``, ``normalize``, ``dtype`` (see :func:`multicrop`).
+        **options: ``field``, ``normalize``, ``dtype``, ``seed``, ``device`` (see
+            :func:`multicrop`).
 
     Returns:
         ``{"global_0", "global_1", "local_0", ...}``.
