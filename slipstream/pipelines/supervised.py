@@ -163,8 +163,8 @@ def make_val_pipeline(
 ) -> ImagePipeline:
     """One output's validation pipeline (the original's pre-preset helper, its defaults).
 
-    ``DecodeCenterCrop(size)`` (the centered 224/256 of the short side, resized to
-    ``size``) then normalization, float16 as the original.
+    ``DecodeCenterCrop(size)`` (the centred ``size`` x ``size`` source pixels, not resized, as
+    the original) then normalization, float16 as the original.
 
     Args:
         size: Output side length.
