@@ -392,3 +392,33 @@ def test_nvjpeg_refuses_raw_items_clearly():
 
     with pytest.raises(NoDecodeEngineError, match="nvJPEG"):
         decode_crop(None, None, 4, device="mixed", format="raw", image_size=[4, 4])
+
+
+@pytest.mark.parametrize("decode_device", [None, "torch"], ids=["native-yuv420", "torch-yuv420"])
+def test_yuv420_engines_read_the_companion_of_raw_items(decode_device, folder_cache):
+    """Both YUV420 engines read the companion built from raw items: each equals the kernel."""
+    from slipstream.native.yuv420 import decode_crop_yuv420, rgb_to_yuv420
+
+    ds = SlipstreamDataset(folder_cache.path)
+    pipelines = {"image": ImagePipeline(DecodeCenterCrop(16, crop_ratio=1.0), dtype="uint8")}
+    extra = {"decode_device": decode_device} if decode_device else {}
+    extra["backend"] = "native"
+    loader = SlipstreamLoader(
+        ds, 6, pipelines, device="cpu", shuffle=False, image_format="yuv420", **extra
+    )
+    batch = next(iter(loader))
+    meta = folder_cache.meta("image")
+    for image, index in zip(batch["image"], batch["index"].tolist(), strict=True):
+        pixels = raw_pixels(folder_cache, "image", index)
+        if pixels is None:
+            continue
+        h, w = int(meta["height"][index]), int(meta["width"][index])
+        side = min(h, w)
+        window = [(h - side) // 2, (w - side) // 2, side, side]
+        item = rgb_to_yuv420(np.ascontiguousarray(pixels))
+        want = decode_crop_yuv420(item, h, w, window, (16, 16))
+        got = image.permute(1, 2, 0).numpy()
+        if decode_device is None:
+            assert_array_equal(got, want)
+        else:  # the torch engine: within a level of the kernel
+            assert np.abs(got.astype(int) - want).max() <= 2
