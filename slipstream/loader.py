@@ -7,6 +7,7 @@ crop windows and the gathered bytes, and the engine owns the decode.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import weakref
 from collections.abc import Callable, Generator
@@ -265,6 +266,7 @@ class SlipstreamLoader:
             )
         self._cursor, self._seed_checked = EpochCursor(), False
         self._live: weakref.ref[LoaderIteration] | None = None
+        _OPEN_LOADERS.add(self)
 
     def __repr__(self) -> str:
         """What this loader streams and how: source, cache, samples, outputs, engine, device."""
@@ -491,6 +493,23 @@ def _trim_allocator() -> None:
 
 
 _MALLOC_TRIM: Any = None
+
+_OPEN_LOADERS: weakref.WeakSet[SlipstreamLoader] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_loaders() -> None:
+    """Stop every loader's threads at interpreter exit, while they can still be joined.
+
+    Atexit runs before finalization freezes daemon threads: a decode thread that finalization
+    catches inside the C++ kernel (GIL released) aborts the process ("terminate called
+    without an active exception") when it takes the GIL back.
+    """
+    for loader in list(_OPEN_LOADERS):
+        try:
+            loader.close()
+        except Exception:  # noqa: BLE001, S110 - exiting: nothing to report to
+            pass
 
 
 def share_dataset_cache(dataset: SlipstreamDataset, url: str, endpoint_url: str | None) -> None:
