@@ -24,7 +24,10 @@ not a cache. Every file is little-endian; ``.npy`` files are plain ``np.save`` o
     │                                  2 = raw RGB pixels, height x width x 3 uint8, rows
     │                                      back to back (data_size = height * width * 3)
     │                                (the csrc ImageFormat codes; 1 = YUV420, companion only).
-    │                                No file: every item is a JPEG (versions 1, 2 and 3)
+    │                                No file: every item is a JPEG (versions 1, 2 and 3).
+    │                                Raw items sit in <field>.bin like JPEGs, with the same
+    │                                meta record and XXH64 checksum; the loader resizes their
+    │                                crop windows without a decode (csrc RgbCropResizeViews)
     ├── <field>_yuv420.bin           optional, per image field: its YUV420 companion (planar
     ├── <field>_yuv420.meta.npy      I420 items + IMAGE_META_DTYPE table), recorded last under
     │                                the field's "yuv420" key; see slipstream.cache.yuv420
