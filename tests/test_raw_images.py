@@ -422,3 +422,19 @@ def test_yuv420_engines_read_the_companion_of_raw_items(decode_device, folder_ca
             assert_array_equal(got, want)
         else:  # the torch engine: within a level of the kernel
             assert np.abs(got.astype(int) - want).max() <= 2
+
+
+@pytest.mark.skipif(not has_dali(), reason="needs nvidia.dali")
+def test_hybrid_cpu_equals_native_on_a_mixed_field(folder_cache):
+    """native + DALI CPU operator, each on part of every batch: the native engine's pixels."""
+    from slipstream.pipelines import DecodeRandomResizedCrop
+
+    ds = SlipstreamDataset(folder_cache.path)
+    pipelines = {"image": ImagePipeline(DecodeRandomResizedCrop(24), dtype="uint8")}
+    epochs = []
+    for engine in ({"backend": "native"}, {"backend": "dali", "decode_device": "hybrid"}):
+        loader = SlipstreamLoader(ds, 4, pipelines, device="cpu", seed=2, num_workers=2, **engine)
+        epochs.append([{k: v.clone() for k, v in b.items()} for b in loader])
+    for a, b in zip(*epochs, strict=True):
+        for key in a:
+            assert np.array_equal(a[key].numpy(), b[key].numpy()), key

@@ -225,7 +225,8 @@ class DaliEngine:
 
     def _use_formats(self, stream: EpochStream) -> None:
         """Take the stream's field formats (raw RGB items add inputs); rebuild if changed."""
-        formats = {f: stream.field_formats.get(f, self._format) for f in self._views}
+        known = getattr(stream, "field_formats", {})  # EpochStream, a hybrid's SubStream
+        formats = {f: known.get(f, self._format) for f in self._views}
         if formats == self._field_formats:
             return
         if self.decode_device == "mixed" and any(f in PER_ITEM_FORMATS for f in formats.values()):

@@ -271,6 +271,8 @@ class SubStream:
         self.stop = threading.Event()
         self._splitter = splitter
         self._side = side
+        # what each image field's items are (engines that build graphs per format read it)
+        self.field_formats = dict(getattr(splitter.stream, "field_formats", {}))
 
     def __iter__(self) -> Iterator[EncodedBatch]:
         """This side's parts, in batch order."""
