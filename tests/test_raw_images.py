@@ -438,3 +438,16 @@ def test_hybrid_cpu_equals_native_on_a_mixed_field(folder_cache):
     for a, b in zip(*epochs, strict=True):
         for key in a:
             assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+
+
+def test_decode_check_skips_raw_items_that_start_like_a_jpeg(tmp_path):
+    """A raw item whose first pixel is (255, 216, x) is pixels, not a broken JPEG."""
+    from slipstream.cache.decode_check import check_cache_decode
+
+    pixels = _pixels(9, 12, 12)
+    pixels[0, 0] = (0xFF, 0xD8, 0xFF)
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    Image.fromarray(pixels).save(tmp_path / "src" / "a" / "x.png")
+    cache = SlipCache.open(build_cache(ImageFolderReader(tmp_path / "src"), tmp_path / "c.slip"))
+    assert cache.item_bytes("image", 0)[:3].tobytes() == b"\xff\xd8\xff"
+    assert check_cache_decode(cache, progress=False) == []

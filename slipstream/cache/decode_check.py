@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from slipstream.cache.raw_items import stored_item_formats
 from slipstream.logs import show_progress
 
 __all__ = ["DECODE_CHECK_CHUNK", "check_cache_decode", "decode_failures"]
@@ -120,8 +121,11 @@ def _cache_items(cache: Any, field: str, step: int = 4096) -> Iterator[tuple[int
     """``(first index, items)`` of consecutive slices of a field's stored bytes (views)."""
     meta = cache.meta(field)
     data = cache.data(field)
+    codes = stored_item_formats(cache, field)  # raw RGB items have nothing to decode
     for start in range(0, len(cache), step):
         stop = min(start + step, len(cache))
         ptrs = np.asarray(meta["data_ptr"][start:stop], dtype=np.int64)
         sizes = np.asarray(meta["data_size"][start:stop], dtype=np.int64)
+        if codes is not None:  # an empty item is skipped (not a JPEG)
+            sizes = np.where(np.asarray(codes[start:stop]) == 0, sizes, 0)
         yield start, [data[p : p + s] for p, s in zip(ptrs.tolist(), sizes.tolist(), strict=True)]
