@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from slipstream.arguments import check_choice
 from slipstream.cache import SlipCache
+from slipstream.cache.raw_items import raw_pixels
 from slipstream.cache.yuv420 import Yuv420Error, companion_folder, open_yuv420
 from slipstream.errors import SlipstreamError
 from slipstream.logs import show_progress
@@ -157,7 +158,8 @@ def _image_histograms(
     if image_format == "jpeg":
 
         def pixels(i: int) -> np.ndarray:
-            return decode_full(store.item_bytes(field, i))
+            raw = raw_pixels(store, field, i)  # a raw RGB item: its pixels as stored
+            return raw if raw is not None else decode_full(store.item_bytes(field, i))
 
     else:
         companion = _open_companion(store, field)

@@ -451,3 +451,17 @@ def test_decode_check_skips_raw_items_that_start_like_a_jpeg(tmp_path):
     cache = SlipCache.open(build_cache(ImageFolderReader(tmp_path / "src"), tmp_path / "c.slip"))
     assert cache.item_bytes("image", 0)[:3].tobytes() == b"\xff\xd8\xff"
     assert check_cache_decode(cache, progress=False) == []
+
+
+def test_normalization_stats_read_raw_items(tmp_path):
+    from slipstream.stats import compute_normalization_stats
+
+    images = [_pixels(k, 16, 20) for k in range(3)]
+    for k, image in enumerate(images):
+        (tmp_path / "src" / "a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "src" / "a" / f"{k}.png")
+    cache = SlipCache.open(build_cache(ImageFolderReader(tmp_path / "src"), tmp_path / "c.slip"))
+    stats = compute_normalization_stats(cache, verbose=False)
+    pixels = np.stack(images).reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(stats["mean"], pixels.mean(0), atol=1e-6)
+    np.testing.assert_allclose(stats["std"], pixels.std(0), atol=1e-6)
