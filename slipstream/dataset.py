@@ -148,12 +148,19 @@ def open_store(
     split: str | None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    exif_transpose: bool = False,
 ) -> SlipCache | FfcvFile:
     """Open ``source`` as ``kind`` (see the module table), building its cache if needed.
 
     ``remote``: share built caches on S3 (:func:`slipstream.remote_cache.obtain_cache`);
-    ``build_threads``: reader threads of a build.
+    ``build_threads``: reader threads of a build; ``exif_transpose``: image folders and
+    file lists only (a cache of its own).
     """
+    if exif_transpose and kind not in ("imagefolder", "file_list"):
+        raise ValueError(
+            f"exif_transpose=True applies to image folders and file lists (built here from "
+            f"their files), not to a {kind} source"
+        )
     build = {
         "on_error": on_error,
         "progress": progress,
@@ -173,6 +180,8 @@ def open_store(
         return SlipCache.open(path)
     if kind == "ffcv":
         return open_ffcv(path, cache_root, **build)
+    if exif_transpose:
+        build["exif_transpose"] = True
     return open_file_samples(path, kind, cache_root, verify_source=verify_source, **build)
 
 
@@ -232,8 +241,11 @@ def open_file_samples(
     progress: bool | None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    exif_transpose: bool = False,
 ) -> SlipCache:
     """An image folder or a file list: its cache, found through the source pointer.
+
+    ``exif_transpose=True`` builds (and points to) a cache of its own, named ``...-exif``.
 
     ``verify_source``: ``"fast"`` trusts the pointer when every watched folder kept its
     modification time (O(folders)); ``"full"`` recomputes the fingerprint (one stat per
@@ -242,7 +254,9 @@ def open_file_samples(
     """
     reader_kind = "ImageFolderReader" if kind == "imagefolder" else "FileListReader"
     resolved = str(path.resolve())
-    options = {"format_version": FORMAT_VERSION}
+    options: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    if exif_transpose:
+        options["exif_transpose"] = True
     pointer = pointer_path(cache_root, reader_kind, resolved, options)
     if verify_source != "full":
         record = read_pointer(pointer, kind=reader_kind, source=resolved, options=options)
@@ -261,10 +275,11 @@ def open_file_samples(
         watched.update(watch_paths(sorted({os.path.dirname(p) for p, _ in reader.samples})))
         stem = path.stem
     fingerprint = reader.fingerprint()
-    name = f"{stem}-{fingerprint[:16]}-v{FORMAT_VERSION}"
+    name = f"{stem}-{fingerprint[:16]}-v{FORMAT_VERSION}" + ("-exif" if exif_transpose else "")
+    upright = {"exif_transpose": True} if exif_transpose else {}
     built = build_or_fetch(
         reader, cache_root / name, on_error=on_error, progress=progress, remote=remote,
-        build_threads=build_threads,
+        build_threads=build_threads, **upright,
     )  # fmt: skip
     write_pointer(
         pointer,
@@ -463,6 +478,10 @@ class SlipstreamDataset:
             Wasabi, ...); default ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``.
         build_threads: Reader threads of a cache build (default: a quarter of the
             usable cores, at most 4; 0 reads in the calling thread).
+        exif_transpose: Image folders and file lists: store images whose EXIF Orientation
+            tag is not 1 upright (Pillow's ``ImageOps.exif_transpose``; such JPEGs become
+            raw RGB items), in a cache of its own (name ending ``-exif``). Default False:
+            EXIF orientation is ignored, as torchvision's ``ImageFolder`` ignores it.
 
     Examples:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -493,6 +512,7 @@ class SlipstreamDataset:
         remote_cache: str | None = None,
         remote_cache_endpoint_url: str | None = None,
         build_threads: int | None = None,
+        exif_transpose: bool = False,
     ) -> None:
         """Open the source, building its cache first where it is not one."""
         self.remote_cache = None if remote_cache is None else RemoteCache(
@@ -525,6 +545,7 @@ class SlipstreamDataset:
             split=split,
             remote=self.remote_cache,
             build_threads=check_int("build_threads", build_threads, minimum=0, optional=True),
+            exif_transpose=check_bool("exif_transpose", exif_transpose),
         )
         check_field_names(self.cache, field_names)
 

@@ -65,6 +65,7 @@ def read_checked_batch(
     quality: int,
     check_decode: bool = False,
     image_storage: str = "raw",
+    exif_transpose: bool = False,
 ) -> CheckedBatch:
     """Read samples ``start .. stop-1`` as columns and check their images.
 
@@ -79,6 +80,8 @@ def read_checked_batch(
             bad sample.
         image_storage: ``"raw"`` (non-JPEG images as RGB pixels) or ``"jpeg"``
             (re-encoded at ``quality``).
+        exif_transpose: Store images with an EXIF Orientation other than 1 upright
+            (:mod:`slipstream.cache.raw_items`).
 
     Returns:
         The batch, bad samples moved to ``errors``.
@@ -103,7 +106,7 @@ def read_checked_batch(
         if kind != IMAGE_TYPE:
             continue
         stored, heights, widths, formats, reencoded, bad = prepare_stored_images(
-            columns[name], quality, image_storage
+            columns[name], quality, image_storage, exif_transpose
         )
         columns[name] = stored
         batch.image_sizes[name] = (heights, widths)

@@ -105,6 +105,7 @@ def build_cache(
     overwrite: bool = False,
     check_decode: bool = False,
     image_storage: str = "raw",
+    exif_transpose: bool = False,
 ) -> Path:
     """Write every sample of ``reader`` into a slip cache at ``dest``.
 
@@ -131,6 +132,10 @@ def build_cache(
         image_storage: How a source image that is not a JPEG is stored: ``"raw"``
             (default: its RGB pixels, lossless, decoded later with a crop and a resize
             only) or ``"jpeg"`` (re-encoded at ``jpeg_quality``: a smaller cache, lossy).
+        exif_transpose: Store images whose EXIF Orientation tag is not 1 upright (Pillow's
+            ``ImageOps.exif_transpose``), as raw RGB items (re-encoded JPEGs with
+            ``image_storage="jpeg"``). Default False: EXIF orientation is ignored, as
+            torchvision's ``ImageFolder`` ignores it. Recorded in ``manifest["build"]``.
 
     Returns:
         ``dest`` as a Path.
@@ -181,6 +186,7 @@ def build_cache(
                 dest.name,
                 check_decode,
                 image_storage,
+                exif_transpose,
             )
             check_written_cache(tmp, manifest)
             _publish(tmp, dest, overwrite)
@@ -361,6 +367,7 @@ def _write_cache(
     label: str,
     check_decode: bool = False,
     image_storage: str = "raw",
+    exif_transpose: bool = False,
 ) -> dict[str, Any]:
     """Write every sample into ``folder`` and its manifest last; return the manifest."""
     field_types = {
@@ -391,6 +398,7 @@ def _write_cache(
         quality=quality,
         check_decode=check_decode,
         image_storage=image_storage,
+        exif_transpose=exif_transpose,
     )
     item_formats: dict[str, list[np.ndarray]] = {}
     bar = tqdm(
@@ -443,6 +451,7 @@ def _write_cache(
             "created_unix": time.time(),
             "jpeg_quality": quality,
             "image_storage": image_storage,
+            "exif_transpose": bool(exif_transpose),
             "reencoded": reencoded,
             "skipped": skipped,
         },
