@@ -110,3 +110,51 @@ def test_the_estimate_lets_a_build_that_fits_through(photos, mount_tmpfs):
     dataset = SlipstreamDataset(photos, cache_dir=disk, progress=False)
     assert len(dataset) == 40
     assert [p for p in os.listdir(disk) if ".tmp-" in p] == []
+
+
+def _damage_manifest(cache: Path) -> None:
+    (cache / "manifest.json").write_text("{not json")
+
+
+def _future_version(cache: Path) -> None:
+    import json
+
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["version"] = 99
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+
+
+DAMAGE = {
+    "truncated-bin": (
+        lambda c: os.truncate(c / "image.bin", (c / "image.bin").stat().st_size - 100),
+        "image.bin of field 'image' is .* bytes, the manifest records .* \\(truncated",
+    ),
+    "extended-bin": (
+        lambda c: (c / "image.bin").open("ab").write(b"x" * 100),
+        "image.bin of field 'image' is .* bytes, the manifest records",
+    ),
+    "bad-manifest": (_damage_manifest, "manifest.json: unreadable manifest"),
+    "future-version": (_future_version, "cache version 99 found.*rebuild the cache"),
+    "missing-meta": (
+        lambda c: (c / "image.meta.npy").unlink(),
+        "file image.meta.npy of field 'image' is missing",
+    ),
+    "missing-label": (
+        lambda c: (c / "label.npy").unlink(),
+        "file label.npy of field 'label' is missing",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_cache_is_a_clear_error_naming_it(photo_dataset, tmp_path, damage):
+    from slipstream.cache import SlipCache
+    from slipstream.cache.reader import CacheFormatError
+
+    cache = tmp_path / "cache"
+    shutil.copytree(photo_dataset.cache_path, cache)
+    apply, message = DAMAGE[damage]
+    apply(cache)
+    with pytest.raises(CacheFormatError, match=message) as info:
+        SlipCache.open(cache)
+    assert str(cache) in str(info.value)

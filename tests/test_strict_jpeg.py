@@ -172,3 +172,30 @@ def test_dali_operator_strict_argument(warned):
     failed, status = _op_run(items, windows, strict=True)
     assert status == [0, STATUS_JPEG_WARNING] and not failed[1].any()
     np.testing.assert_array_equal(failed[0], kept[0])
+
+
+def test_sof_claiming_65500_px_is_a_warning(photo_folder, tmp_path):
+    """A JPEG whose SOF says 65,500 x 65,500 over a small image's data: built as is; the
+    decode runs out of data ("premature end of data segment"), a warning strict fails."""
+    import struct
+
+    folder = tmp_path / "photos" / "cls"
+    folder.mkdir(parents=True)
+    files = sorted(photo_folder.rglob("*.jpg"))[:5]
+    for f in files:
+        shutil.copyfile(f, folder / f.name)
+    lying = bytearray(files[0].read_bytes())
+    sof = lying.find(b"\xff\xc0")
+    assert sof > 0
+    struct.pack_into(">HH", lying, sof + 5, 65500, 65500)
+    (folder / "zz_huge.jpg").write_bytes(bytes(lying))
+    dataset = SlipstreamDataset(folder.parent, cache_dir=tmp_path / "c", progress=False)
+    assert tuple(dataset.cache.meta("image")[["height", "width"]][-1]) == (65500, 65500)
+    loader = SlipstreamLoader(dataset, 8, supervised_val(64), device="cpu")
+    assert sum(len(b["label"]) for b in loader) == 6
+    assert loader.stats[0].jpeg_warnings == 1
+    strict = SlipstreamLoader(
+        dataset, 8, supervised_val(64), device="cpu", strict=True, shuffle=False
+    )
+    with pytest.raises(SampleDecodeError, match="zz_huge.jpg.*premature end of data segment"):
+        list(strict)
