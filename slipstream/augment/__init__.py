@@ -14,9 +14,11 @@ batch size, position, world size or resume point. See :mod:`slipstream.augment.b
 """
 
 from slipstream.augment.base import (
+    BatchAugment,
     BatchTransform,
     Compose,
     FixedTransform,
+    MultiSample,
     MultiView,
     Params,
     RandomApply,
@@ -65,6 +67,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "AugmentStream",
+    "BatchAugment",
     "BatchKey",
     "BatchTransform",
     "CircularMask",
@@ -77,6 +80,7 @@ __all__ = [
     "LMSToMagno",
     "LMSToParvo",
     "Mixup",
+    "MultiSample",
     "MultiView",
     "Normalize",
     "NormalizeLGN",

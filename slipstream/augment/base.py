@@ -11,8 +11,22 @@ any device, in two steps:
 
 ``transform(batch, key)`` does both; ``return_params=True`` also returns the params.
 Random transforms carry ``p`` and a per-sample boolean ``params["apply"]``: samples where it
-is false pass through unchanged. Nothing random is stored on the transform, so one
-instance can serve several views or threads, and transforms pickle.
+is false pass through unchanged. Keyed calls store nothing random on the transform, so
+one instance can serve several views or threads, and transforms pickle.
+
+The original slipstream's calling conventions work too:
+
+* ``seed=``: a transform's own seed replaces the key's seed for its draws (as the
+  ``Decode*`` stages' ``seed`` replaces the loader's), so its draws are still keyed by
+  ``(seed, epoch, sample id, view)``.
+* ``t(batch)`` without a key: with ``seed`` set, the key is ``(seed, n, 0..B-1)`` where
+  ``n`` counts this instance's key-less calls (reproducible from construction, like the
+  original's seeded generator); without ``seed``, a seed is drawn from torch's global RNG.
+* ``t.apply_last(batch)`` replays the params of this instance's last call (the original's
+  SSL replay; it stores state, so share an instance between threads only with keys and
+  :meth:`BatchTransform.apply`).
+* ``device=``: accepted by every transform; params are drawn on the host and follow the
+  batch to its device, so outputs are always on the batch's device.
 """
 
 from __future__ import annotations
@@ -21,11 +35,21 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from slipstream.augment.keys import AugmentStream, BatchKey
 
-__all__ = ["BatchTransform", "Compose", "FixedTransform", "MultiView", "Params", "RandomApply"]
+__all__ = [
+    "BatchAugment",
+    "BatchTransform",
+    "Compose",
+    "FixedTransform",
+    "MultiSample",
+    "MultiView",
+    "Params",
+    "RandomApply",
+]
 
 Params = dict[str, Any]
 """Transform parameters: tensors ``[B, ...]`` (or nested Params for containers)."""
@@ -121,6 +145,44 @@ class BatchTransform:
     """
 
     stream: int = 0
+    seed: int | None = None
+    """This transform's own seed (replaces the key's); None uses the key's seed."""
+    device: str | None = None
+    """The device named at construction (informational: outputs follow the batch)."""
+
+    def set_seed_and_device(self, seed: int | None, device: torch.device | str | None) -> None:
+        """Store the original slipstream's ``seed=`` and ``device=`` arguments."""
+        self.seed = None if seed is None else int(seed)
+        self.device = None if device is None else str(device)
+
+    def own_key(self, key: BatchKey) -> BatchKey:
+        """``key`` with this transform's ``seed`` in place of the key's (when set)."""
+        if self.seed is None or self.seed == key.seed:
+            return key
+        return BatchKey(self.seed, key.epoch, key.sample_ids, key.view, key.path)
+
+    def draw_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
+        """:meth:`make_params` under :meth:`own_key` (what containers and calls use)."""
+        return self.make_params(batch, self.own_key(key))
+
+    def keyless_key(self, batch_size: int) -> BatchKey:
+        """The key of a call without one (see the module docstring)."""
+        if self.seed is None:
+            return BatchKey.from_torch_rng(batch_size)
+        calls = self.__dict__.get("_keyless_calls", 0)
+        self._keyless_calls = calls + 1
+        return BatchKey(self.seed, calls, np.arange(batch_size, dtype=np.int64))
+
+    def last_params(self) -> Params:
+        """The params of this instance's last call (the original's replay state)."""
+        if "_last_params" not in self.__dict__:
+            name = type(self).__name__
+            raise RuntimeError(f"{name} has not been called yet: no params to replay")
+        return self._last_params
+
+    def apply_last(self, batch: torch.Tensor) -> Any:
+        """Replay this instance's last call on ``batch`` (the original's ``apply_last``)."""
+        return self.apply(batch, self.last_params())
 
     def output_stand_in(self, batch: torch.Tensor) -> torch.Tensor:
         """A tensor with the output's shape, dtype and device (its values are unused).
@@ -161,17 +223,18 @@ class BatchTransform:
 
         Args:
             batch: Float batch ``[B, C, H, W]``.
-            key: The batch's key; without one, a seed is drawn from torch's global RNG.
+            key: The batch's key; without one, see :meth:`keyless_key`.
             return_params: Also return the parameters (for replay or logging).
 
         Returns:
             The output, or ``(output, params)`` with ``return_params=True``.
         """
         if key is None:
-            key = BatchKey.from_torch_rng(batch.shape[0])
+            key = self.keyless_key(batch.shape[0])
         elif key.batch_size != batch.shape[0]:
             raise ValueError(f"key has {key.batch_size} sample ids, batch has {batch.shape[0]}")
-        params = self.make_params(batch, key)
+        params = self.draw_params(batch, key)
+        self._last_params = params
         out = self.apply(batch, params)
         return (out, params) if return_params else out
 
@@ -206,6 +269,10 @@ class FixedTransform(BatchTransform):
         out = self.apply(batch, {})
         return (out, {}) if return_params else out
 
+    def last_params(self) -> Params:
+        """Always empty: nothing is drawn."""
+        return {}
+
 
 class RandomTransform(BatchTransform):
     """Base of transforms applied to each sample with probability ``p``.
@@ -228,9 +295,12 @@ class RandomTransform(BatchTransform):
         """Uniform draws per sample that :meth:`sample` consumes."""
         return len(self.uniform_params)
 
-    def __init__(self, p: float = 0.5) -> None:
-        """Store the probability."""
+    def __init__(
+        self, p: float = 0.5, seed: int | None = None, device: torch.device | str | None = None
+    ) -> None:
+        """Store the probability, seed and device."""
         self.p = check_probability(p)
+        self.set_seed_and_device(seed, device)
 
     def make_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
         """Draw the apply mask (column 0) and the transform's parameters (the rest)."""
@@ -290,7 +360,7 @@ class Compose(BatchTransform):
         """Draw every child's params, following the shape through the chain."""
         params: Params = {}
         for index, transform in enumerate(self.transforms):
-            params[str(index)] = transform.make_params(batch, key.child(index))
+            params[str(index)] = transform.draw_params(batch, key.child(index))
             batch = transform.output_stand_in(batch)
         return params
 
@@ -308,24 +378,36 @@ class Compose(BatchTransform):
 class RandomApply(BatchTransform):
     """Apply a (shape-preserving) transform to each sample with probability ``p``.
 
-    Params: ``{"apply": bool [B], "inner": params of the transform}``.
+    Params: ``{"apply": bool [B], "inner": params of the transform}``. The original
+    slipstream decided once per batch; here each sample decides (keyed per sample).
 
     Args:
-        transform: The transform (a :class:`Compose` for several).
+        transforms: The transform, or a list of them (the original's form; composed).
         p: Probability per sample.
+        seed: This container's own seed (replaces the key's for the apply decision).
+        device: Accepted for the original's signature (decisions follow the batch).
     """
 
     stream = AugmentStream.RANDOM_APPLY
 
-    def __init__(self, transform: BatchTransform, p: float = 0.5) -> None:
+    def __init__(
+        self,
+        transforms: BatchTransform | Sequence[BatchTransform],
+        p: float = 0.5,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
         """Store the transform and probability."""
-        self.transform = transform
+        if not isinstance(transforms, BatchTransform):
+            transforms = Compose(transforms)
+        self.transform = transforms
         self.p = check_probability(p)
+        self.set_seed_and_device(seed, device)
 
     def make_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
         """Draw the mask and the inner transform's params."""
         mask = to_batch_device(key.uniform(self.stream, 1)[:, 0] < self.p, batch)
-        return {"apply": mask, "inner": self.transform.make_params(batch, key.child(0))}
+        return {"apply": mask, "inner": self.transform.draw_params(batch, key.child(0))}
 
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Keep the inner transform's output where the mask is set."""
@@ -371,13 +453,54 @@ class MultiView(BatchTransform):
     def make_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
         """Draw each view's params (view 0's for all with ``share_params``)."""
         if self.share_params:
-            shared = self.transforms[0].make_params(batch, key)
+            shared = self.transforms[0].draw_params(batch, key)
             return {str(v): shared for v in range(len(self.transforms))}
         return {
-            str(v): t.make_params(batch, key.with_view(key.view + v))
+            str(v): t.draw_params(batch, key.with_view(key.view + v))
             for v, t in enumerate(self.transforms)
         }
 
     def apply(self, batch: torch.Tensor, params: Params) -> list[torch.Tensor]:  # type: ignore[override]
         """Apply every view's transform with its params; returns the list of views."""
         return [t.apply(batch, params[str(v)]) for v, t in enumerate(self.transforms)]
+
+
+class MultiSample(MultiView):
+    """The original slipstream's ``MultiSample``: ``num_copies`` augmented copies, a tuple.
+
+    A :class:`MultiView` (copy ``v`` draws as view ``key.view + v``) that returns a tuple,
+    optionally with the input first.
+
+    Args:
+        transforms: A transform, or a list of them (composed).
+        num_copies: Number of augmented copies.
+        return_input: Put the input itself first in the tuple.
+        clone_input: Give each copy its own clone of the input (for in-place transforms).
+    """
+
+    def __init__(
+        self,
+        transforms: BatchTransform | Sequence[BatchTransform],
+        num_copies: int,
+        return_input: bool = False,
+        clone_input: bool = True,
+    ) -> None:
+        """Store the composed transform and the copy options."""
+        if not isinstance(transforms, BatchTransform):
+            transforms = Compose(transforms)
+        super().__init__(transforms, num_views=num_copies)
+        self.num_copies = int(num_copies)
+        self.return_input = bool(return_input)
+        self.clone_input = bool(clone_input)
+
+    def apply(self, batch: torch.Tensor, params: Params) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        """Every copy with its params, after the input where ``return_input``."""
+        copies = tuple(
+            t.apply(batch.clone() if self.clone_input else batch, params[str(v)])
+            for v, t in enumerate(self.transforms)
+        )
+        return ((batch, *copies)) if self.return_input else copies
+
+
+BatchAugment = BatchTransform
+"""The original slipstream's name of the transform base class."""

@@ -11,6 +11,7 @@ see :mod:`slipstream.augment.base` for the ``transform(batch, key)`` call and re
 from slipstream.augment import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    BatchAugment,
     BatchKey,
     CircularMask,
     ColorJitter,
@@ -21,6 +22,7 @@ from slipstream.augment import (
     LMSToMagno,
     LMSToParvo,
     Mixup,
+    MultiSample,
     MultiView,
     Normalize,
     NormalizeLGN,
@@ -65,6 +67,7 @@ RandomColorJitterHSV = RandomColorJitter
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BatchAugment",
     "BatchKey",
     "CircularMask",
     "ColorJitter",
@@ -76,6 +79,7 @@ __all__ = [
     "LMSToMagno",
     "LMSToParvo",
     "Mixup",
+    "MultiSample",
     "MultiView",
     "Normalize",
     "NormalizeLGN",
