@@ -472,9 +472,10 @@ class SlipstreamLoader:
                 yield batch
             self._cursor.finish(token)
         except BatchDecodeError as error:
-            if not error.failures:
+            failures = self._policy.apply_strict(error.failures, EpochStats())  # not counted
+            if not failures:
                 raise
-            raise self._policy.error(error.sample_ids, error.failures) from error
+            raise self._policy.error(error.sample_ids, failures) from error
         finally:
             decoded.close()
             stream.close()
