@@ -174,7 +174,7 @@ class DaliEngine:
     float outputs on the host fixes the thresholds (:func:`fix_malloc_thresholds`): a batch
     of 4 MiB or more is ``mmap``-ed and unmapped when freed, as glibc does before its
     dynamic adjustment; the cost is the first touch of each batch's pages (float32 224-px
-    batches of 64 were ``mmap``-ed every time already: 38.5 MiB is over the 32 MiB cap).
+    batches of 64 were ``mmap``-ed every time already: 36.75 MiB is over the 32 MiB cap).
     """
 
     slots_in_flight = PREFETCH_QUEUE_DEPTH + 1
