@@ -94,6 +94,15 @@ class EngineSpec:
             raise
         return engine if self.factory == _NATIVE else _full_resolution_on_native(engine)
 
+    def describe(self) -> str:
+        """One line of the engine table."""
+        cuda = f" (CUDA output device for {'/'.join(self.cuda_decode_devices)})"
+        return (
+            f"{self.name}: backend={self.backend!r}, decode_device in "
+            f"{list(self.decode_devices)}, image_format in {list(self.formats)}"
+            + (cuda if self.cuda_decode_devices else "")
+        )
+
 
 def _full_resolution_on_native(engine: type) -> Callable[[EngineOptions], DecodeStage]:
     """``engine``, or the native engine when an output keeps full resolution."""
@@ -108,15 +117,6 @@ def _full_resolution_on_native(engine: type) -> Callable[[EngineOptions], Decode
 
     build.__name__ = build.__qualname__ = engine.__name__
     return build
-
-    def describe(self) -> str:
-        """One line of the engine table."""
-        cuda = f" (CUDA output device for {'/'.join(self.cuda_decode_devices)})"
-        return (
-            f"{self.name}: backend={self.backend!r}, decode_device in "
-            f"{list(self.decode_devices)}, image_format in {list(self.formats)}"
-            + (cuda if self.cuda_decode_devices else "")
-        )
 
 
 _DALI = "slipstream.dali.engine:DaliEngine"
