@@ -26,6 +26,7 @@ from slipstream.native import (  # noqa: E402
     decode_full,
     read_jpeg_header,
 )
+from slipstream.native.decode import STATUS_JPEG_WARNING  # noqa: E402
 
 
 def _encode(img: Image.Image, **kw) -> bytes:
@@ -541,7 +542,8 @@ def test_fuzzed_bytes_never_crash(fixtures):
     )
     for p, code, msg in failures:
         assert 0 <= p < len(samples) and code != STATUS_OK and msg
-        assert not out[p].any()
+        if code != STATUS_JPEG_WARNING:  # a warning decoded: its pixels are kept
+            assert not out[p].any()
 
 
 def _child_decode(args) -> bytes:
