@@ -27,13 +27,11 @@ def random_transforms() -> dict[str, A.BatchTransform]:
         "contrast": A.RandomContrast(p=1.0),
         "color_jitter": A.RandomColorJitter(p=1.0),
         "color_jitter_yiq": A.RandomColorJitterYIQ(p=1.0, value_range=(0.8, 1.2)),
-        "blur": A.RandomGaussianBlur(p=1.0, kernel_size=9),
+        "blur": A.RandomGaussianBlur(p=1.0, kernel_size=9, sigma_range=(0.5, 2.0)),
         "solarize": A.RandomSolarization(p=1.0),
-        "rotate": A.RandomRotate(p=1.0),
-        "zoom": A.RandomZoom(p=1.0),
-        "rotate_object": A.RandomRotateObject(
-            p=1.0, center_x_range=(0.3, 0.7), center_y_range=(0.3, 0.7)
-        ),
+        "rotate": A.RandomRotate(p=1.0, x=(0.3, 0.7), y=(0.3, 0.7)),
+        "zoom": A.RandomZoom(p=1.0, x=(0.0, 1.0), y=(0.0, 1.0)),
+        "rotate_object": A.RandomRotateObject(p=1.0, ctr_x=(0.3, 0.7), ctr_y=(0.3, 0.7)),
         "embed": A.RandomEmbed(48, background="power_law", exponent_range=(0.5, 2.5)),
         "background_blend": A.RandomBackgroundBlend(p=1.0),
         "patch_shuffle": A.RandomPatchShuffle(p=1.0),
@@ -145,8 +143,8 @@ def test_key_words_change_the_draws(images):
 
 def test_transform_streams_are_independent_of_each_other(images):
     key = key_for(IDS)
-    brightness = A.RandomBrightness(p=1.0, factor_range=(0, 1)).make_params(images, key)
-    contrast = A.RandomContrast(p=1.0, factor_range=(0, 1)).make_params(images, key)
+    brightness = A.RandomBrightness(p=1.0, scale_range=(0, 1)).make_params(images, key)
+    contrast = A.RandomContrast(p=1.0, scale_range=(0, 1)).make_params(images, key)
     assert not torch.equal(brightness["factor"], contrast["factor"])
 
 

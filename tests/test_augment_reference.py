@@ -50,13 +50,13 @@ def test_grayscale(images, key):
 
 
 def test_brightness(images, key):
-    out, p = A.RandomBrightness(p=1.0, factor_range=(0.3, 1.8))(images, key, return_params=True)
+    out, p = A.RandomBrightness(p=1.0, scale_range=(0.3, 1.8))(images, key, return_params=True)
     ref = per_sample(TF.adjust_brightness, images, p["factor"])
     assert max_diff(out, ref) < 1e-5
 
 
 def test_contrast(images, key):
-    out, p = A.RandomContrast(p=1.0, factor_range=(0.3, 1.8))(images, key, return_params=True)
+    out, p = A.RandomContrast(p=1.0, scale_range=(0.3, 1.8))(images, key, return_params=True)
     ref = per_sample(TF.adjust_contrast, images, p["factor"])
     assert max_diff(out, ref) < 1e-5
 
@@ -121,7 +121,7 @@ def test_erasing_exact(images, key, value):
 
 
 def test_rotate(images, key):
-    rotate = A.RandomRotate(p=1.0, degrees_range=(-170, 170))
+    rotate = A.RandomRotate(p=1.0, max_deg=170)
     out, p = rotate(images, key, return_params=True)
     ref = torch.stack(
         [TF.rotate(images[i], float(p["degrees"][i]), interpolation=BILINEAR) for i in range(B)]
@@ -146,7 +146,7 @@ def torchvision_affine(images, degrees_clockwise, scales):
 
 
 def test_zoom_about_center(images, key):
-    zoom = A.RandomZoom(p=1.0, scale_range=(0.5, 2.0), x_range=(0.5, 0.5), y_range=(0.5, 0.5))
+    zoom = A.RandomZoom(p=1.0, zoom=(0.5, 2.0), x=0.5, y=0.5)
     out, p = zoom(images, key, return_params=True)
     ref = torchvision_affine(images, torch.zeros(B), p["scale"])
     assert max_diff(out, ref) < 1e-4
@@ -155,9 +155,7 @@ def test_zoom_about_center(images, key):
 def test_rotate_object_matches_torchvision_affine(images, key):
     # Object at the image center, left there: a rotation + scale about the center
     # (torchvision's affine angle is clockwise, rotate's counter-clockwise).
-    rotate = A.RandomRotateObject(
-        p=1.0, scale_range=(0.6, 1.4), dest_x_range=(0.5, 0.5), dest_y_range=(0.5, 0.5)
-    )
+    rotate = A.RandomRotateObject(p=1.0, scale=(0.7, 1.6), dest_x=0.5, dest_y=0.5, pad_mode="zeros")
     out, p = rotate(images, key, return_params=True)
     ref = torchvision_affine(images, -p["degrees"], p["scale"])
     assert max_diff(out, ref) < 1e-4

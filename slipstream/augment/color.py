@@ -14,6 +14,7 @@ import torch
 
 from slipstream.augment.base import FixedTransform, Params, RandomTransform, check_range, stand_in
 from slipstream.augment.keys import AugmentStream
+from slipstream.renamed import renamed_argument
 
 __all__ = [
     "RandomBrightness",
@@ -64,16 +65,20 @@ def to_grayscale(images: torch.Tensor, num_output_channels: int = 1) -> torch.Te
     return gray
 
 
-def adjust_brightness(batch: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """``clamp(f * x, 0, 1)`` with one factor per sample (``[B]``)."""
-    return (batch * factors.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+def adjust_brightness(
+    batch: torch.Tensor, factors: torch.Tensor, max_value: float = 1.0
+) -> torch.Tensor:
+    """``clamp(f * x, 0, max_value)`` with one factor per sample (``[B]``)."""
+    return (batch * factors.view(-1, 1, 1, 1)).clamp_(0.0, max_value)
 
 
-def adjust_contrast(batch: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+def adjust_contrast(
+    batch: torch.Tensor, factors: torch.Tensor, max_value: float = 1.0
+) -> torch.Tensor:
     """Blend each image with the mean of its grayscale, one factor per sample."""
     mean = rgb_to_gray(batch).mean(dim=(1, 2, 3), keepdim=True)
     f = factors.view(-1, 1, 1, 1)
-    return (batch * f + mean * (1.0 - f)).clamp_(0.0, 1.0)
+    return (batch * f + mean * (1.0 - f)).clamp_(0.0, max_value)
 
 
 class RandomGrayscale(RandomTransform):
@@ -81,13 +86,28 @@ class RandomGrayscale(RandomTransform):
 
     Args:
         p: Probability per sample.
+        num_output_channels: 3 (the only count that keeps a batch of mixed samples).
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
     """
 
     stream = AugmentStream.GRAYSCALE
 
-    def __init__(self, p: float = 0.2) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        num_output_channels: int = 3,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
         """Store the probability."""
-        super().__init__(p)
+        super().__init__(p, seed, device)
+        if num_output_channels != 3:
+            raise ValueError(
+                f"RandomGrayscale keeps 3 channels (got num_output_channels="
+                f"{num_output_channels}); use ToGrayscale(1) for one-channel output"
+            )
+        self.num_output_channels = 3
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Grayscale every sample."""
@@ -120,25 +140,45 @@ class ToGrayscale(FixedTransform):
 
 
 class _RandomFactor(RandomTransform):
-    """A per-sample factor drawn uniformly from ``factor_range``.
+    """A per-sample factor drawn uniformly from ``scale_range``.
 
     Args:
         p: Probability per sample.
-        factor_range: ``(low, high)`` of the uniform factor.
+        scale_range: ``(low, high)`` of the uniform factor.
+        max_value: Outputs are clamped to ``[0, max_value]``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        factor_range: Old name of ``scale_range`` (FutureWarning).
     """
 
     uniform_params = ("factor",)
 
-    def __init__(self, p: float = 0.5, factor_range: Sequence[float] = (0.6, 1.4)) -> None:
-        super().__init__(p)
-        self.factor_range = check_range("factor_range", factor_range)
+    def __init__(
+        self,
+        p: float = 1.0,
+        scale_range: Sequence[float] | None = None,
+        max_value: float = 1.0,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        factor_range: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(p, seed, device)
+        scale_range = renamed_argument("factor_range", "scale_range", factor_range, scale_range)
+        self.scale_range = check_range("scale_range", scale_range or (0.6, 1.4))
+        self.max_value = float(max_value)
+
+    @property
+    def factor_range(self) -> tuple[float, float]:
+        """The factor's range (the base class draws ``<param>_range``)."""
+        return self.scale_range
 
 
 class RandomBrightness(_RandomFactor):
     """Scale pixel values by a per-sample factor (torchvision ``adjust_brightness``).
 
-    Params: ``apply`` bool ``[B]``, ``factor`` ``[B]``. Arguments: ``p`` (0.5) and
-    ``factor_range`` (``(0.6, 1.4)``).
+    Params: ``apply`` bool ``[B]``, ``factor`` ``[B]``. Arguments: ``p`` (1.0),
+    ``scale_range`` (``(0.6, 1.4)``), ``max_value`` (1.0), ``seed``, ``device``.
     """
 
     stream = AugmentStream.BRIGHTNESS
@@ -146,14 +186,14 @@ class RandomBrightness(_RandomFactor):
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Brightness-adjust every sample."""
-        return adjust_brightness(batch, params["factor"])
+        return adjust_brightness(batch, params["factor"], self.max_value)
 
 
 class RandomContrast(_RandomFactor):
     """Blend with the image's mean gray by a per-sample factor (``adjust_contrast``).
 
-    Params: ``apply`` bool ``[B]``, ``factor`` ``[B]``. Arguments: ``p`` (0.5) and
-    ``factor_range`` (``(0.6, 1.4)``).
+    Params: ``apply`` bool ``[B]``, ``factor`` ``[B]``. Arguments: ``p`` (1.0),
+    ``scale_range`` (``(0.6, 1.4)``), ``max_value`` (1.0), ``seed``, ``device``.
     """
 
     stream = AugmentStream.CONTRAST
@@ -161,7 +201,7 @@ class RandomContrast(_RandomFactor):
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Contrast-adjust every sample."""
-        return adjust_contrast(batch, params["factor"])
+        return adjust_contrast(batch, params["factor"], self.max_value)
 
 
 class RandomSolarization(RandomTransform):
@@ -170,13 +210,21 @@ class RandomSolarization(RandomTransform):
     Args:
         p: Probability per sample.
         threshold: Values ``>= threshold`` become ``1 - x``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
     """
 
     stream = AugmentStream.SOLARIZE
 
-    def __init__(self, p: float = 0.2, threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        p: float = 0.5,
+        threshold: float = 0.5,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
         """Store the probability and threshold."""
-        super().__init__(p)
+        super().__init__(p, seed, device)
         self.threshold = float(threshold)
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:

@@ -60,12 +60,29 @@ class Normalize(BatchTransform):
     Args:
         mean: Per-channel means.
         std: Per-channel standard deviations.
+        inplace: Accepted for the original's signature; the output is always a new tensor
+            (the input may be shared with other views of the same decode).
+        dtype: The batch is cast to it first (a ``torch.dtype`` or its name).
+        device: Accepted for the original's signature: the statistics follow the batch
+            to its device.
     """
 
     def __init__(
-        self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+        self,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        inplace: bool = True,
+        dtype: torch.dtype | str = torch.float32,
+        device: torch.device | str | None = None,
     ) -> None:
         """Store the statistics."""
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a float torch dtype, got {dtype!r}")
+        self.inplace = bool(inplace)
+        self.dtype = dtype
+        self.device = None if device is None else str(device)
         if len(mean) != len(std):
             raise ValueError(f"mean has {len(mean)} channels, std has {len(std)}")
         if any(s <= 0 for s in std):
@@ -75,6 +92,8 @@ class Normalize(BatchTransform):
 
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Normalize."""
+        if batch.dtype != self.dtype:
+            batch = batch.to(self.dtype)
         if batch.shape[1] != len(self.mean):
             raise ValueError(f"batch has {batch.shape[1]} channels, mean has {len(self.mean)}")
         mean = to_batch_device(torch.tensor(self.mean), batch, batch.dtype).view(1, -1, 1, 1)

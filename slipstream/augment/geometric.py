@@ -22,8 +22,10 @@ from slipstream.augment.base import (
     apply_masked,
     check_range,
     mask_is_uniform,
+    per_sample,
 )
-from slipstream.augment.keys import AugmentStream
+from slipstream.augment.keys import AugmentStream, BatchKey
+from slipstream.renamed import renamed_argument
 
 __all__ = [
     "FixedOpticalDistortion",
@@ -119,69 +121,159 @@ class RandomHorizontalFlip(RandomTransform):
         return torch.gather(batch, -1, index.view(-1, 1, 1, width).expand_as(batch), out=out)
 
 
-class RandomRotate(RandomTransform):
-    """Rotate about the image center by a per-sample angle (bilinear).
+def _as_range(name: str, value: float | Sequence[float]) -> tuple[float, float]:
+    """A number ``v`` as ``(v, v)``, a ``(low, high)`` pair checked (the original's form)."""
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return check_range(name, value)
 
-    Params: ``apply`` bool ``[B]``, ``degrees`` ``[B]`` (counter-clockwise).
+
+def _old_range(old: str, new: str, value: Sequence[float] | None, current: object) -> object:
+    """An old ``<name>_range`` argument through :func:`renamed_argument`."""
+    return renamed_argument(old, new, None if value is None else tuple(value), current)
+
+
+class RandomRotate(RandomTransform):
+    """Rotate about a per-sample point by a per-sample angle (bilinear).
+
+    Params: ``apply`` bool ``[B]``, ``degrees`` ``[B]`` (counter-clockwise), ``x``, ``y``
+    (``[B]``, the rotation center as fractions of the width and height).
 
     Args:
         p: Probability per sample.
-        degrees_range: ``(low, high)`` of the uniform angle in degrees.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        max_deg: Angles are uniform in ``(-max_deg, max_deg)``; a ``(low, high)`` pair
+            gives the range itself.
+        x: Rotation center, horizontal fraction (0.5 = center): a number or a range.
+        y: Rotation center, vertical fraction: a number or a range.
+        angles: A list of angles to choose from uniformly (replaces ``max_deg``).
+        pad_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        degrees_range: Old name of ``max_deg`` (as a range; FutureWarning).
+        padding_mode: Old name of ``pad_mode`` (FutureWarning).
     """
 
     stream = AugmentStream.ROTATE
-    uniform_params = ("degrees",)
+    uniform_params = ("degrees", "x", "y")
 
     def __init__(
         self,
         p: float = 0.5,
-        degrees_range: Sequence[float] = (-45.0, 45.0),
-        padding_mode: str = "zeros",
+        max_deg: float | Sequence[float] | None = None,
+        x: float | Sequence[float] = 0.5,
+        y: float | Sequence[float] = 0.5,
+        angles: Sequence[float] | None = None,
+        pad_mode: str | None = None,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        degrees_range: Sequence[float] | None = None,
+        padding_mode: str | None = None,
     ) -> None:
-        """Store the angle range and padding."""
-        super().__init__(p)
-        self.degrees_range = check_range("degrees_range", degrees_range)
-        self.padding_mode = _check_padding(padding_mode)
+        """Store the angle range, center and padding."""
+        super().__init__(p, seed, device)
+        max_deg = _old_range("degrees_range", "max_deg", degrees_range, max_deg)
+        max_deg = 45.0 if max_deg is None else max_deg
+        if isinstance(max_deg, (int, float)):
+            self.max_deg: float | tuple[float, float] = float(max_deg)
+            self.degrees_range = (-abs(float(max_deg)), abs(float(max_deg)))
+        else:
+            self.max_deg = self.degrees_range = check_range("max_deg", max_deg)
+        self.x_range = _as_range("x", x)
+        self.y_range = _as_range("y", y)
+        self.angles = None if angles is None else tuple(float(a) for a in angles)
+        if self.angles is not None and not self.angles:
+            raise ValueError("angles must not be empty")
+        pad_mode = renamed_argument("padding_mode", "pad_mode", padding_mode, pad_mode)
+        self.pad_mode = _check_padding(pad_mode or "zeros")
+
+    def sample(self, batch: torch.Tensor, draws: torch.Tensor, key: BatchKey) -> Params:
+        """Angle (from ``angles`` where given), center x and y."""
+        params = super().sample(batch, draws, key)
+        if self.angles is not None:
+            choice = (draws[:, 0] * len(self.angles)).long().clamp_(max=len(self.angles) - 1)
+            angles = torch.tensor(self.angles, dtype=torch.float64)
+            params["degrees"] = per_sample(angles[choice], batch)
+        return params
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
-        """Rotate every sample."""
+        """Rotate every sample: ``source = c + R^-1 (output - c)``."""
+        _, _, h, w = batch.shape
         degrees = params["degrees"].float()
-        offset = torch.zeros(degrees.shape[0], 2, device=degrees.device)
-        return warp_affine(batch, _inverse_rotation(degrees), offset, self.padding_mode)
+        center = torch.stack(
+            (
+                _fraction_to_centered(params["x"].float(), w),
+                _fraction_to_centered(params["y"].float(), h),
+            ),
+            dim=-1,
+        )
+        linear = _inverse_rotation(degrees)
+        offset = center - (linear @ center.unsqueeze(-1)).squeeze(-1)
+        return warp_affine(batch, linear, offset, self.pad_mode)
 
 
 class RandomZoom(RandomTransform):
-    """Scale about a per-sample fixed point (``scale > 1`` zooms in).
+    """Zoom about a per-sample fixed point (the original's ``zoom``: ``zoom < 1`` zooms in).
 
-    The fixed point is at ``(x, y)`` fractions of the width and height (0.5 = center).
-    Params: ``apply``, ``scale``, ``x``, ``y`` (each ``[B]``).
+    ``zoom`` is the source-to-output size ratio: 0.5 shows the central half of the image
+    (about the fixed point) at twice the size; 2.0 shrinks the image to half, padded. The
+    fixed point is at ``(x, y)`` fractions of the width and height (0.5 = center).
+    Params: ``apply``, ``scale`` (the magnification ``1 / zoom``), ``x``, ``y`` (``[B]``).
 
     Args:
         p: Probability per sample.
-        scale_range: ``(low, high)`` of the uniform scale.
-        x_range: Range of the fixed point's horizontal fraction.
-        y_range: Range of the fixed point's vertical fraction.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        zoom: ``(low, high)`` of the uniform zoom ratio, or one number.
+        x: The fixed point's horizontal fraction: a number or a range.
+        y: The fixed point's vertical fraction: a number or a range.
+        pad_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        scale_range: Old argument, the magnification range; converted to
+            ``zoom=(1 / high, 1 / low)`` (FutureWarning).
+        x_range: Old name of ``x`` (FutureWarning).
+        y_range: Old name of ``y`` (FutureWarning).
+        padding_mode: Old name of ``pad_mode`` (FutureWarning).
     """
 
     stream = AugmentStream.ZOOM
-    uniform_params = ("scale", "x", "y")
+    uniform_params = ("zoom", "x", "y")
 
     def __init__(
         self,
         p: float = 0.5,
-        scale_range: Sequence[float] = (1.0, 1.5),
-        x_range: Sequence[float] = (0.0, 1.0),
-        y_range: Sequence[float] = (0.0, 1.0),
-        padding_mode: str = "zeros",
+        zoom: float | Sequence[float] | None = None,
+        x: float | Sequence[float] | None = None,
+        y: float | Sequence[float] | None = None,
+        pad_mode: str | None = None,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        scale_range: Sequence[float] | None = None,
+        x_range: Sequence[float] | None = None,
+        y_range: Sequence[float] | None = None,
+        padding_mode: str | None = None,
     ) -> None:
         """Store the ranges and padding."""
-        super().__init__(p)
-        self.scale_range = check_range("scale_range", scale_range, positive=True)
-        self.x_range = check_range("x_range", x_range)
-        self.y_range = check_range("y_range", y_range)
-        self.padding_mode = _check_padding(padding_mode)
+        super().__init__(p, seed, device)
+        if scale_range is not None:
+            low, high = check_range("scale_range", scale_range, positive=True)
+            zoom = renamed_argument("scale_range", "zoom", (1.0 / high, 1.0 / low), zoom)
+        zoom = (0.5, 1.0) if zoom is None else zoom
+        self.zoom_range = _as_range("zoom", zoom)
+        if self.zoom_range[0] <= 0:
+            raise ValueError(f"zoom must be positive, got {zoom!r}")
+        x = _old_range("x_range", "x", x_range, x)
+        y = _old_range("y_range", "y", y_range, y)
+        self.x_range = _as_range("x", 0.5 if x is None else x)
+        self.y_range = _as_range("y", 0.5 if y is None else y)
+        pad_mode = renamed_argument("padding_mode", "pad_mode", padding_mode, pad_mode)
+        self.pad_mode = _check_padding(pad_mode or "zeros")
+
+    def sample(self, batch: torch.Tensor, draws: torch.Tensor, key: BatchKey) -> Params:
+        """Zoom ratio (as its magnification ``scale``), fixed point x and y."""
+        params = super().sample(batch, draws, key)
+        params["scale"] = 1.0 / params.pop("zoom")
+        return params
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Zoom every sample: ``source = f + (output - f) / scale``."""
@@ -197,55 +289,94 @@ class RandomZoom(RandomTransform):
         inverse = (1.0 / scale).view(-1, 1, 1)
         linear = torch.eye(2, device=scale.device).expand(scale.shape[0], 2, 2) * inverse
         offset = fixed * (1.0 - inverse.view(-1, 1))
-        return warp_affine(batch, linear, offset, self.padding_mode)
+        return warp_affine(batch, linear, offset, self.pad_mode)
 
 
 class RandomRotateObject(RandomTransform):
-    """Rotate and scale an object about its center, then move it to a new place.
+    """Rotate and rescale an object about its center, then move it to a new place.
 
-    ``output = dest + scale * R(degrees) (source - center)``: the object centered at
-    ``center`` (fractions of width/height) lands at ``dest``. Params: ``apply``,
-    ``degrees``, ``scale``, ``center_x``, ``center_y``, ``dest_x``, ``dest_y`` (``[B]``).
+    ``output = dest + R(degrees) (source - center) / scale``: the object centered at
+    ``ctr`` (fractions of width/height) lands at ``dest``; the original's ``scale`` is the
+    source-to-output ratio (2.0 halves the object). Params: ``apply``, ``degrees``,
+    ``scale`` (the magnification ``1 / scale``), ``center_x``, ``center_y``, ``dest_x``,
+    ``dest_y`` (``[B]``).
 
     Args:
         p: Probability per sample.
-        degrees_range: Angle range in degrees (counter-clockwise).
-        scale_range: Scale range.
-        center_x_range: Object center, horizontal fraction.
-        center_y_range: Object center, vertical fraction.
-        dest_x_range: Destination, horizontal fraction.
-        dest_y_range: Destination, vertical fraction.
-        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        max_deg: Angles uniform in ``(-max_deg, max_deg)`` (or a ``(low, high)`` pair).
+        ctr_x: Object center, horizontal fraction: a number or a range.
+        ctr_y: Object center, vertical fraction: a number or a range.
+        scale: Source-to-output size ratio: a number or a range.
+        dest_x: Destination, horizontal fraction: a number or a range.
+        dest_y: Destination, vertical fraction: a number or a range.
+        pad_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        degrees_range, scale_range, center_x_range, center_y_range, dest_x_range,
+            dest_y_range, padding_mode: Old names (FutureWarning); ``scale_range`` is the
+            magnification range, converted to ``scale=(1 / high, 1 / low)``.
     """
 
     stream = AugmentStream.ROTATE_OBJECT
-    uniform_params = ("degrees", "scale", "center_x", "center_y", "dest_x", "dest_y")
+    uniform_params = ("degrees", "ratio", "center_x", "center_y", "dest_x", "dest_y")
 
     def __init__(
         self,
         p: float = 0.5,
-        degrees_range: Sequence[float] = (-45.0, 45.0),
-        scale_range: Sequence[float] = (0.5, 1.0),
-        center_x_range: Sequence[float] = (0.5, 0.5),
-        center_y_range: Sequence[float] = (0.5, 0.5),
-        dest_x_range: Sequence[float] = (0.25, 0.75),
-        dest_y_range: Sequence[float] = (0.25, 0.75),
-        padding_mode: str = "zeros",
+        max_deg: float | Sequence[float] | None = None,
+        ctr_x: float | Sequence[float] | None = None,
+        ctr_y: float | Sequence[float] | None = None,
+        scale: float | Sequence[float] | None = None,
+        dest_x: float | Sequence[float] | None = None,
+        dest_y: float | Sequence[float] | None = None,
+        pad_mode: str | None = None,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        degrees_range: Sequence[float] | None = None,
+        scale_range: Sequence[float] | None = None,
+        center_x_range: Sequence[float] | None = None,
+        center_y_range: Sequence[float] | None = None,
+        dest_x_range: Sequence[float] | None = None,
+        dest_y_range: Sequence[float] | None = None,
+        padding_mode: str | None = None,
     ) -> None:
         """Store the ranges and padding."""
-        super().__init__(p)
-        self.degrees_range = check_range("degrees_range", degrees_range)
-        self.scale_range = check_range("scale_range", scale_range, positive=True)
-        self.center_x_range = check_range("center_x_range", center_x_range)
-        self.center_y_range = check_range("center_y_range", center_y_range)
-        self.dest_x_range = check_range("dest_x_range", dest_x_range)
-        self.dest_y_range = check_range("dest_y_range", dest_y_range)
-        self.padding_mode = _check_padding(padding_mode)
+        super().__init__(p, seed, device)
+        max_deg = _old_range("degrees_range", "max_deg", degrees_range, max_deg)
+        max_deg = 45.0 if max_deg is None else max_deg
+        if isinstance(max_deg, (int, float)):
+            self.degrees_range = (-abs(float(max_deg)), abs(float(max_deg)))
+        else:
+            self.degrees_range = check_range("max_deg", max_deg)
+        if scale_range is not None:
+            low, high = check_range("scale_range", scale_range, positive=True)
+            scale = renamed_argument("scale_range", "scale", (1.0 / high, 1.0 / low), scale)
+        self.ratio_range = _as_range("scale", (1.0, 2.0) if scale is None else scale)
+        if self.ratio_range[0] <= 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        ctr_x = _old_range("center_x_range", "ctr_x", center_x_range, ctr_x)
+        ctr_y = _old_range("center_y_range", "ctr_y", center_y_range, ctr_y)
+        dest_x = _old_range("dest_x_range", "dest_x", dest_x_range, dest_x)
+        dest_y = _old_range("dest_y_range", "dest_y", dest_y_range, dest_y)
+        self.center_x_range = _as_range("ctr_x", 0.5 if ctr_x is None else ctr_x)
+        self.center_y_range = _as_range("ctr_y", 0.5 if ctr_y is None else ctr_y)
+        self.dest_x_range = _as_range("dest_x", (0.25, 0.75) if dest_x is None else dest_x)
+        self.dest_y_range = _as_range("dest_y", (0.25, 0.75) if dest_y is None else dest_y)
+        pad_mode = renamed_argument("padding_mode", "pad_mode", padding_mode, pad_mode)
+        self.pad_mode = _check_padding(pad_mode or "border")
+
+    def sample(self, batch: torch.Tensor, draws: torch.Tensor, key: BatchKey) -> Params:
+        """The uniform params, with the size ratio as its magnification ``scale``."""
+        params = super().sample(batch, draws, key)
+        params["scale"] = 1.0 / params.pop("ratio")
+        return params
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Warp every sample: ``source = center + R^-1 (output - dest) / scale``."""
         _, _, h, w = batch.shape
-        p = {name: params[name].float() for name in self.uniform_params}
+        names = ("degrees", "scale", "center_x", "center_y", "dest_x", "dest_y")
+        p = {name: params[name].float() for name in names}
         center = torch.stack(
             (_fraction_to_centered(p["center_x"], w), _fraction_to_centered(p["center_y"], h)), -1
         )
@@ -254,7 +385,7 @@ class RandomRotateObject(RandomTransform):
         )
         linear = _inverse_rotation(p["degrees"]) / p["scale"].view(-1, 1, 1)
         offset = center - (linear @ dest.unsqueeze(-1)).squeeze(-1)
-        return warp_affine(batch, linear, offset, self.padding_mode)
+        return warp_affine(batch, linear, offset, self.pad_mode)
 
 
 class FixedOpticalDistortion(BatchTransform):
