@@ -340,11 +340,6 @@ def test_cluster_cache_dir_environment_variable(folder, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ ADVANCED: decoders
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="gap: RandomZoom(zoom=, x=, y=, device=) and Normalize(..., device=) of the original",
-)
 def test_advanced_named_copies(dataset):
     """Two named copies of one decode, each with its own zoom (as documented)."""
     from slipstream import (
