@@ -127,9 +127,10 @@ def test_yiq_zero_saturation_gives_gray(images, key):
     assert float((out - luma.clamp(0, 1)).abs().max()) < 5e-3
 
 
-@pytest.mark.parametrize("background", ["zeros", "mean", "uniform", "power_law"])
+@pytest.mark.parametrize("background", ["zeros", "constant", "uniform", "power_law"])
 def test_embed_pastes_pixels_exactly(images, key, background):
-    embed = A.RandomEmbed((40, 50), background=background)
+    fill = (0.485, 0.456, 0.406) if background == "constant" else None
+    embed = A.RandomEmbed((40, 50), (0.0, 1.0), (0.0, 1.0), background=background, fill=fill)
     out, params = embed(images, key, return_params=True)
     assert out.shape == (B, 3, 40, 50)
     for i in range(B):
@@ -160,7 +161,7 @@ def test_power_law_spectrum_slope():
 
 
 def test_background_blend(images, key):
-    blend = A.RandomBackgroundBlend(p=1.0, background="mean", fill=(0.5, 0.5, 0.5))
+    blend = A.RandomBackgroundBlend(p=1.0, background="constant", fill=(0.5, 0.5, 0.5))
     out, params = blend(images, key, return_params=True)
     w = params["weight"].view(-1, 1, 1, 1)
     assert torch.allclose(out, images * (1 - w) + 0.5 * w, atol=1e-6)

@@ -418,12 +418,6 @@ def test_advanced_random_embed_centered_by_range():
     assert float(out[:, :, :top].abs().max()) == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, ValueError),
-    reason="gap: RandomEmbed's default position is random (the original centers), "
-    'and background="constant" is named "mean" here',
-)
 def test_advanced_random_embed_basic():
     """``RandomEmbed(canvas_size=224)`` centers on black; ``"constant"`` fills with ``fill``."""
     from slipstream import RandomEmbed
@@ -437,9 +431,6 @@ def test_advanced_random_embed_basic():
     torch.testing.assert_close(corner, torch.tensor([0.485, 0.456, 0.406]).expand(4, 3))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=(TypeError, AttributeError), reason="gap: alpha_range=, fade_radius="
-)
 def test_advanced_random_embed_power_law_fade_and_replay():
     """Power-law background, circular fade, ``apply_last`` replay (as documented)."""
     from slipstream import RandomEmbed
