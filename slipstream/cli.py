@@ -58,6 +58,7 @@ def _build(args: argparse.Namespace) -> int:
         reader,
         dest,
         on_error=args.on_error,
+        image_storage=args.image_storage,
         jpeg_quality=args.jpeg_quality,
         num_workers=args.workers,
         progress=not args.quiet,
@@ -128,11 +129,11 @@ def _cache_lines(path: Path) -> list[str]:
 
 
 def _future_cache(reader: Any, name: str) -> str:
-    from slipstream.cache import FORMAT_VERSION
+    from slipstream.cache.format import NAME_VERSION
     from slipstream.dataset import is_slip_cache
     from slipstream.paths import default_cache_root
 
-    dest = default_cache_root() / f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
+    dest = default_cache_root() / f"{name}-{reader.fingerprint()[:16]}-v{NAME_VERSION}"
     state = "built" if is_slip_cache(dest) else "not built yet"
     return f"  cache: {dest} ({state}; SlipstreamDataset converts it once)"
 
@@ -319,10 +320,17 @@ def make_parser() -> argparse.ArgumentParser:
         "manifest)",
     )
     build.add_argument(
+        "--image-storage",
+        choices=("raw", "jpeg"),
+        default="raw",
+        help="how images that are not JPEGs are stored: raw RGB pixels (lossless) or "
+        "re-encoded as JPEG at --jpeg-quality (smaller, lossy); JPEGs are kept as they are",
+    )
+    build.add_argument(
         "--jpeg-quality",
         type=_positive_int,
         default=95,
-        help="JPEG quality of re-encoded images (non-JPEGs, CMYK, 12-bit, arithmetic-coded)",
+        help="JPEG quality of re-encoded images (--image-storage jpeg)",
     )
     build.add_argument(
         "--workers",

@@ -10,7 +10,7 @@ slip cache folder (``manifest.json``)               itself
 image folder (class sub-folders)                    a cache built once (:func:`open_file_samples`)
 file list (``.txt``/``.csv``/``.tsv``)              a cache built once (:func:`open_file_samples`)
 LitData folder (``index.json``) or ``s3://`` URL    a cache built once (:func:`open_litdata`)
-FFCV ``.beton`` / ``.ffcv`` file                    read in place, or converted (:func:`open_ffcv`)
+FFCV ``.beton`` / ``.ffcv`` file                    read in place (:func:`open_ffcv`)
 Hugging Face ``datasets`` dataset, folder or name   a cache built once (:func:`open_huggingface`)
 ==================================================  ==========================================
 
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from slipstream.arguments import check_bool, check_choice, check_int
-from slipstream.cache import FORMAT_VERSION, SlipCache
+from slipstream.cache import SlipCache
 from slipstream.cache.field_index import FieldIndex
-from slipstream.cache.format import IMAGE_TYPE
+from slipstream.cache.format import IMAGE_STORAGE, IMAGE_TYPE, NAME_VERSION, storage_suffix
 from slipstream.cache.raw_items import raw_pixels
 from slipstream.paths import default_cache_root
 from slipstream.readers import FILE_LIST_SUFFIXES, FfcvFile, FileListReader, ImageFolderReader
@@ -149,12 +149,14 @@ def open_store(
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
     exif_transpose: bool = False,
+    storage: dict[str, Any] | None = None,
 ) -> SlipCache | FfcvFile:
     """Open ``source`` as ``kind`` (see the module table), building its cache if needed.
 
     ``remote``: share built caches on S3 (:func:`slipstream.remote_cache.obtain_cache`);
     ``build_threads``: reader threads of a build; ``exif_transpose``: image folders and
-    file lists only (a cache of its own).
+    file lists only (a cache of its own); ``storage``: ``image_storage="jpeg"`` and its
+    ``jpeg_quality`` for a build that re-encodes non-JPEG images (part of the cache name).
     """
     if exif_transpose and kind not in ("imagefolder", "file_list"):
         raise ValueError(
@@ -166,7 +168,13 @@ def open_store(
         "progress": progress,
         "remote": remote,
         "build_threads": build_threads,
+        **(storage or {}),
     }
+    if storage and kind in ("cache", "ffcv"):
+        raise ValueError(
+            f"image_storage={storage['image_storage']!r} applies to a cache being built; a "
+            f"{kind} source is read as it is stored"
+        )
     if kind == "huggingface":
         return open_huggingface(source, cache_root, split=split, field_names=field_names, **build)
     if kind == "litdata":
@@ -194,6 +202,7 @@ def open_litdata(
     progress: bool | None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    **storage: Any,
 ) -> SlipCache:
     """A LitData folder or ``s3://`` dataset: its cache, built once (downloaded first)."""
     from slipstream.readers.litdata_source import litdata_cache  # LitData / S3
@@ -203,9 +212,20 @@ def open_litdata(
         extra["rename"] = litdata_renames(field_names)
     built = litdata_cache(
         source, cache_root, on_error=on_error, progress=progress, remote=remote,
-        build_threads=build_threads, **extra,
+        build_threads=build_threads, **extra, **storage,
     )  # fmt: skip
     return SlipCache.open(built)
+
+
+def build_storage(image_storage: str, jpeg_quality: int) -> dict[str, Any]:
+    """The build options of a storage mode: none for raw pixels, else JPEG and its quality."""
+    check_choice("image_storage", image_storage, IMAGE_STORAGE)
+    jpeg_quality = check_int("jpeg_quality", jpeg_quality, minimum=1)
+    if jpeg_quality > 100:
+        raise ValueError(f"jpeg_quality must be in [1, 100], got {jpeg_quality}")
+    if image_storage == "raw":
+        return {}
+    return {"image_storage": "jpeg", "jpeg_quality": jpeg_quality}
 
 
 def litdata_renames(field_names: FieldNames) -> dict[str, str]:
@@ -223,6 +243,7 @@ def open_ffcv(
     progress: bool | None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    **storage: Any,
 ) -> SlipCache | FfcvFile:
     """An FFCV file, read in place: JPEG and raw RGB items alike (no conversion).
 
@@ -242,6 +263,7 @@ def open_file_samples(
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
     exif_transpose: bool = False,
+    **storage: Any,
 ) -> SlipCache:
     """An image folder or a file list: its cache, found through the source pointer.
 
@@ -254,7 +276,7 @@ def open_file_samples(
     """
     reader_kind = "ImageFolderReader" if kind == "imagefolder" else "FileListReader"
     resolved = str(path.resolve())
-    options: dict[str, Any] = {"format_version": FORMAT_VERSION}
+    options: dict[str, Any] = {"format_version": NAME_VERSION, **storage}
     if exif_transpose:
         options["exif_transpose"] = True
     pointer = pointer_path(cache_root, reader_kind, resolved, options)
@@ -275,11 +297,12 @@ def open_file_samples(
         watched.update(watch_paths(sorted({os.path.dirname(p) for p, _ in reader.samples})))
         stem = path.stem
     fingerprint = reader.fingerprint()
-    name = f"{stem}-{fingerprint[:16]}-v{FORMAT_VERSION}" + ("-exif" if exif_transpose else "")
+    name = f"{stem}-{fingerprint[:16]}-v{NAME_VERSION}{storage_suffix(**storage)}"
+    name += "-exif" if exif_transpose else ""
     upright = {"exif_transpose": True} if exif_transpose else {}
     built = build_or_fetch(
         reader, cache_root / name, on_error=on_error, progress=progress, remote=remote,
-        build_threads=build_threads, **upright,
+        build_threads=build_threads, **upright, **storage,
     )  # fmt: skip
     write_pointer(
         pointer,
@@ -318,6 +341,7 @@ def open_huggingface(
     progress: bool | None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    **storage: Any,
 ) -> SlipCache:
     """A Hugging Face dataset (object, local folder or hub name): its cache, built once.
 
@@ -342,14 +366,14 @@ def open_huggingface(
             stem = str(source).rstrip("/").rsplit("/", 1)[-1]
     key = hashlib.sha256(json.dumps([base, split, names]).encode()).hexdigest()
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip(".") or "dataset"
-    dest = cache_root / f"hf-{stem}-{key[:16]}-v{FORMAT_VERSION}"
+    dest = cache_root / f"hf-{stem}-{key[:16]}-v{NAME_VERSION}{storage_suffix(**storage)}"
     if not is_slip_cache(dest):
         if dataset is None:
             dataset = load_hf_dataset(source, split, cache_dir=cache_root / "hf")
         reader = HuggingFaceReader(dataset, field_names=field_names, fingerprint=base, name=stem)
         build_or_fetch(
             reader, dest, on_error=on_error, progress=progress, remote=remote,
-            build_threads=build_threads,
+            build_threads=build_threads, **storage,
         )  # fmt: skip
     return SlipCache.open(dest)
 
@@ -423,12 +447,12 @@ class SlipstreamDataset:
     lines, :mod:`slipstream.readers.file_list`), a LitData dataset (a folder with
     ``index.json`` written by ``litdata.optimize``, or an ``s3://bucket/prefix`` URL,
     downloaded first, :mod:`slipstream.readers.litdata_source`), an FFCV ``.beton`` /
-    ``.ffcv`` file (read in place when all its images are JPEGs, else converted; on
+    ``.ffcv`` file (read in place, JPEG and raw-pixel images alike; on
     ``s3://`` too, like image folders and slip caches there, downloaded once per node by
     :func:`~slipstream.readers.s3_download.fetch_s3_source`), or a
     Hugging Face ``datasets`` dataset (an in-memory ``datasets.Dataset``, a
     ``save_to_disk`` folder, a folder of Parquet/Arrow files, or a hub name through
-    :meth:`from_huggingface`; extra ``slipstream[hf]``). Anything but a cache or a JPEG
+    :meth:`from_huggingface`; extra ``slipstream[hf]``). Anything but a cache or a
     ``.beton`` is converted once into a cache under ``cache_dir`` whose name carries the
     source fingerprint and the cache format version, so a changed source never reuses a
     stale cache.
@@ -482,6 +506,11 @@ class SlipstreamDataset:
             tag is not 1 upright (Pillow's ``ImageOps.exif_transpose``; such JPEGs become
             raw RGB items), in a cache of its own (name ending ``-exif``). Default False:
             EXIF orientation is ignored, as torchvision's ``ImageFolder`` ignores it.
+        image_storage: How a build stores images that are not JPEGs (PNG, WebP, FFCV raw
+            items, PIL images): ``"raw"`` (default: their exact RGB pixels, decoded with
+            no entropy decode) or ``"jpeg"`` (re-encoded at ``jpeg_quality``: a smaller,
+            lossy cache, named ``...-jpeg<quality>``). JPEGs are always kept as they are.
+        jpeg_quality: JPEG quality of ``image_storage="jpeg"``, in ``[1, 100]``.
 
     Examples:
         >>> ds = SlipstreamDataset("path/to/imagefolder")  # doctest: +SKIP
@@ -513,6 +542,8 @@ class SlipstreamDataset:
         remote_cache_endpoint_url: str | None = None,
         build_threads: int | None = None,
         exif_transpose: bool = False,
+        image_storage: str = "raw",
+        jpeg_quality: int = 95,
     ) -> None:
         """Open the source, building its cache first where it is not one."""
         self.remote_cache = None if remote_cache is None else RemoteCache(
@@ -546,6 +577,7 @@ class SlipstreamDataset:
             remote=self.remote_cache,
             build_threads=check_int("build_threads", build_threads, minimum=0, optional=True),
             exif_transpose=check_bool("exif_transpose", exif_transpose),
+            storage=build_storage(image_storage, jpeg_quality),
         )
         check_field_names(self.cache, field_names)
 

@@ -189,7 +189,7 @@ def test_changed_source_file_changes_cache_name(photo_folder, tmp_path):
     folder = shutil.copytree(photo_folder, tmp_path / "photos")
     caches = tmp_path / "caches"
     first = SlipstreamDataset(folder, cache_root=caches, progress=False)
-    assert first.cache_path.name.startswith("photos-") and first.cache_path.name.endswith("-v2")
+    assert first.cache_path.name.startswith("photos-") and first.cache_path.name.endswith("-v3")
     reader = ImageFolderReader(folder)
     victim = 17
     path = Path(reader.samples[victim][0])

@@ -148,7 +148,7 @@ def test_reader_reads_back_every_field(litdata_dir: Path):
 def test_dataset_from_litdata_folder(litdata_dir: Path, tmp_path: Path):
     ds = SlipstreamDataset(litdata_dir, cache_root=tmp_path, progress=False)
     assert ds.cache_path.parent == tmp_path
-    assert ds.cache_path.name.startswith("optimized-") and ds.cache_path.name.endswith("-v2")
+    assert ds.cache_path.name.startswith("optimized-") and ds.cache_path.name.endswith("-v3")
     assert len(ds) == N
     heights, widths = ds.image_sizes("image")
     assert heights.tolist() == [40 + i for i in range(N)]

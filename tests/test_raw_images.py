@@ -376,6 +376,37 @@ def test_jpeg_storage_option_reencodes(folder, tmp_path):
         build_cache(ImageFolderReader(root), tmp_path / "bad", image_storage="png")
 
 
+def test_dataset_storage_option_names_its_cache(folder, tmp_path):
+    """SlipstreamDataset: raw by default (exact, ``-v3``), JPEG on request (``-jpeg90``)."""
+    from slipstream import SlipstreamDataset
+
+    root, sources = folder
+    exact = SlipstreamDataset(root, cache_dir=tmp_path, progress=False)
+    lossy = SlipstreamDataset(
+        root, cache_dir=tmp_path, progress=False, image_storage="jpeg", jpeg_quality=90
+    )
+    assert exact.cache_path.name.endswith("-v3")
+    assert lossy.cache_path.name.endswith("-v3-jpeg90") and exact.cache_path != lossy.cache_path
+    assert lossy.cache.item_formats("image") is None  # every item a JPEG
+    for i in range(len(lossy)):
+        rel = lossy.cache.string("path", i)
+        want = sources[rel].astype(np.int16)
+        item = lossy.cache.item_bytes("image", i).tobytes()
+        assert item[:2] == b"\xff\xd8"
+        with Image.open(io.BytesIO(item)) as image:
+            diff = np.abs(np.asarray(image.convert("RGB")).astype(np.int16) - want)
+        # Lossy: these test images are random noise, JPEG's worst case (a photo at q90 is
+        # within ~1-2 levels); the exact cache below holds the very pixels.
+        assert 0 < diff.mean() < 16, rel
+        if not rel.endswith(".jpg"):
+            assert exact.cache.string("path", i) == rel
+            assert_array_equal(raw_pixels(exact.cache, "image", i), sources[rel])
+    with pytest.raises(ValueError, match="image_storage"):
+        SlipstreamDataset(root, cache_dir=tmp_path, image_storage="png")
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        SlipstreamDataset(root, cache_dir=tmp_path, image_storage="jpeg", jpeg_quality=101)
+
+
 def test_damaged_format_file_is_a_clear_error(folder_cache, tmp_path):
     copy = tmp_path / "copy.slip"
     shutil.copytree(folder_cache.path, copy)

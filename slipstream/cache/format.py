@@ -85,6 +85,19 @@ RAW_FORMAT_VERSION = 3
 """The manifest version of a cache with raw RGB items (``<field>.format.npy``): a version-2
 reader would hand those items to its JPEG decoder, so they get a version it refuses."""
 
+NAME_VERSION = 3
+"""The version in the names of caches built from a source (``<name>-<fingerprint>-v3``).
+
+3 since non-JPEG images are stored as raw pixels: a cache built before, whose PNGs were
+re-encoded as JPEG, has another name and is not reused.
+"""
+
+
+def storage_suffix(image_storage: str = "raw", jpeg_quality: int = 95) -> str:
+    """The cache name's suffix for a storage mode: ``""`` (raw, lossless) or ``"-jpeg95"``."""
+    return "" if image_storage == "raw" else f"-jpeg{int(jpeg_quality)}"
+
+
 READ_VERSIONS = (1, 2, 3)
 """Manifest versions this package reads (1: the original slipstream's, no checksums)."""
 

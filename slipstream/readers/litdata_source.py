@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from slipstream.cache import FORMAT_VERSION, build_cache
+from slipstream.cache import build_cache
 from slipstream.cache.build_lock import build_lock
+from slipstream.cache.format import NAME_VERSION, storage_suffix
 from slipstream.readers.litdata_dataset import LitDataReader
 from slipstream.readers.s3_download import download_chunks, fetch_index, is_s3_url, parse_s3_url
 from slipstream.remote_cache import RemoteCache, obtain_cache
@@ -54,10 +56,11 @@ def litdata_cache(
     rename: dict[str, str] | None = None,
     remote: RemoteCache | None = None,
     build_threads: int | None = None,
+    **storage: Any,
 ) -> Path:
     """Build (once) the slip cache of a LitData source; return its folder.
 
-    The cache is ``<cache_root>/<name>-<fingerprint16>-v<FORMAT_VERSION>``, ``name`` being
+    The cache is ``<cache_root>/<name>-<fingerprint16>-v<NAME_VERSION>[-jpeg<q>]``, ``name`` being
     the folder's name or the URL's last path component (the bucket for a bare bucket).
 
     Args:
@@ -70,6 +73,8 @@ def litdata_cache(
         remote: Share the cache on S3 (:func:`slipstream.remote_cache.obtain_cache`):
             download it when it is there, else build it (rank 0) and upload it.
         build_threads: Reader threads of the build (``build_cache``'s ``num_workers``).
+        **storage: ``image_storage`` / ``jpeg_quality`` of the build (``build_cache``); a
+            JPEG storage is part of the cache name.
 
     Returns:
         The cache folder.
@@ -83,12 +88,20 @@ def litdata_cache(
     else:
         reader = LitDataReader(source, rename=rename)
         name = reader.root.resolve().name
-    dest = cache_root / f"{name}-{reader.fingerprint()[:16]}-v{FORMAT_VERSION}"
+    dest = (
+        cache_root
+        / f"{name}-{reader.fingerprint()[:16]}-v{NAME_VERSION}{storage_suffix(**storage)}"
+    )
 
     def build() -> Path:
         if (dest / "manifest.json").is_file() or not is_s3_url(source):
             return build_cache(
-                reader, dest, on_error=on_error, progress=progress, num_workers=build_threads
+                reader,
+                dest,
+                on_error=on_error,
+                progress=progress,
+                num_workers=build_threads,
+                **storage,
             )
         dest.parent.mkdir(parents=True, exist_ok=True)
         # The download and the build under one lock (reentrant: build_cache takes it
@@ -98,7 +111,12 @@ def litdata_cache(
                 download_chunks(str(source), reader.root, progress=progress)
                 reader.check_chunks()
             return build_cache(
-                reader, dest, on_error=on_error, progress=progress, num_workers=build_threads
+                reader,
+                dest,
+                on_error=on_error,
+                progress=progress,
+                num_workers=build_threads,
+                **storage,
             )
 
     return build() if remote is None else obtain_cache(dest, build, remote)
