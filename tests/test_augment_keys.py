@@ -25,8 +25,12 @@ def random_transforms() -> dict[str, A.BatchTransform]:
         "grayscale": A.RandomGrayscale(p=1.0),
         "brightness": A.RandomBrightness(p=1.0),
         "contrast": A.RandomContrast(p=1.0),
-        "color_jitter": A.RandomColorJitter(p=1.0),
-        "color_jitter_yiq": A.RandomColorJitterYIQ(p=1.0, value_range=(0.8, 1.2)),
+        "color_jitter": A.RandomColorJitter(
+            p=1.0, hue=0.1, saturation=0.2, value=0.4, contrast=0.4
+        ),
+        "color_jitter_yiq": A.RandomColorJitterYIQ(
+            p=1.0, hue=36, saturation=0.2, value=0.2, brightness=0.4, contrast=0.4
+        ),
         "blur": A.RandomGaussianBlur(p=1.0, kernel_size=9, sigma_range=(0.5, 2.0)),
         "solarize": A.RandomSolarization(p=1.0),
         "rotate": A.RandomRotate(p=1.0, x=(0.3, 0.7), y=(0.3, 0.7)),
@@ -196,7 +200,7 @@ def test_random_apply(images):
 
 
 def test_multiview_independent_and_shared(images):
-    pipeline = A.Compose([A.RandomRotate(p=1.0), A.RandomColorJitter(p=1.0)])
+    pipeline = A.Compose([A.RandomRotate(p=1.0), A.RandomColorJitter(p=1.0, hue=0.1, value=0.4)])
     views, params = A.MultiView(pipeline, num_views=3)(images, key_for(IDS), return_params=True)
     assert len(views) == 3 and not torch.equal(views[0], views[1])
     # View v is keyed as view v: the same as calling the pipeline with that view.

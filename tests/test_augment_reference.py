@@ -62,7 +62,7 @@ def test_contrast(images, key):
 
 
 def test_color_jitter_saturation_and_hue(images, key):
-    jitter = A.RandomColorJitter(p=1.0, brightness=0, contrast=0, saturation=0.8, hue=0.5)
+    jitter = A.RandomColorJitter(p=1.0, value=0, contrast=0, saturation=0.8, hue=0.5)
     out, p = jitter(images, key, return_params=True)
     ref = per_sample(TF.adjust_saturation, images, p["saturation"])
     ref = per_sample(TF.adjust_hue, ref, p["hue"])
@@ -70,7 +70,7 @@ def test_color_jitter_saturation_and_hue(images, key):
 
 
 def test_color_jitter_all_components(images, key):
-    jitter = A.RandomColorJitter(p=1.0)
+    jitter = A.RandomColorJitter(p=1.0, hue=0.1, saturation=0.2, value=0.4, contrast=0.4)
     out, p = jitter(images, key, return_params=True)
     ref = per_sample(TF.adjust_brightness, images, p["brightness"])
     ref = per_sample(TF.adjust_contrast, ref, p["contrast"])

@@ -30,6 +30,7 @@ from slipstream.augment.base import (
 )
 from slipstream.augment.color import adjust_brightness, adjust_contrast, rgb_to_gray
 from slipstream.augment.keys import AugmentStream, BatchKey
+from slipstream.renamed import renamed_argument
 
 __all__ = [
     "ColorJitter",
@@ -102,18 +103,21 @@ def _factor_range(name: str, amount: float | Sequence[float], center: float) -> 
 class RandomColorJitter(RandomTransform):
     """Brightness, contrast, saturation and hue jitter (torchvision definitions).
 
-    Factors are drawn per sample; ``brightness=0.4`` means a factor in ``[0.6, 1.4]``
-    (a ``(low, high)`` pair is taken as is); ``hue=0.1`` a shift in ``[-0.1, 0.1]`` turns.
-    A zero amount leaves that component out. Applied in the order brightness, contrast,
+    Factors are drawn per sample; ``value=0.4`` means a brightness factor in
+    ``[0.6, 1.4]`` (a ``(low, high)`` pair is taken as is); ``hue=0.1`` a shift in
+    ``[-0.1, 0.1]`` turns. A zero amount (the default for each) leaves that component out. Applied in the order brightness, contrast,
     saturation, hue. Params: ``apply``, ``brightness``, ``contrast``, ``saturation``,
     ``hue`` (each ``[B]``).
 
     Args:
         p: Probability per sample.
-        brightness: Brightness amount.
-        contrast: Contrast amount.
-        saturation: Saturation amount.
         hue: Hue amount, at most 0.5.
+        saturation: Saturation amount.
+        value: Brightness (HSV value) amount.
+        contrast: Contrast amount.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        brightness: Old name of ``value`` (FutureWarning).
     """
 
     stream = AugmentStream.COLOR_JITTER
@@ -121,14 +125,20 @@ class RandomColorJitter(RandomTransform):
 
     def __init__(
         self,
-        p: float = 0.8,
-        brightness: float | Sequence[float] = 0.4,
-        contrast: float | Sequence[float] = 0.4,
-        saturation: float | Sequence[float] = 0.2,
-        hue: float | Sequence[float] = 0.1,
+        p: float = 1.0,
+        hue: float | Sequence[float] = 0.0,
+        saturation: float | Sequence[float] = 0.0,
+        value: float | Sequence[float] | None = None,
+        contrast: float | Sequence[float] = 0.0,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        brightness: float | Sequence[float] | None = None,
     ) -> None:
-        """Store the ranges."""
-        super().__init__(p)
+        """Store the ranges (``value`` is the brightness range)."""
+        super().__init__(p, seed, device)
+        value = renamed_argument("brightness", "value", brightness, value)
+        brightness = 0.0 if value is None else value
         self.brightness = _factor_range("brightness", brightness, 1.0)
         self.contrast = _factor_range("contrast", contrast, 1.0)
         self.saturation = _factor_range("saturation", saturation, 1.0)
@@ -179,6 +189,8 @@ class ColorJitter(RandomColorJitter):
         saturation: Saturation amount.
         value: Brightness (value) amount.
         contrast: Contrast amount.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
     """
 
     stream = AugmentStream.BATCH_COLOR_JITTER
@@ -190,9 +202,11 @@ class ColorJitter(RandomColorJitter):
         saturation: float | Sequence[float] = 0.0,
         value: float | Sequence[float] = 0.0,
         contrast: float | Sequence[float] = 0.0,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         """Store the ranges (``value`` is the brightness range)."""
-        super().__init__(p, brightness=value, contrast=contrast, saturation=saturation, hue=hue)
+        super().__init__(p, hue, saturation, value, contrast, seed, device)
 
     def make_params(self, batch: torch.Tensor, key: BatchKey) -> Params:
         """Draw per-sample factors and the batch's coin (its smallest id's apply draw)."""
@@ -254,11 +268,15 @@ class RandomColorJitterYIQ(RandomTransform):
 
     Args:
         p: Probability per sample.
-        hue_range: Hue rotation range in degrees.
-        saturation_range: Chroma scale range.
-        value_range: Luma scale range.
-        brightness_range: Overall scale range.
-        contrast_range: Contrast range.
+        hue: Hue rotation amount in degrees: ``a`` means ``(-a, a)``, or a pair.
+        saturation: Chroma scale amount: ``a`` means ``(1 - a, 1 + a)``, or a pair.
+        value: Luma scale amount (as ``saturation``).
+        brightness: Overall scale amount (as ``saturation``).
+        contrast: Contrast amount (as ``saturation``).
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        hue_range, saturation_range, value_range, brightness_range, contrast_range: Old
+            names (ranges) of the amounts (FutureWarning).
     """
 
     stream = AugmentStream.COLOR_JITTER_YIQ
@@ -267,19 +285,34 @@ class RandomColorJitterYIQ(RandomTransform):
     def __init__(
         self,
         p: float = 0.8,
-        hue_range: Sequence[float] = (-36.0, 36.0),
-        saturation_range: Sequence[float] = (0.8, 1.2),
-        value_range: Sequence[float] = (1.0, 1.0),
-        brightness_range: Sequence[float] = (0.6, 1.4),
-        contrast_range: Sequence[float] = (0.6, 1.4),
+        hue: float | Sequence[float] | None = None,
+        saturation: float | Sequence[float] | None = None,
+        value: float | Sequence[float] | None = None,
+        brightness: float | Sequence[float] | None = None,
+        contrast: float | Sequence[float] | None = None,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        hue_range: Sequence[float] | None = None,
+        saturation_range: Sequence[float] | None = None,
+        value_range: Sequence[float] | None = None,
+        brightness_range: Sequence[float] | None = None,
+        contrast_range: Sequence[float] | None = None,
     ) -> None:
         """Store the ranges."""
-        super().__init__(p)
-        self.hue_range = check_range("hue_range", hue_range)
-        self.saturation_range = check_range("saturation_range", saturation_range)
-        self.value_range = check_range("value_range", value_range)
-        self.brightness_range = check_range("brightness_range", brightness_range)
-        self.contrast_range = check_range("contrast_range", contrast_range)
+        super().__init__(p, seed, device)
+        amounts = {
+            "hue": (hue, hue_range, 0.0),
+            "saturation": (saturation, saturation_range, 1.0),
+            "value": (value, value_range, 1.0),
+            "brightness": (brightness, brightness_range, 1.0),
+            "contrast": (contrast, contrast_range, 1.0),
+        }
+        for name, (amount, old, center) in amounts.items():
+            old = None if old is None else tuple(old)
+            amount = renamed_argument(f"{name}_range", name, old, amount)
+            bounds = _factor_range(name, 0.0 if amount is None else amount, center)
+            setattr(self, f"{name}_range", bounds)
 
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Apply each sample's color matrix."""
