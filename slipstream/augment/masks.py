@@ -18,11 +18,21 @@ from slipstream.augment.base import (
 )
 from slipstream.augment.geometric import centered_pixel_grid
 from slipstream.augment.keys import AugmentStream, BatchKey, keyed_noise
+from slipstream.renamed import renamed_argument
 from slipstream.sampling import keyed_random
 
 __all__ = ["CircularMask", "RandomBlockMask", "RandomErasing", "RandomPatchShuffle", "box_masks"]
 
 _ERASE_ATTEMPTS = 10
+_ERASE_MODES = ("zeros", "random_color_uniform", "random_color_pixel")
+_ERASE_FILLS = ("randn", "uniform")
+
+
+def _as_range(name: str, value: float | Sequence[float]) -> tuple[float, float]:
+    """A number ``v`` as ``(v, v)``; a ``(low, high)`` pair checked."""
+    if isinstance(value, (int, float)):
+        return float(value), float(value)
+    return check_range(name, value)
 
 
 def box_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -42,13 +52,23 @@ class RandomErasing(RandomTransform):
     log-uniform aspect ratio in ``ratio``, position uniform); the first that fits is used,
     and a sample where none fits is left unchanged (as torchvision). Params: ``apply``
     bool ``[B]``, ``box`` int64 ``[B, 4]`` = ``(top, left, height, width)``, ``noise_seed``
-    int64 ``[B]`` (for ``value="random"``).
+    int64 ``[B]`` (for noise fills).
 
     Args:
         p: Probability per sample.
-        scale: Range of the erased area as a fraction of the image.
-        ratio: Range of the box aspect ratio (height / width).
-        value: Fill: a float, per-channel floats, or ``"random"`` (uniform noise in ``0..1``).
+        area_range: Range of the erased area as a fraction of the image (or one number).
+        aspect_range: Range of the box aspect ratio (height / width; or one number).
+        mode: ``"zeros"``, ``"random_color_uniform"`` (one random color per sample) or
+            ``"random_color_pixel"`` (a random value per pixel and channel).
+        fill: The random values' distribution: ``"randn"`` (standard normal, for
+            normalized inputs) or ``"uniform"`` (in ``[0, max_value)``).
+        max_value: Upper bound of ``fill="uniform"``.
+        seed: This transform's own seed (replaces the key's); None uses the key's.
+        device: Accepted for the original's signature (params follow the batch).
+        value: A fixed fill instead of ``mode``/``fill``: a float, per-channel floats, or
+            ``"random"`` (uniform noise in ``0..1``), as torchvision's ``value``.
+        scale: Old name of ``area_range`` (FutureWarning).
+        ratio: Old name of ``aspect_range`` (FutureWarning).
     """
 
     stream = AugmentStream.ERASING
@@ -57,15 +77,40 @@ class RandomErasing(RandomTransform):
     def __init__(
         self,
         p: float = 0.5,
-        scale: Sequence[float] = (0.02, 0.33),
-        ratio: Sequence[float] = (0.3, 3.3),
-        value: float | Sequence[float] | str = 0.0,
+        area_range: float | Sequence[float] | None = None,
+        aspect_range: float | Sequence[float] | None = None,
+        mode: str = "random_color_pixel",
+        fill: str = "randn",
+        max_value: float = 1.0,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+        *,
+        value: float | Sequence[float] | str | None = None,
+        scale: Sequence[float] | None = None,
+        ratio: Sequence[float] | None = None,
     ) -> None:
         """Store the ranges and fill value."""
-        super().__init__(p)
-        self.scale = check_range("scale", scale)
-        self.ratio = check_range("ratio", ratio, positive=True)
-        if isinstance(value, str):
+        super().__init__(p, seed, device)
+        area_range = renamed_argument(
+            "scale", "area_range", None if scale is None else tuple(scale), area_range
+        )
+        aspect_range = renamed_argument(
+            "ratio", "aspect_range", None if ratio is None else tuple(ratio), aspect_range
+        )
+        self.scale = _as_range(
+            "area_range", (0.02, 1.0 / 3.0) if area_range is None else area_range
+        )
+        self.ratio = _as_range("aspect_range", (0.3, 3.3) if aspect_range is None else aspect_range)
+        if self.ratio[0] <= 0:
+            raise ValueError(f"aspect_range must be positive, got {aspect_range!r}")
+        if mode not in _ERASE_MODES:
+            raise ValueError(f"mode must be one of {_ERASE_MODES}, got {mode!r}")
+        if fill not in _ERASE_FILLS:
+            raise ValueError(f"fill must be one of {_ERASE_FILLS}, got {fill!r}")
+        self.mode, self.fill, self.max_value = mode, fill, float(max_value)
+        if value is None:
+            self.value: float | tuple[float, ...] | str | None = None
+        elif isinstance(value, str):
             if value != "random":
                 raise ValueError(f"value must be a number, numbers or 'random', got {value!r}")
             self.value: float | tuple[float, ...] | str = value
@@ -97,11 +142,24 @@ class RandomErasing(RandomTransform):
             "noise_seed": to_batch_device(key.noise_seeds(self.stream), batch),
         }
 
+    def _mode_fill(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
+        """The fill of ``mode``/``fill`` (noise keyed by the samples' noise seeds)."""
+        _, c, h, w = batch.shape
+        if self.mode == "zeros":
+            return batch.new_zeros(()).view(1, 1, 1, 1)
+        shape = (c, h, w) if self.mode == "random_color_pixel" else (c, 1, 1)
+        u = keyed_noise(params["noise_seed"], shape, torch.float32)
+        if self.fill == "uniform":
+            return (u * self.max_value).to(batch.dtype)
+        return torch.special.ndtri(u.clamp_(1e-7, 1.0 - 1e-7)).to(batch.dtype)
+
     def transform(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """Fill every sample's box (an empty box leaves the sample unchanged)."""
         b, c, h, w = batch.shape
         mask = box_masks(params["box"], h, w)
-        if self.value == "random":
+        if self.value is None:
+            fill = self._mode_fill(batch, params)
+        elif self.value == "random":
             fill = keyed_noise(params["noise_seed"], (c, h, w), batch.dtype)
         else:
             values = self.value if isinstance(self.value, tuple) else (self.value,)
