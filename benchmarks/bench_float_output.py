@@ -82,7 +82,7 @@ def main() -> None:
         folder = work / "demo-photos"
         if not folder.exists():
             make_demo_folder(folder, 5000)
-    dataset = SlipstreamDataset(folder, cache_root=work / "caches", progress=False)
+    dataset = SlipstreamDataset(folder, cache_dir=work / "caches", progress=False)
     print(f"{dataset}, {args.threads} threads, batch {BATCH}, {args.epochs} rounds")
 
     backends = ["native"]

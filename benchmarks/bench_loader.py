@@ -43,7 +43,7 @@ def main() -> None:
         from slipstream.demo import make_demo_folder
 
         folder = make_demo_folder(work / "demo-photos", 5000)
-    dataset = SlipstreamDataset(folder, cache_root=work / "caches")
+    dataset = SlipstreamDataset(folder, cache_dir=work / "caches")
     print(f"{dataset}, {args.threads} threads, batch {BATCH}, {args.epochs} epochs")
     runs = default_runs(
         dataset, folder, epochs=args.epochs, threads=args.threads, batch_size=BATCH, work=work

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
     cache_root = Path(tempfile.gettempdir()) / "slipstream-bench" / "caches"
-    dataset = SlipstreamDataset(args.data, cache_root=cache_root)
+    dataset = SlipstreamDataset(args.data, cache_dir=cache_root)
     cache = dataset.cache
     data = np.asarray(cache.data("image"))
     meta = cache.meta("image")

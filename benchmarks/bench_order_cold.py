@@ -133,7 +133,7 @@ def main() -> None:
     try:
         start = time.perf_counter()
         folder, total = make_folder(args.work, args.gb, args.distinct)
-        dataset = SlipstreamDataset(folder, cache_root=args.work / "cache", progress=False)
+        dataset = SlipstreamDataset(folder, cache_dir=args.work / "cache", progress=False)
         root = Path(dataset.cache_path)
         image_bin = root / "image.bin"
         files = sorted(p for p in root.iterdir() if p.is_file())

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch", type=int, default=256)
     args = parser.parse_args()
-    dataset = SlipstreamDataset(args.folder, cache_root=args.work / "slip", progress=False)
+    dataset = SlipstreamDataset(args.folder, cache_dir=args.work / "slip", progress=False)
     mean_item = float(np.asarray(dataset.cache.meta("image")["data_size"]).mean())
     print(f"{len(dataset)} samples, mean item {mean_item / 1024:.1f} KiB, batch {args.batch}")
     rows: dict[str, list[float]] = {

@@ -85,7 +85,7 @@ def main() -> None:
     if "native" not in backends:
         backends.insert(0, "native")  # the baseline of every ratio
 
-    dataset = SlipstreamDataset(args.data, cache_root=args.cache_root)
+    dataset = SlipstreamDataset(args.data, cache_dir=args.cache_root)
     start = time.perf_counter()
     companion = build_yuv420(dataset.cache, "image")
     print(f"{dataset}\nYUV420 companion ready in {time.perf_counter() - start:.1f} s")

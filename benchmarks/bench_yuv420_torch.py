@@ -136,7 +136,7 @@ def main() -> None:
 
         data = Path(tempfile.mkdtemp(prefix="bench-yuv-torch-")) / "photos"
         make_demo_folder(data, args.demo, seed=0)
-    dataset = SlipstreamDataset(data, cache_root=args.cache_root, progress=False)
+    dataset = SlipstreamDataset(data, cache_dir=args.cache_root, progress=False)
     companion = build_yuv420(dataset.cache, "image", progress=False)
     jpeg = Source(dataset.cache.data("image"), dataset.cache.meta("image"))
     yuv = Source(companion.data, companion.meta)

@@ -207,7 +207,7 @@ def _bench(args: argparse.Namespace) -> int:
     path = _existing(args.path, "source", f"give a slip cache folder or {SOURCE_HELP}")
     enable_logging(logging.INFO)
     work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / "slipstream-bench"
-    dataset = SlipstreamDataset(args.path, cache_root=args.cache_root)
+    dataset = SlipstreamDataset(args.path, cache_dir=args.cache_root)
     threads = args.threads or len(os.sched_getaffinity(0))
     folder = path if path.is_dir() and not (path / "manifest.json").is_file() else None
     print(f"{dataset}\n{threads} threads, batch {args.batch_size}, {args.epochs} epochs")

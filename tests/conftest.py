@@ -141,7 +141,7 @@ def photo_dataset(photo_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     from slipstream import SlipstreamDataset
 
     return SlipstreamDataset(
-        photo_folder, cache_root=tmp_path_factory.mktemp("caches"), progress=False
+        photo_folder, cache_dir=tmp_path_factory.mktemp("caches"), progress=False
     )
 
 

@@ -41,7 +41,7 @@ def run_one(source: Path, work: Path, mutation: dict, reference: np.ndarray) -> 
         raw[mutation["offset"] % len(raw)] ^= mutation["xor"]
     target.write_bytes(bytes(raw))
     try:
-        dataset = SlipstreamDataset(dataset_path, cache_root=cache_root, progress=False)
+        dataset = SlipstreamDataset(dataset_path, cache_dir=cache_root, progress=False)
         pipelines = supervised_train(32, normalize=False, dtype="uint8")
         loader = SlipstreamLoader(
             dataset, 16, pipelines, device="cpu", num_workers=1, backend="native", shuffle=False

@@ -30,7 +30,7 @@ def reference(path: Path, out: Path, cache_root: Path) -> Path:
     from slipstream.pipelines import supervised_train
 
     pipelines = supervised_train(32, normalize=False, dtype="uint8")
-    dataset = SlipstreamDataset(path, cache_root=cache_root, progress=False)
+    dataset = SlipstreamDataset(path, cache_dir=cache_root, progress=False)
     loader = SlipstreamLoader(
         dataset, 16, pipelines, device="cpu", num_workers=1, backend="native", shuffle=False
     )

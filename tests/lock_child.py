@@ -7,7 +7,7 @@ JSON line: ``{"ok": true, "cache": ..., "num_samples": ...}`` or ``{"ok": false,
 
 * ``folder``: an image folder built through :func:`build_cache` by a reader that logs
   its pid to ``WORKDIR/reads.log`` on its first read and sleeps a little per batch;
-* ``dataset``: ``SlipstreamDataset(SOURCE, cache_root=CACHE_ROOT)`` (e.g. an ``s3://`` URL),
+* ``dataset``: ``SlipstreamDataset(SOURCE, cache_dir=CACHE_ROOT)`` (e.g. an ``s3://`` URL),
   with ``remote_cache=$SLIP_TEST_REMOTE`` when that is set.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
 
             remote = os.environ.get("SLIP_TEST_REMOTE") or None
             extra = {"remote_cache": remote} if remote else {}
-            cache = SlipstreamDataset(source, cache_root=cache_root, **extra).cache
+            cache = SlipstreamDataset(source, cache_dir=cache_root, **extra).cache
         result = {"ok": True, "cache": str(cache.path), "num_samples": len(cache)}
     except Exception as exc:
         result = {"ok": False, "type": type(exc).__name__, "message": str(exc)}

@@ -188,7 +188,7 @@ def _touch_new_content(path: Path, data: bytes) -> None:
 def test_changed_source_file_changes_cache_name(photo_folder, tmp_path):
     folder = shutil.copytree(photo_folder, tmp_path / "photos")
     caches = tmp_path / "caches"
-    first = SlipstreamDataset(folder, cache_root=caches, progress=False)
+    first = SlipstreamDataset(folder, cache_dir=caches, progress=False)
     assert first.cache_path.name.startswith("photos-") and first.cache_path.name.endswith("-v3")
     reader = ImageFolderReader(folder)
     victim = 17
@@ -197,11 +197,11 @@ def test_changed_source_file_changes_cache_name(photo_folder, tmp_path):
     _touch_new_content(path, other)
     # An in-place edit keeps the folder times: the default fast check does not see it
     # (slipstream.readers.source_pointer), the full fingerprint does.
-    second = SlipstreamDataset(folder, cache_root=caches, progress=False, verify_source="full")
+    second = SlipstreamDataset(folder, cache_dir=caches, progress=False, verify_source="full")
     assert second.cache_path != first.cache_path  # a new name, a new build
     assert second[victim]["image"] == other
     assert first[victim]["image"] != other  # the old cache is untouched
-    assert SlipstreamDataset(folder, cache_root=caches, progress=False).cache_path == (
+    assert SlipstreamDataset(folder, cache_dir=caches, progress=False).cache_path == (
         second.cache_path
     )
 
@@ -212,10 +212,10 @@ def test_changed_list_file_changes_cache_name(photo_folder, tmp_path):
     lines = [f"{path} {label}" for path, label in reader.samples[:20]]
     listing.write_text("\n".join(lines) + "\n")
     caches = tmp_path / "caches"
-    first = SlipstreamDataset(listing, cache_root=caches, progress=False)
+    first = SlipstreamDataset(listing, cache_dir=caches, progress=False)
     assert first.cache_path.name.startswith("train-")
     listing.write_text("\n".join(lines[:-1] + [lines[-1].rsplit(" ", 1)[0] + " 7"]) + "\n")
-    second = SlipstreamDataset(listing, cache_root=caches, progress=False)
+    second = SlipstreamDataset(listing, cache_dir=caches, progress=False)
     assert second.cache_path != first.cache_path
     assert second[19]["label"] == 7 and first[19]["label"] == reader.samples[19][1]
     assert FileListReader(listing).fingerprint()[:16] in second.cache_path.name

@@ -244,7 +244,7 @@ def _epoch(dataset) -> list[dict]:
 
 def test_loader_reads_a_jpeg_beton_in_place_like_its_slip_cache(tmp_path):
     source = FIXTURES / "all_fields.beton"
-    direct = SlipstreamDataset(source, cache_root=tmp_path / "unused", progress=False)
+    direct = SlipstreamDataset(source, cache_dir=tmp_path / "unused", progress=False)
     assert isinstance(direct.cache, FfcvFile)
     assert not (tmp_path / "unused").exists()
     cache = build_cache(FfcvFile(source), tmp_path / "cache", progress=False)
@@ -261,7 +261,7 @@ def test_loader_reads_a_jpeg_beton_in_place_like_its_slip_cache(tmp_path):
 @pytest.mark.parametrize("name", ["raw", "smart"])
 def test_dataset_reads_a_beton_with_raw_images_in_place(name, tmp_path):
     beton, expected = open_fixture(name)
-    dataset = SlipstreamDataset(beton.path, cache_root=tmp_path / "unused", progress=False)
+    dataset = SlipstreamDataset(beton.path, cache_dir=tmp_path / "unused", progress=False)
     assert isinstance(dataset.cache, FfcvFile)  # no conversion
     assert not (tmp_path / "unused").exists()
     raw = beton.modes("image") == MODE_RAW

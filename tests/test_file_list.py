@@ -105,7 +105,7 @@ def test_dataset_and_cli_build(photo_folder, photos, tmp_path, capsys):
     listing = tmp_path / "subset.txt"
     chosen = photos[::7]
     listing.write_text("".join(f"{path} {label}\n" for path, label in chosen))  # absolute
-    ds = SlipstreamDataset(listing, cache_root=tmp_path / "caches", progress=False)
+    ds = SlipstreamDataset(listing, cache_dir=tmp_path / "caches", progress=False)
     assert ds.cache_path.name.startswith("subset-")
     assert len(ds) == len(chosen)
     for i in (0, len(chosen) - 1):

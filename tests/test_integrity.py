@@ -287,7 +287,7 @@ def test_build_rejects_a_bogus_huffman_table(photo_folder, photo_dataset, tmp_pa
     path = photo_dataset.cache.string("path", VICTIM)
     (folder / path).write_bytes(bogus_huffman_table((folder / path).read_bytes()))
     with pytest.raises(Exception, match=rf"{path}.*Huffman"):
-        SlipstreamDataset(folder, cache_root=tmp_path / "caches", progress=False)
+        SlipstreamDataset(folder, cache_dir=tmp_path / "caches", progress=False)
 
 
 # ------------------------------------------------------------------ FFCV cross-checks

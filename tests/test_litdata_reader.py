@@ -146,7 +146,7 @@ def test_reader_reads_back_every_field(litdata_dir: Path):
 
 
 def test_dataset_from_litdata_folder(litdata_dir: Path, tmp_path: Path):
-    ds = SlipstreamDataset(litdata_dir, cache_root=tmp_path, progress=False)
+    ds = SlipstreamDataset(litdata_dir, cache_dir=tmp_path, progress=False)
     assert ds.cache_path.parent == tmp_path
     assert ds.cache_path.name.startswith("optimized-") and ds.cache_path.name.endswith("-v3")
     assert len(ds) == N
@@ -167,7 +167,7 @@ def test_dataset_from_litdata_folder(litdata_dir: Path, tmp_path: Path):
         np.testing.assert_array_equal(mask, np.repeat(_mask_array(i)[..., None], 3, axis=-1))
     assert ds.cache.manifest["build"]["reencoded"] == []  # nothing re-encoded
     assert ds.cache.manifest["fields"]["pil"]["format"] == "raw"
-    again = SlipstreamDataset(litdata_dir, cache_root=tmp_path, progress=False)
+    again = SlipstreamDataset(litdata_dir, cache_dir=tmp_path, progress=False)
     assert again.cache_path == ds.cache_path
 
 
@@ -214,7 +214,7 @@ def test_dict_of_plain_values_arrow_rows(litdata_dir: Path, tmp_path: Path, monk
     assert reader.field_types == {"image": "ImageBytes", "label": "int", "tag.id": "int"}
     for i in range(10):
         assert reader.read_sample(i) == {"image": _jpeg_bytes(i), "label": i % 3, "tag.id": i}
-    ds = SlipstreamDataset(folder, cache_root=tmp_path / "caches", progress=False)
+    ds = SlipstreamDataset(folder, cache_dir=tmp_path / "caches", progress=False)
     assert [bytes(ds[i]["image"]) for i in range(10)] == [_jpeg_bytes(i) for i in range(10)]
     batches = _batches(ds)
     assert sorted(sum((b["label"].tolist() for b in batches), [])) == sorted(
@@ -254,7 +254,7 @@ def test_missing_and_truncated_chunk(litdata_dir: Path, tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"chunk-0-2\.bin.*index\.json"):
         LitDataReader(broken)
     with pytest.raises(FileNotFoundError, match=r"chunk-0-2\.bin"):
-        SlipstreamDataset(broken, cache_root=tmp_path / "caches", progress=False)
+        SlipstreamDataset(broken, cache_dir=tmp_path / "caches", progress=False)
     assert not any((tmp_path / "caches").glob("*/manifest.json"))
 
     shutil.copy(litdata_dir / "chunk-0-2.bin", broken / "chunk-0-2.bin")
@@ -343,8 +343,8 @@ def _batches(ds: SlipstreamDataset) -> list[dict]:
 
 def test_s3_reads_equal_local(litdata_dir: Path, s3, tmp_path: Path):
     url = _upload(s3, litdata_dir)
-    remote = SlipstreamDataset(url, cache_root=tmp_path / "remote", progress=False)
-    local = SlipstreamDataset(litdata_dir, cache_root=tmp_path / "local", progress=False)
+    remote = SlipstreamDataset(url, cache_dir=tmp_path / "remote", progress=False)
+    local = SlipstreamDataset(litdata_dir, cache_dir=tmp_path / "local", progress=False)
     assert remote.cache_path.name.startswith("train-")
     assert remote.cache_path.name.split("-")[1] == local.cache_path.name.split("-")[1]
     assert len(remote) == len(local) == N
@@ -372,19 +372,19 @@ def test_s3_reads_equal_local(litdata_dir: Path, s3, tmp_path: Path):
     for key in s3.list_objects_v2(Bucket=url.split("/")[2])["Contents"]:
         if key["Key"].endswith(".bin"):
             s3.delete_object(Bucket=url.split("/")[2], Key=key["Key"])
-    again = SlipstreamDataset(url, cache_root=tmp_path / "remote", progress=False)
+    again = SlipstreamDataset(url, cache_dir=tmp_path / "remote", progress=False)
     assert again.cache_path == remote.cache_path
 
 
 def test_s3_missing_chunk_and_index(litdata_dir: Path, s3, tmp_path: Path):
     url = _upload(s3, litdata_dir, skip=("chunk-0-3.bin",))
     with pytest.raises(FileNotFoundError, match=r"chunk-0-3\.bin.*" + url):
-        SlipstreamDataset(url, cache_root=tmp_path, progress=False)
+        SlipstreamDataset(url, cache_dir=tmp_path, progress=False)
     assert not list(tmp_path.glob("*/manifest.json"))
     assert not list(tmp_path.rglob("*.part-*"))
     empty = url.rsplit("/", 1)[0] + "/nothing"
     with pytest.raises(FileNotFoundError, match="index.json"):
-        SlipstreamDataset(empty, cache_root=tmp_path, progress=False)
+        SlipstreamDataset(empty, cache_dir=tmp_path, progress=False)
 
 
 def test_s3_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch):

@@ -106,7 +106,7 @@ def test_ffcv_raw_items_are_exact_in_place_and_in_a_cache(name, tmp_path):
 
 
 def test_ffcv_beton_reads_in_place_through_the_dataset(tmp_path):
-    ds = SlipstreamDataset(FFCV / "smart.beton", cache_root=tmp_path / "unused", progress=False)
+    ds = SlipstreamDataset(FFCV / "smart.beton", cache_dir=tmp_path / "unused", progress=False)
     assert isinstance(ds.cache, FfcvFile)
     assert not (tmp_path / "unused").exists()
     with np.load(FFCV / "smart.expected.npz") as npz:
@@ -148,7 +148,7 @@ def test_litdata_pil_images_are_exact(tmp_path):
     sizes = [(24, 24), (17, 31), (40, 22), (33, 33)]
     images = [_pixels(k, h, w) for k, (h, w) in enumerate(sizes)]
     root = _make_litdata(tmp_path / "optimized", images)
-    ds = SlipstreamDataset(root, cache_root=tmp_path / "caches", progress=False)
+    ds = SlipstreamDataset(root, cache_dir=tmp_path / "caches", progress=False)
     assert ds.cache.manifest["fields"]["image"]["format"] == "raw"
     by_label = {int(ds[i]["label"]): i for i in range(len(ds))}
     for label, image in enumerate(images):

@@ -128,7 +128,7 @@ CHECK = textwrap.dedent(
     diff = np.abs(pixels.astype(int) - reference.astype(int))
     assert diff.mean() < 0.5 and diff.max() <= 8, (diff.mean(), diff.max())
     folder = make_demo_folder("photos", 40)
-    ds = SlipstreamDataset(folder, cache_root="caches", progress=False)
+    ds = SlipstreamDataset(folder, cache_dir="caches", progress=False)
     loader = SlipstreamLoader(ds, 16, supervised_train(64), backend="native", device="cpu")
     shapes = [tuple(batch["image"].shape) for batch in loader]
     assert shapes == [(16, 3, 64, 64), (16, 3, 64, 64), (8, 3, 64, 64)], shapes

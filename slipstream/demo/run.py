@@ -49,7 +49,7 @@ def run_demo(
     cache_root = out / "cache"
     existing = {p.parent.resolve() for p in cache_root.glob("*/manifest.json")}
     print(f"[2/3] slip cache of {photos} under {cache_root}")
-    dataset = SlipstreamDataset(photos, cache_root=cache_root)
+    dataset = SlipstreamDataset(photos, cache_dir=cache_root)
     verb = "reusing" if Path(dataset.cache_path).resolve() in existing else "built"
     print(f"      {verb} {dataset.cache_path} ({len(dataset)} samples)")
     loader = SlipstreamLoader(
