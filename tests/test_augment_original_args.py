@@ -260,3 +260,17 @@ def test_multisample_and_random_apply_lists(images):
     apply = T.RandomApply([T.RandomHorizontalFlip(p=1.0)], p=1.0, seed=4)
     torch.testing.assert_close(apply(images), images.flip(-1))
     assert T.BatchAugment is A.BatchTransform
+
+
+def test_lgn_arguments(images):
+    lms = A.SRGBToLMS()(images)
+    with pytest.warns(FutureWarning, match="sigma_c"):
+        old = A.LMSToMagno(sigma_center=2.0)
+    assert torch.equal(old(lms), A.LMSToMagno(sigma_c=2.0)(lms))
+    lgn = T.RGBToLGN(parvo_sigma_c=1.0, nonlin=torch.abs, device="cpu")
+    out = lgn(images)
+    parvo = A.LMSToParvo(1.0, 5.0, nonlin=torch.abs)(lms)
+    assert out.shape == (B, 5, H, W) and torch.equal(out[:, :2], parvo)
+    assert torch.equal(parvo[:, 0], parvo[:, 1])  # abs(d) == abs(-d)
+    norm = T.NormalizeLGN(device="cpu")(out)
+    torch.testing.assert_close(norm, (out - 0.2) / 0.2)

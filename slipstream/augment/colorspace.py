@@ -14,7 +14,7 @@ None of these is random: their params are empty.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,6 +27,7 @@ from slipstream.augment.base import (
 )
 from slipstream.augment.blur import gaussian_kernels
 from slipstream.augment.convert import Normalize
+from slipstream.renamed import renamed_argument
 
 __all__ = [
     "LMSToKonio",
@@ -107,22 +108,37 @@ class _DifferenceOfGaussians(BatchTransform):
     """Center-surround filtering with fixed sigmas (zero padding).
 
     Args:
-        sigma_center: Center Gaussian sigma in pixels (default: the class's).
-        sigma_surround: Surround Gaussian sigma in pixels (default: the class's).
+        sigma_c: Center Gaussian sigma in pixels (default: the class's).
+        sigma_s: Surround Gaussian sigma in pixels (default: the class's).
+        nonlin: The rectifying nonlinearity (default ``torch.relu``).
+        device: Accepted for the original's signature (kernels follow the batch).
+        sigma_center: Old name of ``sigma_c`` (FutureWarning).
+        sigma_surround: Old name of ``sigma_s`` (FutureWarning).
     """
 
     out_channels = 1
     default_sigmas = (1.0, 5.0)
 
     def __init__(
-        self, sigma_center: float | None = None, sigma_surround: float | None = None
+        self,
+        sigma_c: float | None = None,
+        sigma_s: float | None = None,
+        nonlin: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+        *,
+        sigma_center: float | None = None,
+        sigma_surround: float | None = None,
     ) -> None:
-        sigma_center = self.default_sigmas[0] if sigma_center is None else sigma_center
-        sigma_surround = self.default_sigmas[1] if sigma_surround is None else sigma_surround
-        if sigma_center <= 0 or sigma_surround <= 0:
-            raise ValueError(f"sigmas must be positive, got {sigma_center}, {sigma_surround}")
-        self.sigma_center = float(sigma_center)
-        self.sigma_surround = float(sigma_surround)
+        sigma_c = renamed_argument("sigma_center", "sigma_c", sigma_center, sigma_c)
+        sigma_s = renamed_argument("sigma_surround", "sigma_s", sigma_surround, sigma_s)
+        sigma_c = self.default_sigmas[0] if sigma_c is None else sigma_c
+        sigma_s = self.default_sigmas[1] if sigma_s is None else sigma_s
+        if sigma_c <= 0 or sigma_s <= 0:
+            raise ValueError(f"sigmas must be positive, got {sigma_c}, {sigma_s}")
+        self.sigma_center = float(sigma_c)
+        self.sigma_surround = float(sigma_s)
+        self.nonlin = torch.relu if nonlin is None else nonlin
+        self.set_seed_and_device(None, device)
 
     def dog(self, channels: torch.Tensor) -> torch.Tensor:
         """Center minus surround response of ``[B, C, H, W]`` (one FFT filter)."""
@@ -155,7 +171,7 @@ class LMSToParvo(_DifferenceOfGaussians):
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """``[relu(DoG(L) - DoG(M)), relu(DoG(M) - DoG(L))]`` (one DoG: it is linear)."""
         difference = self.dog(batch[:, 0:1] - batch[:, 1:2])
-        return torch.cat((difference.relu(), (-difference).relu()), dim=1)
+        return torch.cat((self.nonlin(difference), self.nonlin(-difference)), dim=1)
 
 
 class LMSToMagno(_DifferenceOfGaussians):
@@ -171,7 +187,7 @@ class LMSToMagno(_DifferenceOfGaussians):
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """``[relu(DoG(L + M)), relu(-DoG(L + M))]``."""
         response = self.dog(batch[:, 0:1] + batch[:, 1:2])
-        return torch.cat((response.relu(), (-response).relu()), dim=1)
+        return torch.cat((self.nonlin(response), self.nonlin(-response)), dim=1)
 
 
 class LMSToKonio(_DifferenceOfGaussians):
@@ -186,28 +202,46 @@ class LMSToKonio(_DifferenceOfGaussians):
 
     def apply(self, batch: torch.Tensor, params: Params) -> torch.Tensor:
         """``relu(DoG(S) - DoG(L + M))`` (one DoG: it is linear)."""
-        return self.dog(batch[:, 2:3] - batch[:, 0:1] - batch[:, 1:2]).relu()
+        return self.nonlin(self.dog(batch[:, 2:3] - batch[:, 0:1] - batch[:, 1:2]))
 
 
 class RGBToLGN(BatchTransform):
     """sRGB to the five LGN channels: parvo (2), magno (2), konio (1).
 
     Args:
-        parvo: The parvocellular stage.
-        magno: The magnocellular stage.
-        konio: The koniocellular stage.
+        parvo_sigma_c: Parvo center sigma (pixels).
+        parvo_sigma_s: Parvo surround sigma.
+        magno_sigma_c: Magno center sigma.
+        magno_sigma_s: Magno surround sigma.
+        konio_sigma_c: Konio center sigma.
+        konio_sigma_s: Konio surround sigma.
+        nonlin: The rectifying nonlinearity of every stage (default ``torch.relu``).
+        device: Accepted for the original's signature (kernels follow the batch).
+        parvo: A ready parvocellular stage (replaces the parvo sigmas).
+        magno: A ready magnocellular stage.
+        konio: A ready koniocellular stage.
     """
 
     def __init__(
         self,
+        parvo_sigma_c: float = 1.5,
+        parvo_sigma_s: float = 5.0,
+        magno_sigma_c: float = 2.5,
+        magno_sigma_s: float = 5.0,
+        konio_sigma_c: float = 2.5,
+        konio_sigma_s: float = 6.5,
+        nonlin: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+        *,
         parvo: LMSToParvo | None = None,
         magno: LMSToMagno | None = None,
         konio: LMSToKonio | None = None,
     ) -> None:
-        """Store the stages (defaults: their default sigmas)."""
-        self.parvo = parvo or LMSToParvo()
-        self.magno = magno or LMSToMagno()
-        self.konio = konio or LMSToKonio()
+        """Store the stages."""
+        self.parvo = parvo or LMSToParvo(parvo_sigma_c, parvo_sigma_s, nonlin, device)
+        self.magno = magno or LMSToMagno(magno_sigma_c, magno_sigma_s, nonlin, device)
+        self.konio = konio or LMSToKonio(konio_sigma_c, konio_sigma_s, nonlin, device)
+        self.set_seed_and_device(None, device)
 
     def output_stand_in(self, batch: torch.Tensor) -> torch.Tensor:
         """Five-channel stand-in."""
@@ -228,11 +262,20 @@ class RGBToMagno(FixedTransform):
     Args:
         magno_sigma_c: Center Gaussian sigma in pixels.
         magno_sigma_s: Surround Gaussian sigma in pixels.
+        nonlin: The rectifying nonlinearity (default ``torch.relu``).
+        device: Accepted for the original's signature (kernels follow the batch).
     """
 
-    def __init__(self, magno_sigma_c: float = 2.5, magno_sigma_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        magno_sigma_c: float = 2.5,
+        magno_sigma_s: float = 5.0,
+        nonlin: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
         """Build the magno stage."""
-        self.magno = LMSToMagno(magno_sigma_c, magno_sigma_s)
+        self.magno = LMSToMagno(magno_sigma_c, magno_sigma_s, nonlin, device)
+        self.set_seed_and_device(None, device)
 
     def output_stand_in(self, batch: torch.Tensor) -> torch.Tensor:
         """Two-channel stand-in."""
@@ -249,12 +292,18 @@ class NormalizeLGN(Normalize):
     Args:
         mean: Per-channel means (the original slipstream's defaults).
         std: Per-channel standard deviations.
+        inplace: As :class:`~slipstream.augment.convert.Normalize`.
+        dtype: As :class:`~slipstream.augment.convert.Normalize`.
+        device: As :class:`~slipstream.augment.convert.Normalize`.
     """
 
     def __init__(
         self,
         mean: Sequence[float] = (0.2, 0.2, 0.2, 0.2, 0.2),
         std: Sequence[float] = (0.2, 0.2, 0.2, 0.2, 0.2),
+        inplace: bool = True,
+        dtype: torch.dtype | str = torch.float32,
+        device: torch.device | str | None = None,
     ) -> None:
         """Store the statistics."""
-        super().__init__(mean, std)
+        super().__init__(mean, std, inplace, dtype, device)
