@@ -64,11 +64,13 @@ def color_augment(
     brightness, contrast, saturation, hue = jitter
     steps = [
         ToFloatImage(),
-        RandomColorJitter(jitter_p, brightness, contrast, saturation, hue),
+        RandomColorJitter(
+            jitter_p, hue=hue, saturation=saturation, value=brightness, contrast=contrast
+        ),
         RandomGrayscale(grayscale_p),
     ]
     if blur_p > 0:
-        steps.append(RandomGaussianBlur(blur_p, kernel_size=blur_kernel))
+        steps.append(RandomGaussianBlur(blur_p, kernel_size=blur_kernel, num_sigmas=None))
     if solarize_p > 0:
         steps.append(RandomSolarization(solarize_p))
     if normalize:
