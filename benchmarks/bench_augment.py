@@ -37,7 +37,9 @@ def slipstream_cases() -> dict[str, A.BatchTransform]:
         "RandomGrayscale": A.RandomGrayscale(p=1.0),
         "RandomBrightness": A.RandomBrightness(p=1.0),
         "RandomContrast": A.RandomContrast(p=1.0),
-        "RandomColorJitter (HSV)": A.RandomColorJitter(p=1.0),
+        "RandomColorJitter (HSV)": A.RandomColorJitter(
+            p=1.0, hue=0.1, saturation=0.2, value=0.4, contrast=0.4
+        ),
         "RandomColorJitterYIQ": A.RandomColorJitterYIQ(p=1.0),
         "RandomGaussianBlur k23": A.RandomGaussianBlur(p=1.0, kernel_size=23),
         "RandomSolarization": A.RandomSolarization(p=1.0),
@@ -49,7 +51,7 @@ def slipstream_cases() -> dict[str, A.BatchTransform]:
         "RandomPatchShuffle 4x4": A.RandomPatchShuffle(p=1.0, grid=4),
         "CircularMask": A.CircularMask(),
         "FixedOpticalDistortion": A.FixedOpticalDistortion(),
-        "RandomErasing": A.RandomErasing(p=1.0),
+        "RandomErasing": A.RandomErasing(p=1.0, mode="zeros"),  # kornia fills 0
         "SRGBToLMS": A.SRGBToLMS(),
         "RGBToLGN": A.RGBToLGN(),
         "Mixup": A.Mixup(alpha=0.8, num_classes=1000),
