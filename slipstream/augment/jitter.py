@@ -105,9 +105,9 @@ class RandomColorJitter(RandomTransform):
 
     Factors are drawn per sample; ``value=0.4`` means a brightness factor in
     ``[0.6, 1.4]`` (a ``(low, high)`` pair is taken as is); ``hue=0.1`` a shift in
-    ``[-0.1, 0.1]`` turns. A zero amount (the default for each) leaves that component out. Applied in the order brightness, contrast,
-    saturation, hue. Params: ``apply``, ``brightness``, ``contrast``, ``saturation``,
-    ``hue`` (each ``[B]``).
+    ``[-0.1, 0.1]`` turns. A zero amount (the default for each) leaves that component
+    out. Applied in the order brightness, contrast, saturation, hue. Params: ``apply``,
+    ``brightness``, ``contrast``, ``saturation``, ``hue`` (each ``[B]``).
 
     Args:
         p: Probability per sample.
