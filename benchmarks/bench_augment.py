@@ -54,7 +54,7 @@ def slipstream_cases() -> dict[str, A.BatchTransform]:
         "RandomErasing": A.RandomErasing(p=1.0, mode="zeros"),  # kornia fills 0
         "SRGBToLMS": A.SRGBToLMS(),
         "RGBToLGN": A.RGBToLGN(),
-        "Mixup": A.Mixup(alpha=0.8, num_classes=1000),
+        "Mixup": A.Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=1000),
         "CutMix": A.CutMix(alpha=1.0, num_classes=1000),
     }
 

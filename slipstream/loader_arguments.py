@@ -180,9 +180,13 @@ class AfterBatch:
         for k, transform in enumerate(self.transforms):
             if isinstance(transform, (Mixup, CutMix)):
                 ids = batch["index"].cpu().numpy().astype(np.int64)
-                images, labels = batch[self.image_output], batch["label"]
+                image_key = getattr(transform, "image_key", self.image_output)
+                image_key = image_key if image_key in batch else self.image_output
+                label_key = getattr(transform, "label_key", "label")
                 key = BatchKey(seed, epoch, ids)
-                batch[self.image_output], batch["label"] = transform(images, labels, key)
+                batch[image_key], batch[label_key] = transform(
+                    batch[image_key], batch[label_key], key
+                )
                 continue
             result = transform(batch)
             if not isinstance(result, dict):

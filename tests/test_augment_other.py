@@ -202,7 +202,7 @@ def test_keyed_beta_moments():
 
 def test_mixup(images, key):
     labels = torch.randint(0, 10, (B,))
-    mixup = A.Mixup(alpha=0.8, num_classes=10, label_smoothing=0.1)
+    mixup = A.Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=10, label_smoothing=0.1)
     mixed, targets, params = mixup(images, labels, key, return_params=True)
     lam = params["lam"].view(-1, 1, 1, 1)
     partner = params["partner"]
@@ -210,7 +210,7 @@ def test_mixup(images, key):
     assert torch.allclose(mixed, lam * images + (1 - lam) * images[partner], atol=1e-6)
     assert torch.allclose(targets.sum(1), torch.ones(B), atol=1e-6)
     assert torch.equal(mixup.apply(images, labels, params)[0], mixed)
-    none = A.Mixup(alpha=0.8, num_classes=10, p=0.0)(images, labels, key)
+    none = A.Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=10, prob=0.0)(images, labels, key)
     assert torch.equal(none[0], images) and torch.equal(none[1].argmax(1), labels)
 
 
@@ -241,7 +241,7 @@ def test_cutmix(images, key):
         lambda: A.RandomColorJitter(hue=0.7),
         lambda: A.RandomEmbed(64, background="plaid"),
         lambda: A.Normalize(mean=(0.5,), std=(0.0,)),
-        lambda: A.Mixup(alpha=0.0, num_classes=10),
+        lambda: A.Mixup(mixup_alpha=0.0, cutmix_alpha=0.0, num_classes=10),
     ],
 )
 def test_invalid_arguments_raise(build):

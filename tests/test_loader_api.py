@@ -169,7 +169,7 @@ def test_after_batch_transforms_receive_and_return_the_batch(photo_dataset):
 
 
 def test_mixup_as_an_after_batch_transform_is_keyed_by_the_samples(photo_dataset):
-    mixup = Mixup(alpha=0.8, num_classes=10)
+    mixup = Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=10)
     loader = _loader(photo_dataset, 16, crop_size=32, seed=3, after_batch_transforms=[mixup])
     loader.set_epoch(2)
     mixed = _first(loader)

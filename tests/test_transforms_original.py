@@ -306,7 +306,7 @@ def test_compose_of_conversions_and_jitter_replays(key):
 
 def mix(switch_prob: float = 0.5, p: float = 1.0) -> T.Mixup:
     return T.Mixup(
-        alpha=0.8, num_classes=10, p=p, cutmix_alpha=1.0, switch_prob=switch_prob,
+        mixup_alpha=0.8, num_classes=10, prob=p, cutmix_alpha=1.0, switch_prob=switch_prob,
         label_smoothing=0.1,
     )  # fmt: skip
 
@@ -360,7 +360,9 @@ def test_mixup_switch_images_targets_and_replay(images, key):
 def test_mixup_switch_draws_match_plain_mixup_and_cutmix(images, key):
     labels = torch.arange(B)
     params = mix().make_params(images, key)
-    plain_mixup = T.Mixup(alpha=0.8, num_classes=10).make_params(images, key)
+    plain_mixup = T.Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=10).make_params(
+        images, key
+    )
     plain_cutmix = T.CutMix(alpha=1.0, num_classes=10).make_params(images, key)
     cut = params["cutmix"]
     assert torch.equal(params["lam"][~cut], plain_mixup["lam"][~cut])
@@ -368,13 +370,13 @@ def test_mixup_switch_draws_match_plain_mixup_and_cutmix(images, key):
     assert torch.equal(params["box"][cut], plain_cutmix["box"][cut])
     # switch_prob 0: exactly plain mixup; 1: every sample uses CutMix.
     never = mix(switch_prob=0.0)(images, labels, key)
-    assert torch.equal(never[0], T.Mixup(alpha=0.8, num_classes=10, label_smoothing=0.1)(
-        images, labels, key)[0])  # fmt: skip
+    plain = T.Mixup(mixup_alpha=0.8, cutmix_alpha=0.0, num_classes=10, label_smoothing=0.1)
+    assert torch.equal(never[0], plain(images, labels, key)[0])
     assert bool(mix(switch_prob=1.0).make_params(images, key)["cutmix"].all())
     # Without cutmix_alpha the params are the plain ones (no cutmix keys).
     assert "cutmix" not in plain_mixup
     with pytest.raises(ValueError):
-        T.Mixup(alpha=0.8, num_classes=10, cutmix_alpha=1.0, switch_prob=1.5)
+        T.Mixup(mixup_alpha=0.8, num_classes=10, cutmix_alpha=1.0, switch_prob=1.5)
 
 
 def test_mixup_switch_keyed_per_sample(images, key):
@@ -444,9 +446,35 @@ def test_cuda_matches_cpu(images, key):
         lambda: T.ColorJitter(p=1.5),
         lambda: T.ColorJitter(value=-0.1),
         lambda: T.RGBToMagno(magno_sigma_c=0.0),
-        lambda: T.Mixup(alpha=0.8, num_classes=10, cutmix_alpha=-1.0),
+        lambda: T.Mixup(mixup_alpha=0.8, num_classes=10, cutmix_alpha=-1.0),
     ],
 )
 def test_invalid_arguments_raise(build):
     with pytest.raises(ValueError):
         build()
+
+
+def test_mixup_takes_the_originals_arguments_and_batch_dicts():
+    """``Mixup(mixup_alpha, cutmix_alpha, prob, ..., seed)`` called on a batch dict."""
+    images = torch.rand(8, 3, 16, 16)
+    labels = torch.arange(8) % 4
+    mixup = T.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=4, seed=5)
+    batch = mixup({"image": images.clone(), "label": labels.clone(), "index": torch.arange(8)})
+    key = A.BatchKey(5, 0, np.arange(8))  # the first key-less call: seed 5, call 0
+    want_images, want_targets = T.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=4)(
+        images, labels, key
+    )
+    assert torch.equal(batch["image"], want_images) and torch.equal(batch["label"], want_targets)
+    assert batch["label"].shape == (8, 4)
+    torch.testing.assert_close(batch["label"].sum(1), torch.ones(8))
+    second = mixup({"image": images.clone(), "label": labels.clone()})
+    assert not torch.equal(second["image"], batch["image"])  # the next call draws anew
+    with pytest.warns(FutureWarning, match="mixup_alpha"):
+        renamed = T.Mixup(alpha=0.8, cutmix_alpha=0.0, num_classes=4)
+    assert renamed.mixup_alpha == 0.8
+    cutmix_only = T.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=4)
+    params = cutmix_only.make_params(images, key)
+    assert bool(params["cutmix"][params["apply"]].all())
+    for bad in ({"cutmix_minmax": (0.2, 0.8)}, {"correct_lam": False}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            T.Mixup(num_classes=4, **bad)

@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from slipstream.augment.base import check_probability, to_batch_device
 from slipstream.augment.keys import AugmentStream, BatchKey
 from slipstream.augment.masks import box_masks
+from slipstream.renamed import renamed_argument
 
 __all__ = ["CutMix", "Mixup", "cutmix_boxes", "keyed_beta", "mixup_target", "one_hot"]
 
@@ -196,43 +198,126 @@ class _Mix:
 
 
 class Mixup(_Mix):
-    """``x = lam * x + (1 - lam) * x[partner]``, per-sample ``lam ~ Beta(alpha, alpha)``.
+    """Per-sample Mixup / CutMix, with the original slipstream's (and timm's) arguments.
 
-    With ``cutmix_alpha > 0``, each mixed sample instead uses CutMix with probability
-    ``switch_prob`` (a keyed per-sample draw; ``lam ~ Beta(cutmix_alpha, cutmix_alpha)``,
-    then the area the clipped box keeps).
+    Each sample of a batch is mixed with probability ``prob`` with its partner in the
+    reversed batch: by mixup (``x = lam * x + (1 - lam) * x[partner]``, ``lam ~
+    Beta(mixup_alpha, mixup_alpha)``) or, with probability ``switch_prob`` when both are
+    on, by CutMix (a box of the partner pasted in, ``lam ~ Beta(cutmix_alpha,
+    cutmix_alpha)``, then the area the clipped box keeps). Every draw is keyed by ``(seed,
+    epoch, sample id)`` (:class:`~slipstream.augment.BatchKey`).
+
+    Two ways to call it:
+
+    * ``mixup(images, labels, key)`` -> ``(images, targets)``;
+    * ``mixup(batch)`` on a batch dict, as the original (e.g. in
+      ``SlipstreamLoader(after_batch_transforms=[Mixup(...)])``): mixes
+      ``batch[image_key]`` and replaces ``batch[label_key]`` with the soft targets
+      ``[B, num_classes]``. Called this way outside the loader, the draws are keyed by
+      ``seed`` and a call counter (torch's RNG when ``seed`` is None); the loader keys
+      them by its seed, the epoch and ``batch["index"]``.
 
     Params: ``apply`` bool ``[B]``, ``lam`` ``[B]`` (1 where not applied), ``partner``
     int64 ``[B]``; with CutMix also ``cutmix`` bool ``[B]`` (the samples that use it) and
     ``box`` int64 ``[B, 4]`` = ``(top, left, height, width)`` (empty for the others).
 
     Args:
-        alpha: Beta distribution parameter of mixup (the original's ``mixup_alpha``).
-        num_classes: Number of classes of the integer labels.
-        p: Probability per sample that it is mixed at all (the original's ``prob``).
+        mixup_alpha: Beta parameter of mixup; 0 turns mixup off (CutMix only).
+        cutmix_alpha: Beta parameter of CutMix; 0 turns CutMix off (mixup only).
+        cutmix_minmax: Not supported (the original's box-size bounds): must be None.
+        prob: Probability per sample that it is mixed at all.
+        switch_prob: Probability per mixed sample of CutMix instead of mixup (when both
+            are on).
+        correct_lam: CutMix's ``lam`` is the area the clipped box keeps (always True
+            here; False is an error).
         label_smoothing: Label smoothing of the targets.
-        cutmix_alpha: Beta parameter of CutMix; 0 (default) means mixup only.
-        switch_prob: Probability per mixed sample of CutMix instead of mixup.
+        num_classes: Number of classes of the integer labels.
+        image_key: The batch dict's image entry (dict calls).
+        label_key: The batch dict's integer label entry (dict calls).
+        seed: Seed of the draws (replaces the loader's); None: the loader's seed.
+        alpha: This package's earlier name of ``mixup_alpha`` (warns).
+        p: This package's earlier name of ``prob`` (warns).
     """
 
     stream = AugmentStream.MIXUP
 
     def __init__(
         self,
-        alpha: float,
-        num_classes: int,
-        p: float = 1.0,
-        label_smoothing: float = 0.0,
-        *,
-        cutmix_alpha: float = 0.0,
+        mixup_alpha: float = 0.8,
+        cutmix_alpha: float = 1.0,
+        cutmix_minmax: tuple[float, float] | None = None,
+        prob: float = 1.0,
         switch_prob: float = 0.5,
+        correct_lam: bool = True,
+        label_smoothing: float = 0.0,
+        num_classes: int = 1000,
+        image_key: str = "image",
+        label_key: str = "label",
+        seed: int | None = None,
+        *,
+        alpha: float | None = None,
+        p: float | None = None,
     ) -> None:
         """Store the parameters."""
-        super().__init__(alpha, num_classes, p, label_smoothing)
-        if cutmix_alpha < 0:
-            raise ValueError(f"cutmix_alpha must be >= 0, got {cutmix_alpha}")
-        self.cutmix_alpha = float(cutmix_alpha)
-        self.switch_prob = check_probability(switch_prob)
+        if alpha is not None:
+            mixup_alpha = renamed_argument("alpha", "mixup_alpha", alpha)
+        if p is not None:
+            prob = renamed_argument("p", "prob", p)
+        if cutmix_minmax is not None:
+            raise ValueError(
+                "Mixup(cutmix_minmax=...) is not supported: give cutmix_alpha (box sizes "
+                "from Beta(cutmix_alpha, cutmix_alpha), as timm without minmax)"
+            )
+        if not correct_lam:
+            raise ValueError(
+                "Mixup(correct_lam=False) is not supported: CutMix's lam is always the area "
+                "the clipped box keeps"
+            )
+        if mixup_alpha < 0 or cutmix_alpha < 0:
+            raise ValueError(
+                f"mixup_alpha and cutmix_alpha must be >= 0, got {mixup_alpha}, {cutmix_alpha}"
+            )
+        if mixup_alpha == 0 and cutmix_alpha == 0:
+            raise ValueError("Mixup needs mixup_alpha > 0 or cutmix_alpha > 0")
+        # Mixup off: every mixed sample takes CutMix (lam drawn, then replaced by the box's).
+        super().__init__(mixup_alpha or 1.0, num_classes, prob, label_smoothing)
+        self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
+        self.switch_prob = check_probability(switch_prob) if mixup_alpha > 0 else 1.0
+        self.prob, self.correct_lam = self.p, True
+        self.image_key, self.label_key = image_key, label_key
+        self.seed = None if seed is None else int(seed)
+        self._calls = 0
+
+    def __call__(
+        self,
+        images: torch.Tensor | dict[str, Any],
+        labels: torch.Tensor | None = None,
+        key: BatchKey | None = None,
+        *,
+        return_params: bool = False,
+    ) -> Any:
+        """Mix ``(images, labels)`` -> ``(images, targets)``, or a batch dict -> the dict."""
+        if isinstance(images, dict):
+            batch = images
+            x, y = batch[self.image_key], batch[self.label_key]
+            if key is None:
+                key = self._call_key(x.shape[0])
+            batch[self.image_key], batch[self.label_key] = super().__call__(x, y, key)
+            return batch
+        if labels is None:
+            raise TypeError("Mixup needs (images, labels[, key]) or a batch dict")
+        if key is None and self.seed is not None:
+            key = self._call_key(images.shape[0])
+        elif key is not None and self.seed is not None:
+            key = BatchKey(self.seed, key.epoch, key.sample_ids, key.view, key.path)
+        return super().__call__(images, labels, key, return_params=return_params)
+
+    def _call_key(self, batch_size: int) -> BatchKey:
+        """A key for a call without one: ``seed`` and the call count, else torch's RNG."""
+        if self.seed is None:
+            return BatchKey.from_torch_rng(batch_size)
+        self._calls += 1
+        return BatchKey(self.seed, self._calls - 1, np.arange(batch_size, dtype=np.int64))
 
     def make_params(self, images: torch.Tensor, key: BatchKey) -> dict[str, Any]:
         """Draw ``lam`` per sample (and, with CutMix, the switch and the boxes)."""
