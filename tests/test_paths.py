@@ -55,8 +55,9 @@ def test_plugin_dir_is_the_plugin_root_per_dali_version(
     pytest.importorskip("nvidia.dali", reason="nvidia-dali is not installed")
     from slipstream.dali import plugin
 
-    version = plugin.dali_version()
-    assert plugin.plugin_dir(bare_env / "given") == bare_env / "given" / version
+    key = plugin.plugin_key()  # DALI version, CUDA major, libjpeg soname, CPU
+    assert key.startswith(f"dali{plugin.dali_version()}-")
+    assert plugin.plugin_dir(bare_env / "given") == bare_env / "given" / key
     monkeypatch.setenv(PLUGIN_DIR_ENV, str(bare_env / "plugins"))
     monkeypatch.setenv(CACHE_DIR_ENV, str(bare_env / "scratch"))
-    assert plugin.plugin_dir() == bare_env / "plugins" / version
+    assert plugin.plugin_dir() == bare_env / "plugins" / key

@@ -312,9 +312,12 @@ class RandomRotateObject(RandomTransform):
         pad_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
         seed: This transform's own seed (replaces the key's); None uses the key's.
         device: Accepted for the original's signature (params follow the batch).
-        degrees_range, scale_range, center_x_range, center_y_range, dest_x_range,
-            dest_y_range, padding_mode: Old names (FutureWarning); ``scale_range`` is the
-            magnification range, converted to ``scale=(1 / high, 1 / low)``.
+
+    Note:
+        The old argument names ``degrees_range``, ``scale_range``, ``center_x_range``,
+        ``center_y_range``, ``dest_x_range``, ``dest_y_range`` and ``padding_mode`` are
+        accepted with a FutureWarning; ``scale_range`` is the magnification range,
+        converted to ``scale=(1 / high, 1 / low)``.
     """
 
     stream = AugmentStream.ROTATE_OBJECT

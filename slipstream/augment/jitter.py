@@ -275,8 +275,11 @@ class RandomColorJitterYIQ(RandomTransform):
         contrast: Contrast amount (as ``saturation``).
         seed: This transform's own seed (replaces the key's); None uses the key's.
         device: Accepted for the original's signature (params follow the batch).
-        hue_range, saturation_range, value_range, brightness_range, contrast_range: Old
-            names (ranges) of the amounts (FutureWarning).
+
+    Note:
+        The old argument names ``hue_range``, ``saturation_range``, ``value_range``,
+        ``brightness_range`` and ``contrast_range`` (ranges of the amounts) are accepted
+        with a FutureWarning.
     """
 
     stream = AugmentStream.COLOR_JITTER_YIQ
