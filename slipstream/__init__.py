@@ -56,6 +56,7 @@ from slipstream.transforms import (
     ToDevice,
     ToTorchImage,
 )
+from slipstream.vis import show_batch, show_rgba
 
 __version__ = "0.1.0"
 
@@ -102,6 +103,8 @@ __all__ = [
     "make_train_pipeline",
     "make_val_pipeline",
     "multicrop",
+    "show_batch",
+    "show_rgba",
     "simclr",
     "supervised_train",
     "supervised_val",
