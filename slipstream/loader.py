@@ -33,11 +33,6 @@ from slipstream.loader_arguments import (
 from slipstream.logs import logger
 from slipstream.prefetch import Prefetcher
 from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
-from slipstream.prefetch.position import (
-    dataset_identity,
-    read_state,
-    state_batches,
-)
 from slipstream.prefetch.world import (
     check_same_seed,
     default_num_workers,
@@ -331,16 +326,7 @@ class SlipstreamLoader:
             and ``order`` (indices digest, world size, rank, drop_last, shuffle, samples per
             epoch). Plain JSON-serializable values.
         """
-        return {
-            "version": 2,
-            "epoch": self._cursor.epoch,
-            "samples": self._cursor.samples,
-            "batch": self._cursor.batches,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "dataset": dataset_identity(self.cache),
-            "order": self.prefetcher.order_state(),
-        }
+        return self._cursor.state_dict(self.prefetcher, self.batch_size, self.seed)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the next iteration yields exactly the samples the saved run had left.
@@ -354,15 +340,7 @@ class SlipstreamLoader:
                 another dataset, seed, or order (indices, shard, drop_last, shuffle): the
                 message names the mismatch.
         """
-        position = read_state(
-            state,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            identity=dataset_identity(self.cache),
-            order=self.prefetcher.order_state(),
-            samples_per_epoch=self.samples_per_epoch(),
-        )
-        self._cursor.load(*position, state_batches(state))
+        self._cursor.load_state_dict(state, self.prefetcher, self.batch_size, self.seed)
 
     def close(self) -> None:
         """Release the live iteration, the decode engine and the gathered-batch slots.

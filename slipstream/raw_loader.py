@@ -37,7 +37,6 @@ from slipstream.decode.policy import FailurePolicy
 from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch import EncodedBatch, Prefetcher, resolve_world
 from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
-from slipstream.prefetch.position import dataset_identity, read_state, state_batches
 from slipstream.prefetch.read_ahead import ReadAhead
 from slipstream.prefetch.world import default_num_workers
 from slipstream.sampling import resolve_order
@@ -203,16 +202,7 @@ class PrefetchingDataLoader:
 
     def state_dict(self) -> dict[str, Any]:
         """Position to resume from, and what it is valid for (as ``SlipstreamLoader``'s)."""
-        return {
-            "version": 2,
-            "epoch": self._cursor.epoch,
-            "samples": self._cursor.samples,
-            "batch": self._cursor.batches,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "dataset": dataset_identity(self.cache),
-            "order": self.prefetcher.order_state(),
-        }
+        return self._cursor.state_dict(self.prefetcher, self.batch_size, self.seed)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume: the next iteration yields exactly the samples the saved run had left.
@@ -221,15 +211,7 @@ class PrefetchingDataLoader:
             ResumeStateError: The state is malformed, or was saved for another dataset,
                 seed or order.
         """
-        position = read_state(
-            state,
-            seed=self.seed,
-            batch_size=self.batch_size,
-            identity=dataset_identity(self.cache),
-            order=self.prefetcher.order_state(),
-            samples_per_epoch=self.samples_per_epoch(),
-        )
-        self._cursor.load(*position, state_batches(state))
+        self._cursor.load_state_dict(state, self.prefetcher, self.batch_size, self.seed)
 
     def close(self) -> None:
         """Stop the live iteration and drop the batch buffers (reallocated on next use)."""

@@ -10,6 +10,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from slipstream.errors import SlipstreamError
+from slipstream.prefetch.position import dataset_identity, read_state, state_batches
 
 __all__ = ["EpochCursor", "LoaderIteration", "LoaderIterationClosed"]
 
@@ -128,3 +129,47 @@ class EpochCursor:
         if token == self._pass:
             self.epoch, self.samples, self.batches = self.epoch + 1, 0, 0
             self._left_early = False
+
+    def state_dict(self, prefetcher: Any, batch_size: int, seed: int) -> dict[str, Any]:
+        """A loader's resume state: this position, and what it is valid for.
+
+        Args:
+            prefetcher: The loader's :class:`~slipstream.prefetch.Prefetcher` (its cache
+                names the dataset, its order state the order).
+            batch_size: The loader's batch size.
+            seed: The loader's seed.
+
+        Returns:
+            ``version``, ``epoch``, ``samples`` (consumed in that epoch on this rank),
+            ``batch`` (batches yielded), ``batch_size``, ``seed``, ``dataset`` (the
+            content name of the dataset) and ``order``: plain JSON-serializable values.
+        """
+        return {
+            "version": 2,
+            "epoch": self.epoch,
+            "samples": self.samples,
+            "batch": self.batches,
+            "batch_size": batch_size,
+            "seed": seed,
+            "dataset": dataset_identity(prefetcher.cache),
+            "order": prefetcher.order_state(),
+        }
+
+    def load_state_dict(
+        self, state: dict[str, Any], prefetcher: Any, batch_size: int, seed: int
+    ) -> None:
+        """Resume at a state from :meth:`state_dict`, checked against this loader.
+
+        Raises:
+            ResumeStateError: The state is malformed, out of range, or was saved for
+                another dataset, seed or order: the message names the mismatch.
+        """
+        position = read_state(
+            state,
+            seed=seed,
+            batch_size=batch_size,
+            identity=dataset_identity(prefetcher.cache),
+            order=prefetcher.order_state(),
+            samples_per_epoch=prefetcher.samples_per_epoch(),
+        )
+        self.load(*position, state_batches(state))
