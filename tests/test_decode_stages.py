@@ -90,7 +90,7 @@ def test_stage_seed_overrides_the_loader_seed():
     pinned = DecodeRandomResizedCrop(64, seed=11)
     np.testing.assert_array_equal(_windows(pinned, seed=0), _windows(pinned, seed=5))
     np.testing.assert_array_equal(_windows(pinned), _windows(DecodeRandomResizedCrop(64), seed=11))
-    with pytest.raises(ValueError, match="num_threads"):
+    with pytest.raises(ValueError, match="num_workers"):
         DecodeRandomResizedCrop(224, (0.08, 1), (0.75, 1.33), 8)
 
 

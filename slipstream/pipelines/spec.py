@@ -74,7 +74,7 @@ class DecodeRandomResizedCrop(_Crop):
         if self.method not in ("torchvision", "direct"):
             raise ValueError(
                 f"method must be 'torchvision' or 'direct', got {self.method!r} (decode "
-                "threads are SlipstreamLoader's num_threads)"
+                "threads are SlipstreamLoader's num_workers)"
             )
 
     def windows(

@@ -19,7 +19,7 @@ __all__ = ["make_train_pipeline", "make_val_pipeline", "supervised_train", "supe
 def _no_threads(num_threads: int) -> None:
     if num_threads:
         raise ValueError(
-            f"num_threads={num_threads}: decode threads are SlipstreamLoader(num_threads=...), "
+            f"num_threads={num_threads}: decode threads are SlipstreamLoader(num_workers=...), "
             "one pool for every output"
         )
 
@@ -47,7 +47,7 @@ def supervised_train(
         dtype: Output dtype name or torch dtype.
         normalize: Normalize with ImageNet mean/std; ``False`` keeps pixel values (use
             ``dtype="uint8"`` for raw bytes).
-        num_threads: Must be 0: decode threads are the loader's ``num_threads``.
+        num_threads: Must be 0: decode threads are the loader's ``num_workers``.
         scale: RandomResizedCrop area range.
         ratio: RandomResizedCrop aspect-ratio range.
         flip_probability: Probability of a horizontal flip per sample (the original adds
@@ -95,7 +95,7 @@ def supervised_val(
         device: Where the images go (default: the loader's ``device``).
         dtype: Output dtype name or torch dtype.
         normalize: Normalize with ImageNet mean/std on the output device.
-        num_threads: Must be 0: decode threads are the loader's ``num_threads``.
+        num_threads: Must be 0: decode threads are the loader's ``num_workers``.
         resize_short: Short side of the equivalent resize-then-crop.
         field: Image field of the dataset to read.
 
@@ -138,7 +138,7 @@ def make_train_pipeline(
         normalize: Normalize with ``mean`` and ``std``.
         mean: Channel means in [0, 1] units.
         std: Channel standard deviations in [0, 1] units.
-        num_threads: Must be 0: decode threads are the loader's ``num_threads``.
+        num_threads: Must be 0: decode threads are the loader's ``num_workers``.
         seed: Seed of the crop draws (default: the loader's ``seed``).
         dtype: Output dtype name or torch dtype.
 
@@ -171,7 +171,7 @@ def make_val_pipeline(
         normalize: Normalize with ``mean`` and ``std``.
         mean: Channel means in [0, 1] units.
         std: Channel standard deviations in [0, 1] units.
-        num_threads: Must be 0: decode threads are the loader's ``num_threads``.
+        num_threads: Must be 0: decode threads are the loader's ``num_workers``.
         dtype: Output dtype name or torch dtype.
 
     Returns:
