@@ -34,6 +34,9 @@ CHILD = textwrap.dedent(
     """
     import faulthandler, signal, sys, threading, time
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent's stack dump on a hang
+    # Ctrl-C as in a terminal: a job started in the background of a script (e.g. CI under
+    # `nohup ... &`) inherits SIGINT ignored, and Python then installs no handler for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, sys.argv[3])
     from loader_engines import make_loader
     from slipstream import SlipstreamDataset
