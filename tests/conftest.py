@@ -236,6 +236,7 @@ def short_yuv_item_dataset(yuv_dataset, tmp_path_factory: pytest.TempPathFactory
     serve here: the companion is built by decoding the JPEGs, so its build would fail.)
     """
     from slipstream import SlipstreamDataset
+    from slipstream.cache.checksum import checksum_file, xxh64
     from slipstream.cache.yuv420 import companion_names
 
     dest = tmp_path_factory.mktemp("short-yuv") / "cache"
@@ -243,5 +244,11 @@ def short_yuv_item_dataset(yuv_dataset, tmp_path_factory: pytest.TempPathFactory
     meta = np.load(dest / companion_names("image")[1], mmap_mode="r+")
     meta["data_size"][VICTIM] //= 2
     meta.flush()
-    del meta
+    # The item's checksum follows its new size: the decoder, not the checksum, rejects it.
+    sums = np.load(dest / checksum_file("image_yuv420"), mmap_mode="r+")
+    data = np.fromfile(dest / companion_names("image")[0], dtype=np.uint8)
+    start, size = int(meta["data_ptr"][VICTIM]), int(meta["data_size"][VICTIM])
+    sums[VICTIM] = xxh64(data[start : start + size])
+    sums.flush()
+    del meta, sums
     return SlipstreamDataset(dest), VICTIM

@@ -38,6 +38,7 @@ from slipstream.native.yuv420 import (
     yuv420_to_rgb,
 )
 from slipstream.pipelines import (
+    DecodeCenterCrop,
     DecodeRandomResizedCrop,
     ImagePipeline,
     supervised_val,
@@ -207,6 +208,52 @@ def test_companion_recorded_in_manifest(yuv_dataset, companion, tmp_path: Path):
         SlipCache.open(broken)
     with pytest.raises(Yuv420Error, match="truncated"):
         open_yuv420(broken, "image", len(yuv_dataset))
+
+
+def test_flipped_companion_byte_is_a_sample_corrupt_error(yuv_dataset, companion, tmp_path):
+    """Companion items carry XXH64 checksums, checked by the gather like the JPEG field's."""
+    from slipstream.cache.checksum import checksum_file, xxh64
+    from slipstream.decode import SampleCorruptError
+
+    sums_name = checksum_file("image_yuv420")
+    assert companion.checksums is not None
+    for i in (0, 7, len(yuv_dataset) - 1):  # the stored sums are the items' own
+        start, size = int(companion.meta["data_ptr"][i]), int(companion.meta["data_size"][i])
+        assert int(companion.checksums[i]) == xxh64(
+            np.asarray(companion.data[start : start + size])
+        )
+    victim = 5
+    damaged = tmp_path / "damaged"
+    shutil.copytree(yuv_dataset.cache_path, damaged)
+    start = int(companion.meta["data_ptr"][victim] + companion.meta["data_size"][victim] // 3)
+    with open(damaged / companion_names("image")[0], "r+b") as f:
+        f.seek(start)
+        byte = f.read(1)[0]
+        f.seek(start)
+        f.write(bytes([byte ^ 0x01]))  # one bit: still a valid-looking YUV420 item
+    pipelines = {"image": ImagePipeline(DecodeCenterCrop(32), dtype="uint8")}
+    options = {"backend": "native", "device": "cpu", "image_format": "yuv420", "shuffle": False}
+    loader = SlipstreamLoader(SlipstreamDataset(damaged), 16, pipelines, **options)
+    with pytest.raises(SampleCorruptError, match=rf"sample {victim} .*YUV420 companion"):
+        list(loader)
+    skipping = SlipstreamLoader(
+        SlipstreamDataset(damaged), 16, pipelines, on_error="skip", **options
+    )
+    invalid = [
+        int(i) for b in skipping for i, ok in zip(b["index"], b["valid"], strict=True) if not ok
+    ]
+    assert invalid == [victim]
+    # A companion written before checksums (no sums file, no record entry) still opens.
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    del manifest["fields"]["image"]["yuv420"]["checksum"]
+    for files in (
+        manifest["fields"]["image"]["yuv420"]["files"],
+        manifest["fields"]["image"]["files"],
+    ):
+        files.pop(sums_name)
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    (damaged / sums_name).unlink()
+    assert open_yuv420(damaged, "image", len(yuv_dataset)).checksums is None
 
 
 _KILL_CHILD = """

@@ -16,14 +16,17 @@ decode speed. It sits next to the field it mirrors::
     │                                   │ data_ptr <u8 │ data_size <u8 │ height <u4 │ width <u4 │
     │                                   └──────────────┴───────────────┴────────────┴───────────┘
     │                                   height, width = the image's true size (as the field's)
+    ├── <field>_yuv420.xxh64.npy        N x <u8: XXH64 (seed 0) of each item, checked when
+    │                                   items are gathered (absent in older companions)
     └── manifest.json                   the record, written last (slip cache: in the field's
         (or yuv420.json elsewhere)      entry; elsewhere: yuv420.json):
 
     "yuv420": {"format": "i420-bt601-full", "version": 1, "num_samples": N,
-               "source_bytes": <bytes of the JPEG field>,
-               "files": {"<field>_yuv420.bin": <bytes>, "<field>_yuv420.meta.npy": <bytes>}}
+               "source_bytes": <bytes of the JPEG field>, "checksum": "xxh64",
+               "files": {"<field>_yuv420.bin": <bytes>, "<field>_yuv420.meta.npy": <bytes>,
+                         "<field>_yuv420.xxh64.npy": <bytes>}}
 
-In a slip cache written by this package the two files are also added to the field's
+In a slip cache written by this package the files are also added to the field's
 ``"files"``, so :meth:`SlipCache.open` checks their sizes too.
 
 Building decodes every JPEG with libjpeg-turbo (the pixels the JPEG path crops from),
@@ -50,6 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from slipstream.cache.build_lock import build_lock
+from slipstream.cache.checksum import CHECKSUM_DTYPE, CHECKSUM_NAME, checksum_file, xxh64_items
 from slipstream.cache.format import IMAGE_META_DTYPE, MANIFEST_NAME
 from slipstream.cache.raw_items import stored_item_formats
 from slipstream.logs import show_progress
@@ -83,6 +87,8 @@ class Yuv420Companion:
         data: ``uint8`` memory map of ``<field>_yuv420.bin``.
         meta: ``IMAGE_META_DTYPE`` table, one record per sample.
         source_bytes: Bytes of the JPEG field it was built from.
+        checksums: ``<u8 [N]`` XXH64 of each item (``<field>_yuv420.xxh64.npy``), checked
+            when items are gathered; None for a companion built before they were written.
     """
 
     folder: Path
@@ -90,6 +96,7 @@ class Yuv420Companion:
     data: np.ndarray
     meta: np.ndarray
     source_bytes: int
+    checksums: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -217,7 +224,13 @@ def open_yuv420(folder: str | os.PathLike, field: str, num_samples: int) -> Yuv4
     ends = meta["data_ptr"] + meta["data_size"]
     if len(ends) and int(ends.max()) > size:
         raise Yuv420Error(f"{folder}: {bin_name} is shorter than its table says (truncated)")
-    return Yuv420Companion(folder, field, data, meta, int(record["source_bytes"]))
+    checksums = None
+    if record.get("checksum") == CHECKSUM_NAME:
+        sums_name = checksum_file(f"{field}_yuv420")
+        checksums = np.load(folder / sums_name, mmap_mode="r", allow_pickle=False)
+        if checksums.dtype != CHECKSUM_DTYPE or checksums.shape != (num_samples,):
+            raise Yuv420Error(f"{folder}: {sums_name} is {checksums.dtype} {checksums.shape}")
+    return Yuv420Companion(folder, field, data, meta, int(record["source_bytes"]), checksums)
 
 
 def _item_layout(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -319,12 +332,28 @@ def _build(
         np.save(f, meta)
     os.replace(meta_tmp, folder / meta_name)
     os.replace(partial, folder / bin_name)
-    files = {bin_name: total, meta_name: (folder / meta_name).stat().st_size}
+    # Per-item checksums of the finished items, checked by the gather like the JPEG field's.
+    sums_name = checksum_file(f"{field}_yuv420")
+    stored = np.memmap(folder / bin_name, np.uint8, mode="r") if total else np.zeros(0, np.uint8)
+    sums = xxh64_items(stored, meta["data_ptr"], meta["data_size"])
+    del stored
+    sums_tmp = folder / f"{sums_name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    with open(sums_tmp, "wb") as f:
+        np.save(f, sums)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(sums_tmp, folder / sums_name)
+    files = {
+        bin_name: total,
+        meta_name: (folder / meta_name).stat().st_size,
+        sums_name: (folder / sums_name).stat().st_size,
+    }
     record = {
         "format": COMPANION_FORMAT,
         "version": COMPANION_VERSION,
         "num_samples": n,
         "source_bytes": int(source_bytes),
+        "checksum": CHECKSUM_NAME,
         "files": files,
     }
     _write_record(folder, field, record)  # the commit point

@@ -246,7 +246,11 @@ class Prefetcher:
             companion = build_yuv420(self.cache, field)
             data, meta = companion.data, companion.meta
         checksums = formats = None
-        if self.image_format == "jpeg" and hasattr(self.cache, "checksums"):
+        source = f"field {field!r} of {self.cache.path}"
+        if self.image_format == "yuv420":
+            checksums = companion.checksums
+            source = f"the YUV420 companion of field {field!r} in {companion.folder}"
+        elif hasattr(self.cache, "checksums"):
             checksums = self.cache.checksums(field)
         if self.image_format == "jpeg":
             formats = stored_item_formats(self.cache, field)
@@ -257,7 +261,7 @@ class Prefetcher:
                 for key in ("data_ptr", "data_size", "height", "width")
             ),
             checksums=None if checksums is None else np.ascontiguousarray(checksums, np.uint64),
-            source=f"field {field!r} of {self.cache.path}",
+            source=source,
             formats=None if formats is None else np.ascontiguousarray(formats, np.uint8),
         )
 
