@@ -32,7 +32,7 @@ from slipstream.loader_arguments import (
 )
 from slipstream.logs import logger
 from slipstream.prefetch import Prefetcher
-from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
+from slipstream.prefetch.iteration import EpochCursor, LiveIteration, LoaderIteration
 from slipstream.prefetch.world import (
     check_same_seed,
     default_num_workers,
@@ -260,7 +260,7 @@ class SlipstreamLoader:
                 f"{self.fields}) and on_error='raise' (skipped samples need the batch's 'valid')"
             )
         self._cursor, self._seed_checked = EpochCursor(), False
-        self._live: weakref.ref[LoaderIteration] | None = None
+        self._live = LiveIteration()
         _OPEN_LOADERS.add(self)
 
     def __repr__(self) -> str:
@@ -349,8 +349,7 @@ class SlipstreamLoader:
         memory on a GPU machine) and DALI pipeline. Idempotent; iterating again starts
         afresh (a new engine). Called on ``with`` exit and when the loader is collected.
         """
-        live = self._live() if getattr(self, "_live", None) is not None else None
-        self._live = None
+        live = getattr(self, "_live", None)  # absent when __init__ failed
         if live is not None:
             live.close()
         decoder, self._decoder = getattr(self, "_decoder", None), None
@@ -426,12 +425,7 @@ class SlipstreamLoader:
         (its next use raises :class:`LoaderIterationClosed`); having been left early, the
         next iteration runs the next epoch.
         """
-        live = self._live() if self._live is not None else None
-        if live is not None:
-            live.supersede()
-        iteration = LoaderIteration(self._batches())
-        self._live = weakref.ref(iteration)
-        return iteration
+        return self._live.start(self._batches())
 
     def _batches(self) -> Generator[dict[str, Any] | tuple[torch.Tensor, ...], None, None]:
         engine = self._engine()

@@ -23,7 +23,6 @@ the next one is drawn (copy what you keep), as in FFCV. Unlike the original's pa
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -36,7 +35,7 @@ from slipstream.dataset import SlipstreamDataset
 from slipstream.decode.policy import FailurePolicy
 from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch import EncodedBatch, Prefetcher, resolve_world
-from slipstream.prefetch.iteration import EpochCursor, LoaderIteration
+from slipstream.prefetch.iteration import EpochCursor, LiveIteration, LoaderIteration
 from slipstream.prefetch.read_ahead import ReadAhead
 from slipstream.prefetch.world import default_num_workers
 from slipstream.sampling import resolve_order
@@ -160,7 +159,7 @@ class PrefetchingDataLoader:
         )
         self.indices = self.prefetcher.indices
         self._cursor = EpochCursor()
-        self._live: weakref.ref[LoaderIteration] | None = None
+        self._live = LiveIteration()
 
     def __repr__(self) -> str:
         """What this loader streams: source, field, samples, batch size, order, shard."""
@@ -215,8 +214,7 @@ class PrefetchingDataLoader:
 
     def close(self) -> None:
         """Stop the live iteration and drop the batch buffers (reallocated on next use)."""
-        live = self._live() if getattr(self, "_live", None) is not None else None
-        self._live = None
+        live = getattr(self, "_live", None)  # absent when __init__ failed
         if live is not None:
             live.close()
         prefetcher = getattr(self, "prefetcher", None)
@@ -236,12 +234,7 @@ class PrefetchingDataLoader:
 
         One iteration is live at a time: a new ``iter(loader)`` closes the previous one.
         """
-        live = self._live() if self._live is not None else None
-        if live is not None:
-            live.supersede()
-        iteration = LoaderIteration(self._batches())
-        self._live = weakref.ref(iteration)
-        return iteration
+        return self._live.start(self._batches())
 
     def _batches(self) -> Generator[dict[str, Any], None, None]:
         token, epoch, start, _ = self._cursor.begin()

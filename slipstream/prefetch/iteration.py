@@ -6,6 +6,7 @@ A newer ``iter(loader)`` closes the older one (:class:`LoaderIteration`); an
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -173,3 +174,31 @@ class EpochCursor:
             samples_per_epoch=prefetcher.samples_per_epoch(),
         )
         self.load(*position, state_batches(state))
+
+
+class LiveIteration:
+    """A loader's one live :class:`LoaderIteration` (held weakly: dropping it ends it)."""
+
+    def __init__(self) -> None:
+        """No iteration yet."""
+        self._ref: weakref.ref[LoaderIteration] | None = None
+
+    def start(self, batches: Generator[Any, None, None]) -> LoaderIteration:
+        """A new iteration over ``batches``; the previous one, if live, is superseded."""
+        self.supersede()
+        iteration = LoaderIteration(batches)
+        self._ref = weakref.ref(iteration)
+        return iteration
+
+    def supersede(self) -> None:
+        """Close the live iteration so that its next use raises :class:`LoaderIterationClosed`."""
+        live = self._ref() if self._ref is not None else None
+        if live is not None:
+            live.supersede()
+
+    def close(self) -> None:
+        """Close the live iteration (its threads stop); idempotent."""
+        live = self._ref() if self._ref is not None else None
+        self._ref = None
+        if live is not None:
+            live.close()
