@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 from numba import types
@@ -114,3 +116,43 @@ def gather_bytes(
     if corrupt is None or expected.shape != sizes.shape or corrupt.shape[0] < sizes.shape[0]:
         raise ValueError("expected and corrupt must have one entry per item")
     return int(_gather(source, pointers, sizes, destination, offsets, expected, corrupt, True))
+
+
+def gather_bytes_in_parts(
+    pool: ThreadPoolExecutor | None,
+    parts: int,
+    source: np.ndarray,
+    pointers: np.ndarray,
+    sizes: np.ndarray,
+    destination: np.ndarray,
+    offsets: np.ndarray,
+    expected: np.ndarray | None = None,
+    corrupt: np.ndarray | None = None,
+) -> None:
+    """:func:`gather_bytes`, split into ``parts`` contiguous shares: ``pool`` and this thread.
+
+    Share ``j`` writes its items from the byte where the items before it end, so the
+    result (bytes, offsets, corrupt flags) is the single-threaded gather's; each share's
+    ranges are checked as :func:`gather_bytes` checks them. Without a pool (or with too
+    few items to split) it is :func:`gather_bytes`.
+    """
+    n = len(sizes)
+    if pool is None or parts == 1 or n < 2 * parts:
+        gather_bytes(source, pointers, sizes, destination, offsets, expected, corrupt)
+        return
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    ends = np.cumsum(sizes, dtype=np.uint64)
+
+    def share(j: int) -> None:
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        start = 0 if a == 0 else int(ends[a - 1])
+        part = (
+            (None, None) if expected is None else (expected[a:b], corrupt[a:b])  # type: ignore[index]
+        )
+        gather_bytes(source, pointers[a:b], sizes[a:b], destination[start:], offsets[a:b], *part)
+        offsets[a:b] += np.uint64(start)
+
+    futures = [pool.submit(share, j) for j in range(1, parts)]  # type: ignore[union-attr]
+    share(0)
+    for future in futures:
+        future.result()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slipstream.cache.format import IMAGE_FORMATS, field_format
-from slipstream.cache.gather import gather_bytes
+from slipstream.cache.gather import gather_bytes_in_parts
 from slipstream.cache.raw_items import stored_item_formats
 from slipstream.errors import FieldNotFoundError
 from slipstream.prefetch.batch import EncodedBatch, allocate_batch
@@ -391,14 +391,14 @@ class Prefetcher:
             np.take(store.sizes, ids, out=sizes)
             pointers, offsets = store.pointers[ids], images.offsets[:n]
             if store.checksums is None or images.corrupt is None:
-                _gather_parts(
+                gather_bytes_in_parts(
                     pool, self.gather_threads, store.data, pointers, sizes, images.data, offsets
                 )
                 if images.corrupt is not None:
                     images.corrupt[:n] = 0
             else:
                 expected, corrupt = store.checksums[ids], images.corrupt[:n]
-                _gather_parts(
+                gather_bytes_in_parts(
                     pool,
                     self.gather_threads,
                     store.data,
@@ -421,45 +421,3 @@ class Prefetcher:
                     images.flips[k, :n] = flips(ids, probability=pipeline.flip_probability, **key)
                 else:
                     images.flips[k, :n] = 0
-
-
-def _gather_parts(
-    pool: ThreadPoolExecutor | None,
-    parts: int,
-    source: np.ndarray,
-    pointers: np.ndarray,
-    sizes: np.ndarray,
-    destination: np.ndarray,
-    offsets: np.ndarray,
-    expected: np.ndarray | None = None,
-    corrupt: np.ndarray | None = None,
-) -> None:
-    """:func:`gather_bytes`, split into contiguous shares run on ``pool`` and this thread.
-
-    Share ``j`` writes its items from the byte where the items before it end, so the
-    result (bytes, offsets, corrupt flags) is the single-threaded gather's.
-    """
-    n = len(sizes)
-    if pool is None or parts == 1 or n < 2 * parts:
-        gather_bytes(source, pointers, sizes, destination, offsets, expected, corrupt)
-        return
-    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
-    ends = np.cumsum(sizes, dtype=np.uint64)
-    if int(ends[-1]) > destination.shape[0]:
-        raise ValueError(
-            f"gather needs {int(ends[-1])} bytes but the buffer holds {destination.shape[0]}"
-        )
-
-    def share(j: int) -> None:
-        a, b = int(bounds[j]), int(bounds[j + 1])
-        start = 0 if a == 0 else int(ends[a - 1])
-        part = (
-            (None, None) if expected is None else (expected[a:b], corrupt[a:b])  # type: ignore[index]
-        )
-        gather_bytes(source, pointers[a:b], sizes[a:b], destination[start:], offsets[a:b], *part)
-        offsets[a:b] += np.uint64(start)
-
-    futures = [pool.submit(share, j) for j in range(1, parts)]  # type: ignore[union-attr]
-    share(0)
-    for future in futures:
-        future.result()
