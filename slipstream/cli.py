@@ -284,6 +284,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_num_workers(parser: argparse.ArgumentParser) -> None:
+    """``--num-workers`` (``--threads``, its old name): decode threads of the loader."""
+    parser.add_argument(
+        "--num-workers",
+        "--threads",
+        dest="threads",
+        type=_positive_int,
+        default=None,
+        help="decode threads (default: the usable cores divided by the ranks on this node); "
+        "--threads is its old name",
+    )
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -374,14 +387,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("path", help=f"what to stream: a slip cache folder or {SOURCE_HELP}")
     bench.add_argument("--epochs", type=_positive_int, default=3, help="epochs per run")
     bench.add_argument("--batch-size", type=_positive_int, default=256, help="samples per batch")
-    bench.add_argument(
-        "--num-workers",
-        "--threads",
-        dest="threads",
-        type=_positive_int,
-        default=None,
-        help="decode threads (default: all cores); --threads is its old name",
-    )
+    _add_num_workers(bench)
     bench.add_argument(
         "--only", nargs="*", default=None, help="run only these runs (by their table name)"
     )
@@ -426,14 +432,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--epochs", type=_positive_int, default=3, help="epochs to stream")
     demo.add_argument("--batch-size", type=_positive_int, default=128, help="samples per batch")
-    demo.add_argument(
-        "--num-workers",
-        "--threads",
-        dest="threads",
-        type=_positive_int,
-        default=None,
-        help="decode threads (default: all cores); --threads is its old name",
-    )
+    _add_num_workers(demo)
     demo.add_argument(
         "--device", default=None, help="output device, e.g. cpu or cuda (default: CUDA if present)"
     )

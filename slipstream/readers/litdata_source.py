@@ -12,6 +12,7 @@ cache is built.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -93,16 +94,19 @@ def litdata_cache(
         / f"{name}-{reader.fingerprint()[:16]}-v{NAME_VERSION}{storage_suffix(**storage)}"
     )
 
+    build_here = functools.partial(
+        build_cache,
+        reader,
+        dest,
+        on_error=on_error,
+        progress=progress,
+        num_workers=build_threads,
+        **storage,
+    )
+
     def build() -> Path:
         if (dest / "manifest.json").is_file() or not is_s3_url(source):
-            return build_cache(
-                reader,
-                dest,
-                on_error=on_error,
-                progress=progress,
-                num_workers=build_threads,
-                **storage,
-            )
+            return build_here()
         dest.parent.mkdir(parents=True, exist_ok=True)
         # The download and the build under one lock (reentrant: build_cache takes it
         # again), so the ranks of a node fetch each chunk once; the others wait.
@@ -110,13 +114,6 @@ def litdata_cache(
             if not (dest / "manifest.json").is_file():
                 download_chunks(str(source), reader.root, progress=progress)
                 reader.check_chunks()
-            return build_cache(
-                reader,
-                dest,
-                on_error=on_error,
-                progress=progress,
-                num_workers=build_threads,
-                **storage,
-            )
+            return build_here()
 
     return build() if remote is None else obtain_cache(dest, build, remote)
